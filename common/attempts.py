@@ -1,0 +1,75 @@
+"""One activity attempt of a flaky step: cut the hang, record the outcome, re-raise failures.
+
+Temporal's server would time a hung attempt out on its own, but the coroutine would keep its
+worker slot until the brief's 300 s sleep ends. Ending it here frees the slot and lets the
+attempt be recorded as a timeout.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncio
+import asyncpg
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+T = TypeVar("T")
+log = activity.logger
+
+# The worker gives up slightly before the server's start-to-close, so it reports the timeout itself.
+REPORT_MARGIN_SECONDS = 0.05
+
+_INSERT = """
+INSERT INTO {schema}.step_attempts
+    (order_id, step, workflow_id, run_id, activity_id, attempt, outcome, message, duration_ms)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT DO NOTHING
+"""
+
+
+async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Callable[[], Awaitable[T]]) -> T:
+    info = activity.info()
+    limit = None
+    if info.start_to_close_timeout:
+        limit = max(info.start_to_close_timeout.total_seconds() - REPORT_MARGIN_SECONDS, 0.01)
+    started = time.monotonic()
+    context = {"order_id": order_id}
+    try:
+        async with asyncio.timeout(limit):
+            result = await work()
+    except TimeoutError:
+        message = f"attempt {info.attempt} timed out after {limit:.2f}s"
+        log.warning("attempt_timed_out", extra={**context, "error": message})
+        await _record(pool, schema, order_id, "timeout", message, started)
+        raise ApplicationError(message, type="AttemptTimeout") from None
+    except asyncio.CancelledError:
+        raise
+    except Exception as err:
+        message = f"{type(err).__name__}: {err}"
+        log.warning("attempt_failed", extra={**context, "error": message})
+        await _record(pool, schema, order_id, "error", message, started)
+        raise
+    await _record(pool, schema, order_id, "ok", "", started)
+    log.info("attempt_succeeded", extra=context)
+    return result
+
+
+async def _record(pool: asyncpg.Pool, schema: str, order_id: str, outcome: str, message: str, started: float) -> None:
+    """Best effort: the attempt log is for people; losing a row must not fail the step."""
+    info = activity.info()
+    try:
+        await pool.execute(
+            _INSERT.format(schema=schema),
+            order_id,
+            info.activity_type,
+            info.workflow_id,
+            info.workflow_run_id,
+            info.activity_id,
+            info.attempt,
+            outcome,
+            message[:500],
+            int((time.monotonic() - started) * 1000),
+        )
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as err:
+        log.warning("attempt_not_recorded", extra={"order_id": order_id, "error": str(err)})

@@ -1,0 +1,61 @@
+"""JSON lines on stdout, one object per event, from every process."""
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+from opentelemetry import trace
+from temporalio import activity, workflow
+
+_FIELDS = ("order_id", "workflow_id", "run_id", "step", "attempt", "error", "state", "reason")
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str):
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "event": record.getMessage(),
+            "logger": record.name,
+        }
+        wf = getattr(record, "temporal_workflow", None)
+        if wf:
+            line.update(workflow_id=wf.get("workflow_id"), run_id=wf.get("run_id"))
+        act = getattr(record, "temporal_activity", None)
+        if act:
+            line.update(
+                workflow_id=act.get("workflow_id"),
+                run_id=act.get("workflow_run_id"),
+                step=act.get("activity_type"),
+                attempt=act.get("attempt"),
+            )
+        for name in _FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value
+        for name, value in getattr(record, "fields", {}).items():
+            line[name] = value
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            line["trace_id"] = format(span.trace_id, "032x")
+            line["span_id"] = format(span.span_id, "016x")
+        if record.exc_info and record.levelno >= logging.ERROR:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def setup(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # The Temporal loggers put their context in `extra`; keep the message to the event name.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False

@@ -1,0 +1,29 @@
+"""Gateway settings, from the environment only."""
+
+import os
+from dataclasses import dataclass
+
+from common.settings import TemporalSettings, database_url
+from order_service import contract as orders
+from shipping_service import contract as shipping
+
+
+@dataclass(frozen=True)
+class Settings:
+    temporal: TemporalSettings
+    database_url: str
+    listen: str
+    order_task_queue: str
+    shipping_task_queue: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            temporal=TemporalSettings.from_env(),
+            database_url=database_url("GATEWAY_DATABASE_URL", "gateway_reader"),
+            listen=os.environ.get("GATEWAY_LISTEN", "127.0.0.1:50051"),
+            order_task_queue=os.environ.get("ORDER_TASK_QUEUE", orders.TASK_QUEUE),
+            shipping_task_queue=os.environ.get("SHIPPING_TASK_QUEUE", shipping.TASK_QUEUE),
+            log_level=os.environ.get("LOG_LEVEL", "INFO"),
+        )

@@ -1,0 +1,199 @@
+"""The gRPC gateway: start, steer and inspect orders. Talks to Temporal; reads the attempt log from Postgres."""
+
+import asyncio
+import functools
+import logging
+from datetime import timedelta
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from gateway import mapping
+from gateway.config import Settings
+from gateway.repository import ReadRepository
+from order_service import contract as c
+from orderlife.gateway.v1 import gateway_pb2 as pb
+from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+# A backstop far past the 15 s budget: the workflow ends itself well before.
+EXECUTION_TIMEOUT = timedelta(seconds=60)
+RPC_TIMEOUT = timedelta(seconds=5)
+# Cancel waits for the order to end (refund included), which the budget bounds.
+CANCEL_TIMEOUT = timedelta(seconds=20)
+WATCH_INTERVAL_SECONDS = 0.2
+
+
+class Refused(Exception):
+    """A transition the order's state does not allow."""
+
+
+def _rpc(method):
+    """Maps failures to gRPC status codes with a message naming what is wrong."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        try:
+            return await method(self, request, context)
+        except mapping.InvalidArgument as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        except Refused as err:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause.cause if err.cause and err.cause.cause else err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, message)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"order {request.order_id!r} not found")
+            log.warning("temporal_error", extra={"error": str(err), "order_id": getattr(request, "order_id", None)})
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"Temporal is unavailable: {err}")
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as err:
+            log.warning("dependency_error", extra={"error": str(err)})
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"a backing service is unavailable: {err}")
+
+    return wrapper
+
+
+class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
+    def __init__(self, client: Client, reader: ReadRepository, settings: Settings):
+        self.client = client
+        self.reader = reader
+        self.settings = settings
+
+    def _handle(self, order_id: str):
+        return self.client.get_workflow_handle(c.workflow_id(mapping.check_id("order_id", order_id)))
+
+    async def _order(self, order_id: str) -> pb.Order:
+        handle = self._handle(order_id)
+        status = await handle.query(c.STATUS_QUERY, result_type=c.OrderStatus, rpc_timeout=RPC_TIMEOUT)
+        attempts = await self.reader.attempts(order_id)
+        return mapping.order_message(status, attempts, handle.id)
+
+    async def _refuse_if_ended(self, order_id: str) -> None:
+        description = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
+        if description.close_time is not None:
+            order = await self._order(order_id)
+            raise Refused(f"order {order_id!r} already ended {pb.OrderState.Name(order.state)}")
+
+    async def _update(self, order_id: str, name: str, arg, timeout: timedelta = RPC_TIMEOUT) -> None:
+        await self._refuse_if_ended(order_id)
+        await self._handle(order_id).execute_update(name, arg, rpc_timeout=timeout)
+
+    @_rpc
+    async def StartOrder(self, request: pb.StartOrderRequest, context) -> pb.StartOrderResponse:
+        inp = mapping.order_input(request)
+        inp.shipping_task_queue = self.settings.shipping_task_queue
+        fingerprint = mapping.fingerprint(inp)
+        already = False
+        try:
+            await self.client.start_workflow(
+                c.WORKFLOW,
+                inp,
+                id=c.workflow_id(inp.order_id),
+                task_queue=self.settings.order_task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                execution_timeout=EXECUTION_TIMEOUT,
+                memo={"request": fingerprint},
+                rpc_timeout=RPC_TIMEOUT,
+            )
+            log.info("order_started", extra={"order_id": inp.order_id, "workflow_id": c.workflow_id(inp.order_id)})
+        except WorkflowAlreadyStartedError:
+            description = await self._handle(inp.order_id).describe(rpc_timeout=RPC_TIMEOUT)
+            if await description.memo_value("request", None) != fingerprint:
+                await context.abort(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"order {inp.order_id!r} already exists with a different request",
+                )
+            already = True
+        return pb.StartOrderResponse(order=await self._order(inp.order_id), already_existed=already)
+
+    @_rpc
+    async def ApproveOrder(self, request: pb.ApproveOrderRequest, context) -> pb.ApproveOrderResponse:
+        await self._update(request.order_id, c.APPROVE_ORDER, c.ReviewDecision(reviewer=request.reviewer[:200]))
+        log.info("order_approved", extra={"order_id": request.order_id})
+        return pb.ApproveOrderResponse(order=await self._order(request.order_id))
+
+    @_rpc
+    async def RejectOrder(self, request: pb.RejectOrderRequest, context) -> pb.RejectOrderResponse:
+        decision = c.ReviewDecision(reviewer=request.reviewer[:200], reason=request.reason[:500])
+        await self._update(request.order_id, c.REJECT_ORDER, decision)
+        log.info("order_rejected", extra={"order_id": request.order_id})
+        return pb.RejectOrderResponse(order=await self._order(request.order_id))
+
+    @_rpc
+    async def CancelOrder(self, request: pb.CancelOrderRequest, context) -> pb.CancelOrderResponse:
+        reason = request.reason[:500] or "cancelled by request"
+        await self._update(request.order_id, c.CANCEL_ORDER, c.CancelRequest(reason), CANCEL_TIMEOUT)
+        log.info("order_cancelled", extra={"order_id": request.order_id})
+        return pb.CancelOrderResponse(order=await self._order(request.order_id))
+
+    @_rpc
+    async def UpdateAddress(self, request: pb.UpdateAddressRequest, context) -> pb.UpdateAddressResponse:
+        mapping.check_id("order_id", request.order_id)
+        if not request.HasField("address"):
+            raise mapping.InvalidArgument("address", "is required")
+        address = mapping.address_from_proto(request.address)
+        await self._update(request.order_id, c.UPDATE_ADDRESS, c.AddressUpdate(address))
+        log.info("address_updated", extra={"order_id": request.order_id})
+        return pb.UpdateAddressResponse(order=await self._order(request.order_id))
+
+    @_rpc
+    async def GetOrder(self, request: pb.GetOrderRequest, context) -> pb.GetOrderResponse:
+        return pb.GetOrderResponse(order=await self._order(request.order_id))
+
+    @_rpc
+    async def WatchOrder(self, request: pb.WatchOrderRequest, context):
+        last = None
+        while True:
+            order = await self._order(request.order_id)
+            if order != last:
+                await context.write(pb.WatchOrderResponse(order=order))
+                last = order
+            if order.state in (pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED,
+                               pb.ORDER_STATE_FAILED):
+                return
+            await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+
+    @_rpc
+    async def ListOrders(self, request: pb.ListOrdersRequest, context) -> pb.ListOrdersResponse:
+        if request.limit < 0 or request.limit > 100:
+            raise mapping.InvalidArgument("limit", f"is {request.limit}; must be 0 to 100")
+        if request.state and request.state not in mapping.PROTO_TO_STATE:
+            raise mapping.InvalidArgument("state", f"unknown state {request.state}")
+        rows = await self.reader.list_orders(mapping.PROTO_TO_STATE.get(request.state), request.limit or 20)
+        return pb.ListOrdersResponse(
+            orders=[
+                pb.ListOrdersResponse.Summary(
+                    order_id=r["order_id"],
+                    state=mapping.STATE_TO_PROTO.get(r["state"], pb.ORDER_STATE_UNSPECIFIED),
+                    reason=r["reason"],
+                    updated_at=mapping._timestamp(r["updated_at"]),
+                )
+                for r in rows
+            ]
+        )
+
+
+async def serve(client: Client, reader: ReadRepository, settings: Settings) -> tuple[grpc.aio.Server, int]:
+    """Starts the gateway with health and reflection on; returns the running server and its port."""
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 1 << 20)])
+    pb_grpc.add_OrderGatewayServiceServicer_to_server(OrderGateway(client, reader, settings), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    service_names = (pb.DESCRIPTOR.services_by_name["OrderGatewayService"].full_name, health.SERVICE_NAME,
+                     reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(service_names, server)
+    port = server.add_insecure_port(settings.listen)
+    await server.start()
+    for name in ("", service_names[0]):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gateway_listening", extra={"fields": {"address": settings.listen, "port": port}})
+    return server, port

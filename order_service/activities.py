@@ -1,0 +1,135 @@
+"""Order activities: unpack, call the brief's stub inside one recorded attempt, persist."""
+
+from dataclasses import asdict, dataclass
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from common import brief
+from common.attempts import run_attempt
+from order_service import contract as c
+from order_service.repository import SCHEMA, OrderConflict, OrdersRepository, PaymentConflict, check_payment
+
+MAX_UNITS_PER_ORDER = 50
+
+
+@dataclass
+class OrderRef:
+    order_id: str
+
+
+@dataclass
+class ReceiveInput:
+    order_id: str
+    payment_id: str
+    items: list[c.Item]
+    address: c.Address
+
+
+@dataclass
+class ValidateInput:
+    order_id: str
+    items: list[c.Item]
+
+
+@dataclass
+class ChargeInput:
+    order_id: str
+    payment_id: str
+    items: list[c.Item]
+
+
+@dataclass
+class MarkShippedInput:
+    order_id: str
+    address: c.Address
+
+
+@dataclass
+class FinalizeInput:
+    order_id: str
+    state: str
+    reason: str = ""
+
+
+def _order(order_id: str, items: list[c.Item]) -> dict:
+    return {"order_id": order_id, "items": [asdict(i) for i in items]}
+
+
+class OrderActivities:
+    def __init__(self, repo: OrdersRepository):
+        self.repo = repo
+
+    async def _attempt(self, order_id: str, work):
+        return await run_attempt(self.repo.pool, SCHEMA, order_id, work)
+
+    @activity.defn(name=c.RECEIVE)
+    async def receive_order(self, inp: ReceiveInput) -> None:
+        async def work():
+            await brief.order_received(inp.order_id)
+            try:
+                await self.repo.receive(inp.order_id, inp.payment_id, inp.items, inp.address)
+            except OrderConflict as err:
+                raise ApplicationError(str(err), type="OrderConflict", non_retryable=True) from None
+
+        await self._attempt(inp.order_id, work)
+
+    @activity.defn(name=c.VALIDATE)
+    async def validate_order(self, inp: ValidateInput) -> None:
+        async def work():
+            await brief.order_validated(_order(inp.order_id, inp.items))
+            bad = [i.sku for i in inp.items if i.qty <= 0]
+            if bad:
+                raise ValueError(f"items {bad} have no quantity")
+            units = sum(i.qty for i in inp.items)
+            if units > MAX_UNITS_PER_ORDER:
+                raise ValueError(f"order has {units} units; the limit is {MAX_UNITS_PER_ORDER}")
+            await self.repo.set_state(inp.order_id, c.AWAITING_REVIEW, "validated")
+
+        await self._attempt(inp.order_id, work)
+
+    @activity.defn(name=c.CHARGE)
+    async def charge_payment(self, inp: ChargeInput) -> c.Payment:
+        async def work():
+            try:
+                # A charge that already happened is not repeated: return the first result.
+                existing = await self.repo.find_payment(inp.payment_id)
+                check_payment(existing, inp.order_id, None)
+                if existing is not None:
+                    return c.Payment(existing["payment_id"], existing["amount"], existing["status"])
+                charged = await brief.payment_charged(_order(inp.order_id, inp.items), inp.payment_id, self.repo)
+                return await self.repo.record_charge(inp.payment_id, inp.order_id, charged["amount"])
+            except PaymentConflict as err:
+                raise ApplicationError(str(err), type="PaymentConflict", non_retryable=True) from None
+
+        return await self._attempt(inp.order_id, work)
+
+    @activity.defn(name=c.MARK_SHIPPED)
+    async def mark_shipped(self, inp: MarkShippedInput) -> None:
+        async def work():
+            await brief.order_shipped({"order_id": inp.order_id, "address": asdict(inp.address)})
+            await self.repo.mark_shipped(inp.order_id, inp.address)
+
+        await self._attempt(inp.order_id, work)
+
+    # Compensation and bookkeeping: no stub in the brief, so no flaky_call(); plain retried DB writes.
+
+    @activity.defn(name=c.REFUND)
+    async def refund_payment(self, inp: OrderRef) -> c.Payment | None:
+        return await self._attempt(inp.order_id, lambda: self.repo.refund(inp.order_id))
+
+    @activity.defn(name=c.FINALIZE)
+    async def finalize_order(self, inp: FinalizeInput) -> None:
+        await self._attempt(
+            inp.order_id, lambda: self.repo.set_state(inp.order_id, inp.state, inp.state.lower(), inp.reason)
+        )
+
+    def all(self) -> list:
+        return [
+            self.receive_order,
+            self.validate_order,
+            self.charge_payment,
+            self.mark_shipped,
+            self.refund_payment,
+            self.finalize_order,
+        ]

@@ -1,0 +1,137 @@
+"""All SQL of the `orders` schema. Every write is safe to repeat: activities are retried."""
+
+import json
+from dataclasses import asdict
+
+import asyncpg
+
+from order_service.contract import Address, Item, Payment
+
+SCHEMA = "orders"
+
+
+class PaymentConflict(Exception):
+    """A payment id already used for another order or amount."""
+
+
+class OrderConflict(Exception):
+    """An order id or payment id already taken by a different order."""
+
+
+class OrdersRepository:
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    async def receive(self, order_id: str, payment_id: str, items: list[Item], address: Address) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                """
+                INSERT INTO orders.orders (order_id, payment_id, items, address, state)
+                VALUES ($1, $2, $3, $4, 'RECEIVED')
+                ON CONFLICT DO NOTHING
+                RETURNING order_id
+                """,
+                order_id,
+                payment_id,
+                json.dumps([asdict(i) for i in items]),
+                json.dumps(asdict(address)),
+            )
+            if inserted is None:
+                row = await conn.fetchrow(
+                    "SELECT order_id, payment_id FROM orders.orders WHERE order_id = $1 OR payment_id = $2",
+                    order_id,
+                    payment_id,
+                )
+                if row is None or row["order_id"] != order_id or row["payment_id"] != payment_id:
+                    raise OrderConflict(f"payment_id {payment_id!r} is already used by another order")
+            await self._event(conn, order_id, "received", {"payment_id": payment_id})
+
+    async def set_state(self, order_id: str, state: str, event: str, reason: str = "") -> None:
+        """Record a state; an order that never got its row (ReceiveOrder failed) has nothing to update."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetchval(
+                """
+                UPDATE orders.orders SET state = $2, reason = $3, updated_at = now()
+                WHERE order_id = $1 RETURNING order_id
+                """,
+                order_id,
+                state,
+                reason,
+            )
+            if found:
+                await self._event(conn, order_id, event, {"reason": reason})
+
+    async def find_payment(self, payment_id: str) -> asyncpg.Record | None:
+        return await self.pool.fetchrow("SELECT * FROM orders.payments WHERE payment_id = $1", payment_id)
+
+    async def record_charge(self, payment_id: str, order_id: str, amount: int) -> Payment:
+        """Insert the charge once; a repeat returns the first row; a different order or amount is refused."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """
+                INSERT INTO orders.payments (payment_id, order_id, amount, status)
+                VALUES ($1, $2, $3, 'charged')
+                ON CONFLICT DO NOTHING
+                """,
+                payment_id,
+                order_id,
+                amount,
+            )
+            row = await conn.fetchrow("SELECT * FROM orders.payments WHERE payment_id = $1", payment_id)
+            check_payment(row, order_id, amount)
+            await conn.execute(
+                "UPDATE orders.orders SET state = 'SHIPPING', updated_at = now() WHERE order_id = $1", order_id
+            )
+            await self._event(conn, order_id, "charged", {"payment_id": payment_id, "amount": row["amount"]})
+        return Payment(row["payment_id"], row["amount"], row["status"])
+
+    async def refund(self, order_id: str) -> Payment | None:
+        """Mark the order's charge refunded; None when nothing was charged. Repeats change nothing."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """
+                UPDATE orders.payments SET status = 'refunded', refunded_at = coalesce(refunded_at, now())
+                WHERE order_id = $1
+                RETURNING *
+                """,
+                order_id,
+            )
+            if row is None:
+                return None
+            await self._event(conn, order_id, "refunded", {"payment_id": row["payment_id"], "amount": row["amount"]})
+        return Payment(row["payment_id"], row["amount"], row["status"])
+
+    async def mark_shipped(self, order_id: str, address: Address) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """
+                UPDATE orders.orders SET state = 'COMPLETED', address = $2, reason = '', updated_at = now()
+                WHERE order_id = $1
+                """,
+                order_id,
+                json.dumps(asdict(address)),
+            )
+            await self._event(conn, order_id, "shipped", {})
+
+    @staticmethod
+    async def _event(conn: asyncpg.Connection, order_id: str, kind: str, payload: dict) -> None:
+        await conn.execute(
+            """
+            INSERT INTO orders.events (order_id, type, payload) VALUES ($1, $2, $3)
+            ON CONFLICT (order_id, type) DO NOTHING
+            """,
+            order_id,
+            kind,
+            json.dumps(payload),
+        )
+
+
+def check_payment(row: asyncpg.Record | None, order_id: str, amount: int | None) -> None:
+    if row is None:
+        return
+    if row["order_id"] != order_id:
+        raise PaymentConflict(f"payment_id {row['payment_id']!r} was already used for order {row['order_id']!r}")
+    if amount is not None and row["amount"] != amount:
+        raise PaymentConflict(
+            f"payment_id {row['payment_id']!r} was already charged {row['amount']}, not {amount}"
+        )

@@ -1,0 +1,29 @@
+"""The order worker: OrderWorkflow and its activities on the order task queue."""
+
+import logging
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from common import db, temporal
+from order_service.activities import OrderActivities
+from order_service.config import Settings
+from order_service.repository import OrdersRepository
+from order_service.workflows import OrderWorkflow
+
+log = logging.getLogger(__name__)
+
+
+def build(client: Client, activities: OrderActivities, task_queue: str) -> Worker:
+    return Worker(client, task_queue=task_queue, workflows=[OrderWorkflow], activities=activities.all())
+
+
+async def main(settings: Settings) -> None:
+    client = await temporal.connect(settings.temporal.address, settings.temporal.namespace)
+    pool = await db.connect(settings.database_url)
+    worker = build(client, OrderActivities(OrdersRepository(pool)), settings.task_queue)
+    log.info("worker_started", extra={"fields": {"task_queue": settings.task_queue}})
+    try:
+        await worker.run()
+    finally:
+        await pool.close()

@@ -1,0 +1,370 @@
+"""OrderWorkflow: receive → validate → manual review → charge → ShippingWorkflow child → mark shipped.
+
+Deterministic: no I/O, time from workflow.now(). Every order ends COMPLETED, CANCELLED, REJECTED or
+FAILED within its budget; a charged order that does not ship is refunded.
+"""
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from common.budget import OutOfBudget, compensation_options, step_options
+    from order_service import contract as c
+    from order_service.activities import (
+        ChargeInput,
+        FinalizeInput,
+        MarkShippedInput,
+        OrderActivities,
+        OrderRef,
+        ReceiveInput,
+        ValidateInput,
+    )
+    from shipping_service import contract as shipping
+
+# Errors that end an order as REJECTED rather than FAILED.
+_REJECTING = {"ValueError", "OrderConflict", "PaymentConflict"}
+# Time MarkShipped leaves for nothing else: the order has shipped, only the final write remains.
+_CLOSING_SECONDS = 0.2
+
+
+def _now() -> str:
+    return workflow.now().isoformat()
+
+
+class _Ended(Exception):
+    """Stops the lifecycle with a terminal state; compensation follows from what already happened."""
+
+    def __init__(self, state: str, reason: str):
+        super().__init__(reason)
+        self.state = state
+        self.reason = reason
+
+
+def _describe(err: BaseException) -> tuple[str, str]:
+    """(terminal state, reason) for a step that failed for good."""
+    if isinstance(err, OutOfBudget):
+        return c.FAILED, str(err)
+    if isinstance(err, ActivityError) and err.cause is not None:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type in _REJECTING:
+            return c.REJECTED, cause.message
+        last = f"; last attempt: {cause.cause.message}" if cause.cause is not None else ""
+        return c.FAILED, f"{cause.message}{last}"
+    return c.FAILED, str(err)
+
+
+@workflow.defn(name=c.WORKFLOW)
+class OrderWorkflow:
+    @workflow.init
+    def __init__(self, inp: c.OrderInput) -> None:
+        self.inp = inp
+        budget = inp.budget
+        start = workflow.info().workflow_start_time
+        self.deadline = start + timedelta(seconds=budget.total_seconds)
+        self.review_closes = start + timedelta(seconds=budget.review_closes_at_seconds)
+        self.work_until = self.deadline - timedelta(seconds=budget.compensation_reserve_seconds)
+        self.status = c.OrderStatus(
+            order_id=inp.order_id,
+            state=c.RECEIVED,
+            step=c.RECEIVE,
+            address=inp.address,
+            items=inp.items,
+            payment_id=inp.payment_id,
+            deadline=self.deadline.isoformat(),
+            started_at=start.isoformat(),
+        )
+        self.cancel: c.CancelRequest | None = None
+        self.decision: tuple[str, c.ReviewDecision] | None = None
+        self.charge_started = False
+        self.shipping_started = False
+        self.address_version = 0
+        self.dispatch_failures: list[c.DispatchFailure] = []
+
+    @workflow.run
+    async def run(self, inp: c.OrderInput) -> c.OrderResult:
+        try:
+            await self._lifecycle()
+            state, reason = c.COMPLETED, self.status.reason
+        except _Ended as end:
+            state, reason = end.state, end.reason
+            await self._compensate(state, reason)
+        self._enter(state, "", reason)
+        self.status.ended_at = _now()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return c.OrderResult(inp.order_id, state, reason, self.status.payment, self.status.shipment_status)
+
+    async def _lifecycle(self) -> None:
+        inp = self.inp
+        await self._step(c.RECEIVE, c.RECEIVED, OrderActivities.receive_order,
+                         ReceiveInput(inp.order_id, inp.payment_id, inp.items, inp.address), self.review_closes)
+        self._stop_if_cancelled()
+        await self._step(c.VALIDATE, c.VALIDATING, OrderActivities.validate_order,
+                         ValidateInput(inp.order_id, inp.items), self.review_closes)
+        self._stop_if_cancelled()
+        await self._review()
+        self.charge_started = True
+        self.status.payment = await self._step(c.CHARGE, c.CHARGING, OrderActivities.charge_payment,
+                                               ChargeInput(inp.order_id, inp.payment_id, inp.items), self.work_until)
+        self._stop_if_cancelled()
+        await self._ship()
+        try:
+            await self._step(c.MARK_SHIPPED, c.SHIPPING_STATE, OrderActivities.mark_shipped,
+                             MarkShippedInput(inp.order_id, self.status.address),
+                             self.deadline - timedelta(seconds=_CLOSING_SECONDS))
+        except _Ended as end:
+            # The parcel is with the carrier and the charge stands; only the bookkeeping step is late.
+            self.status.reason = f"shipped; {end.reason}"
+            await self._finalize(c.COMPLETED, self.status.reason)
+
+    async def _step(self, step: str, state: str, activity, arg, until):
+        self._enter(state, step)
+        progress = c.StepProgress(step, "running", started_at=_now())
+        self.status.steps.append(progress)
+        try:
+            b = self.inp.budget
+            options = step_options(step, workflow.now(), until, b.attempt_timeout_seconds,
+                                   b.retry_initial_interval_seconds, b.retry_max_interval_seconds)
+            result = await workflow.execute_activity_method(activity, arg, **options)
+        except (ActivityError, OutOfBudget) as err:
+            state, reason = _describe(err)
+            progress.status, progress.error, progress.ended_at = "failed", reason, _now()
+            workflow.logger.warning("step_failed", extra=self._log(error=reason))
+            raise _Ended(state, f"{step}: {reason}") from None
+        progress.status, progress.ended_at = "ok", _now()
+        return result
+
+    async def _review(self) -> None:
+        self._enter(c.AWAITING_REVIEW, c.REVIEW)
+        progress = c.StepProgress(c.REVIEW, "running", started_at=_now())
+        self.status.steps.append(progress)
+        left = (self.review_closes - workflow.now()).total_seconds()
+        try:
+            await workflow.wait_condition(
+                lambda: self.decision is not None or self.cancel is not None, timeout=max(left, 0.001)
+            )
+        except asyncio.TimeoutError:
+            progress.status, progress.error, progress.ended_at = "failed", "review window expired", _now()
+            raise _Ended(c.REJECTED, "review window expired without approval") from None
+        progress.ended_at = _now()
+        self._stop_if_cancelled()
+        verdict, decision = self.decision
+        workflow.logger.info("review_decided", extra=self._log(fields={"verdict": verdict, "reviewer": decision.reviewer}))
+        if verdict == "reject":
+            progress.status, progress.error = "failed", decision.reason
+            raise _Ended(c.REJECTED, f"rejected in review: {decision.reason or 'no reason given'}")
+        progress.status = "ok"
+
+    async def _ship(self) -> None:
+        """Run the child and steer it: forward address changes and cancellation, decide on dispatch retries."""
+        inp, b = self.inp, self.inp.budget
+        self._enter(c.SHIPPING_STATE, c.SHIPPING)
+        progress = c.StepProgress(c.SHIPPING, "running", started_at=_now())
+        self.status.steps.append(progress)
+        self.shipping_started = True
+        child = await workflow.start_child_workflow(
+            shipping.WORKFLOW,
+            shipping.ShipmentInput(
+                order_id=inp.order_id,
+                items=inp.items,
+                address=self.status.address,
+                ship_by=self.work_until.isoformat(),
+                attempt_timeout_seconds=b.attempt_timeout_seconds,
+                retry_initial_interval_seconds=b.retry_initial_interval_seconds,
+                retry_max_interval_seconds=b.retry_max_interval_seconds,
+            ),
+            id=shipping.workflow_id(inp.order_id),
+            task_queue=inp.shipping_task_queue,
+            result_type=shipping.ShipmentResult,
+        )
+        result_task = asyncio.ensure_future(child)
+        sent_address, sent_cancel, answered = self.address_version, False, 0
+        while True:
+            await workflow.wait_condition(
+                lambda: result_task.done()
+                or self.address_version != sent_address
+                or (self.cancel is not None and not sent_cancel)
+                or len(self.dispatch_failures) > answered
+            )
+            if result_task.done():
+                break
+            if self.address_version != sent_address:
+                sent_address = self.address_version
+                await child.signal(shipping.UPDATE_ADDRESS, c.AddressUpdate(self.status.address))
+            if self.cancel is not None and not sent_cancel:
+                sent_cancel = True
+                await child.signal(shipping.CANCEL_SHIPMENT, shipping.CancelShipment(self.cancel.reason or "order cancelled"))
+            while len(self.dispatch_failures) > answered:
+                failure = self.dispatch_failures[answered]
+                answered += 1
+                await self._answer_dispatch_failure(child, failure, sent_cancel)
+        result: shipping.ShipmentResult = result_task.result()
+        self.status.shipment_status = result.status
+        self.status.shipment_address = result.address
+        progress.ended_at = _now()
+        if result.status == shipping.DISPATCHED:
+            progress.status = "ok"
+            return
+        progress.status, progress.error = "failed", result.reason
+        if self.cancel is not None:
+            raise _Ended(c.CANCELLED, self.cancel.reason or "cancelled by request")
+        raise _Ended(c.FAILED, f"shipping: {result.reason}")
+
+    async def _answer_dispatch_failure(self, child, failure: c.DispatchFailure, cancelling: bool) -> None:
+        if cancelling:
+            return
+        left = (self.work_until - workflow.now()).total_seconds()
+        if failure.round <= self.inp.budget.dispatch_retries and left > 1.0:
+            workflow.logger.info("dispatch_retry_ordered", extra=self._log(fields={"round": failure.round + 1}))
+            await child.signal(shipping.RETRY_DISPATCH, shipping.RetryDispatch(failure.round + 1))
+        else:
+            reason = f"dispatch failed {failure.round} time(s): {failure.reason}"
+            workflow.logger.warning("dispatch_given_up", extra=self._log(error=reason))
+            await child.signal(shipping.CANCEL_SHIPMENT, shipping.CancelShipment(reason))
+
+    async def _compensate(self, state: str, reason: str) -> None:
+        if self.charge_started:
+            # The charge may have landed even if its result never came back: refund whatever is recorded.
+            self._enter(self.status.state, c.REFUND)
+            refunded = await workflow.execute_activity_method(
+                OrderActivities.refund_payment, OrderRef(self.inp.order_id), **compensation_options()
+            )
+            if refunded is not None:
+                self.status.payment = refunded
+                workflow.logger.info("payment_refunded", extra=self._log(fields={"amount": refunded.amount}))
+        await self._finalize(state, reason)
+
+    async def _finalize(self, state: str, reason: str) -> None:
+        self._enter(self.status.state, c.FINALIZE)
+        await workflow.execute_activity_method(
+            OrderActivities.finalize_order, FinalizeInput(self.inp.order_id, state, reason), **compensation_options()
+        )
+
+    def _stop_if_cancelled(self) -> None:
+        if self.cancel is not None:
+            raise _Ended(c.CANCELLED, self.cancel.reason or "cancelled by request")
+
+    def _enter(self, state: str, step: str, reason: str = "") -> None:
+        changed = state != self.status.state
+        self.status.state, self.status.step = state, step
+        if reason:
+            self.status.reason = reason
+        if changed:
+            workflow.logger.info("state_changed", extra=self._log(reason=reason or None))
+
+    def _log(self, **extra) -> dict:
+        return {"order_id": self.inp.order_id, "state": self.status.state, "step": self.status.step, **extra}
+
+    # Refusals, shared by the updates (the caller sees them) and the signals (logged).
+
+    def _cancel_refusal(self) -> str | None:
+        if self.status.state in c.TERMINAL_STATES:
+            return f"order already ended {self.status.state}"
+        if self.status.shipment_status == shipping.DISPATCHED:
+            return "order was already dispatched"
+        return None
+
+    def _address_refusal(self) -> str | None:
+        return self._cancel_refusal() or ("order is being cancelled" if self.cancel else None)
+
+    def _review_refusal(self) -> str | None:
+        if self.status.state != c.AWAITING_REVIEW:
+            return f"order is not awaiting review (state {self.status.state})"
+        if self.decision is not None:
+            return f"order was already {self.decision[0]}d"
+        if self.cancel is not None:
+            return "order is being cancelled"
+        return None
+
+    @staticmethod
+    def _refuse(refusal: str | None) -> None:
+        if refusal:
+            raise ApplicationError(refusal, type="FailedPrecondition", non_retryable=True)
+
+    def _accept_cancel(self, req: c.CancelRequest) -> None:
+        if self.cancel is None:
+            self.cancel = req
+            workflow.logger.info("cancel_requested", extra=self._log(reason=req.reason))
+
+    def _accept_address(self, update: c.AddressUpdate) -> None:
+        self.status.address = update.address
+        self.address_version += 1
+        workflow.logger.info("address_updated", extra=self._log())
+
+    def _accept_decision(self, verdict: str, decision: c.ReviewDecision) -> None:
+        self.decision = (verdict, decision)
+
+    @workflow.update(name=c.CANCEL_ORDER)
+    async def cancel_update(self, req: c.CancelRequest) -> c.OrderResult:
+        """Returns once the order has ended: CANCELLED, or refused if dispatch won the race."""
+        self._accept_cancel(req)
+        await workflow.wait_condition(lambda: self.status.state in c.TERMINAL_STATES)
+        if self.status.state != c.CANCELLED:
+            self._refuse(f"order ended {self.status.state} before the cancellation took effect: {self.status.reason}")
+        return c.OrderResult(self.inp.order_id, self.status.state, self.status.reason, self.status.payment,
+                             self.status.shipment_status)
+
+    @cancel_update.validator
+    def _validate_cancel(self, req: c.CancelRequest) -> None:
+        self._refuse(self._cancel_refusal())
+
+    @workflow.update(name=c.UPDATE_ADDRESS)
+    def address_update(self, update: c.AddressUpdate) -> c.Address:
+        self._accept_address(update)
+        return self.status.address
+
+    @address_update.validator
+    def _validate_address(self, update: c.AddressUpdate) -> None:
+        self._refuse(self._address_refusal())
+
+    @workflow.update(name=c.APPROVE_ORDER)
+    def approve_update(self, decision: c.ReviewDecision) -> str:
+        self._accept_decision("approve", decision)
+        return "approved"
+
+    @approve_update.validator
+    def _validate_approve(self, decision: c.ReviewDecision) -> None:
+        self._refuse(self._review_refusal())
+
+    @workflow.update(name=c.REJECT_ORDER)
+    def reject_update(self, decision: c.ReviewDecision) -> str:
+        self._accept_decision("reject", decision)
+        return "rejected"
+
+    @reject_update.validator
+    def _validate_reject(self, decision: c.ReviewDecision) -> None:
+        self._refuse(self._review_refusal())
+
+    @workflow.signal(name=c.CANCEL_ORDER)
+    def cancel_signal(self, req: c.CancelRequest) -> None:
+        self._signal(self._cancel_refusal(), lambda: self._accept_cancel(req))
+
+    @workflow.signal(name=c.UPDATE_ADDRESS)
+    def address_signal(self, update: c.AddressUpdate) -> None:
+        self._signal(self._address_refusal(), lambda: self._accept_address(update))
+
+    @workflow.signal(name=c.APPROVE_ORDER)
+    def approve_signal(self, decision: c.ReviewDecision) -> None:
+        self._signal(self._review_refusal(), lambda: self._accept_decision("approve", decision))
+
+    @workflow.signal(name=c.REJECT_ORDER)
+    def reject_signal(self, decision: c.ReviewDecision) -> None:
+        self._signal(self._review_refusal(), lambda: self._accept_decision("reject", decision))
+
+    def _signal(self, refusal: str | None, accept) -> None:
+        if refusal:
+            workflow.logger.warning("signal_refused", extra=self._log(reason=refusal))
+        else:
+            accept()
+
+    @workflow.signal(name=c.DISPATCH_FAILED)
+    def dispatch_failed(self, failure: c.DispatchFailure) -> None:
+        workflow.logger.warning("dispatch_failed", extra=self._log(error=failure.reason, fields={"round": failure.round}))
+        self.dispatch_failures.append(failure)
+        self.status.dispatch_failures.append(f"round {failure.round}: {failure.reason}")
+
+    @workflow.query(name=c.STATUS_QUERY)
+    def status_query(self) -> c.OrderStatus:
+        return self.status

@@ -1,0 +1,77 @@
+"""Shipping activities: unpack, call the brief's stub inside one recorded attempt, persist."""
+
+from dataclasses import asdict, dataclass
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from common import brief
+from common.attempts import run_attempt
+from order_service.contract import Address, Item
+from shipping_service import contract as s
+from shipping_service.repository import SCHEMA, ShipmentCancelled, ShippingRepository
+
+
+@dataclass
+class PackageInput:
+    order_id: str
+    items: list[Item]
+    address: Address
+
+
+@dataclass
+class DispatchInput:
+    order_id: str
+    items: list[Item]
+    address: Address
+    round: int = 1
+
+
+@dataclass
+class CancelInput:
+    order_id: str
+    items: list[Item]
+    address: Address
+    reason: str = ""
+
+
+def _order(order_id: str, items: list[Item], address: Address) -> dict:
+    return {"order_id": order_id, "items": [asdict(i) for i in items], "address": asdict(address)}
+
+
+class ShippingActivities:
+    def __init__(self, repo: ShippingRepository):
+        self.repo = repo
+
+    async def _attempt(self, order_id: str, work):
+        return await run_attempt(self.repo.pool, SCHEMA, order_id, work)
+
+    @activity.defn(name=s.PREPARE)
+    async def prepare_package(self, inp: PackageInput) -> None:
+        async def work():
+            await brief.package_prepared(_order(inp.order_id, inp.items, inp.address))
+            await self.repo.prepared(inp.order_id, inp.items, inp.address)
+
+        await self._attempt(inp.order_id, work)
+
+    @activity.defn(name=s.DISPATCH)
+    async def dispatch_carrier(self, inp: DispatchInput) -> None:
+        async def work():
+            # The carrier gets the address current when this attempt was scheduled.
+            message = await brief.carrier_dispatched(_order(inp.order_id, inp.items, inp.address))
+            try:
+                await self.repo.dispatched(inp.order_id, inp.address, inp.round, message)
+            except ShipmentCancelled as err:
+                raise ApplicationError(str(err), type="ShipmentCancelled", non_retryable=True) from None
+
+        await self._attempt(inp.order_id, work)
+
+    # Compensation: no stub in the brief, so no flaky_call(); a plain retried DB write.
+    @activity.defn(name=s.CANCEL)
+    async def cancel_shipment(self, inp: CancelInput) -> str:
+        return await self._attempt(
+            inp.order_id, lambda: self.repo.cancel(inp.order_id, inp.items, inp.address, inp.reason)
+        )
+
+    def all(self) -> list:
+        return [self.prepare_package, self.dispatch_carrier, self.cancel_shipment]

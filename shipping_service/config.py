@@ -1,0 +1,24 @@
+"""Shipping service settings, from the environment only."""
+
+import os
+from dataclasses import dataclass
+
+from common.settings import TemporalSettings, database_url
+from shipping_service import contract
+
+
+@dataclass(frozen=True)
+class Settings:
+    temporal: TemporalSettings
+    database_url: str
+    task_queue: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            temporal=TemporalSettings.from_env(),
+            database_url=database_url("SHIPPING_DATABASE_URL", "shipping_service"),
+            task_queue=os.environ.get("SHIPPING_TASK_QUEUE", contract.TASK_QUEUE),
+            log_level=os.environ.get("LOG_LEVEL", "INFO"),
+        )

@@ -1,0 +1,82 @@
+"""All SQL of the `shipping` schema. Every write is safe to repeat: activities are retried."""
+
+import json
+from dataclasses import asdict
+
+import asyncpg
+
+from order_service.contract import Address, Item
+
+SCHEMA = "shipping"
+
+
+class ShipmentCancelled(Exception):
+    """Dispatch was asked for a shipment that has been cancelled."""
+
+
+class ShippingRepository:
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    async def prepared(self, order_id: str, items: list[Item], address: Address) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """
+                INSERT INTO shipping.shipments (order_id, status, items, address)
+                VALUES ($1, 'prepared', $2, $3)
+                ON CONFLICT (order_id) DO NOTHING
+                """,
+                order_id,
+                json.dumps([asdict(i) for i in items]),
+                json.dumps(asdict(address)),
+            )
+            await self._event(conn, order_id, "prepared", {})
+
+    async def dispatched(self, order_id: str, address: Address, dispatch_round: int, carrier_message: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetchval(
+                """
+                UPDATE shipping.shipments
+                SET status = 'dispatched', address = $2, dispatch_rounds = $3, carrier_message = $4, updated_at = now()
+                WHERE order_id = $1 AND status IN ('prepared', 'dispatched')
+                RETURNING order_id
+                """,
+                order_id,
+                json.dumps(asdict(address)),
+                dispatch_round,
+                carrier_message,
+            )
+            if not found:
+                raise ShipmentCancelled(f"shipment for order {order_id!r} is cancelled or was never prepared")
+            await self._event(conn, order_id, "dispatched", {"address": asdict(address), "round": dispatch_round})
+
+    async def cancel(self, order_id: str, items: list[Item], address: Address, reason: str) -> str:
+        """Cancel unless already dispatched; returns the shipment's status afterwards."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """
+                INSERT INTO shipping.shipments (order_id, status, items, address)
+                VALUES ($1, 'cancelled', $2, $3)
+                ON CONFLICT (order_id) DO UPDATE SET status = 'cancelled', updated_at = now()
+                WHERE shipments.status <> 'dispatched'
+                """,
+                order_id,
+                json.dumps([asdict(i) for i in items]),
+                json.dumps(asdict(address)),
+            )
+            status = await conn.fetchval("SELECT status FROM shipping.shipments WHERE order_id = $1", order_id)
+            if status == "cancelled":
+                await self._event(conn, order_id, "cancelled", {"reason": reason})
+            return status
+
+    @staticmethod
+    async def _event(conn: asyncpg.Connection, order_id: str, kind: str, payload: dict) -> None:
+        await conn.execute(
+            """
+            INSERT INTO shipping.events (order_id, type, payload) VALUES ($1, $2, $3)
+            ON CONFLICT (order_id, type) DO NOTHING
+            """,
+            order_id,
+            kind,
+            json.dumps(payload),
+        )

@@ -1,0 +1,29 @@
+"""The shipping worker: ShippingWorkflow and its activities on the shipping task queue."""
+
+import logging
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from common import db, temporal
+from shipping_service.activities import ShippingActivities
+from shipping_service.config import Settings
+from shipping_service.repository import ShippingRepository
+from shipping_service.workflows import ShippingWorkflow
+
+log = logging.getLogger(__name__)
+
+
+def build(client: Client, activities: ShippingActivities, task_queue: str) -> Worker:
+    return Worker(client, task_queue=task_queue, workflows=[ShippingWorkflow], activities=activities.all())
+
+
+async def main(settings: Settings) -> None:
+    client = await temporal.connect(settings.temporal.address, settings.temporal.namespace)
+    pool = await db.connect(settings.database_url)
+    worker = build(client, ShippingActivities(ShippingRepository(pool)), settings.task_queue)
+    log.info("worker_started", extra={"fields": {"task_queue": settings.task_queue}})
+    try:
+        await worker.run()
+    finally:
+        await pool.close()

@@ -1,0 +1,107 @@
+"""`python -m stack up|down|demo`: the local stack for people (./dev wraps it).
+
+up    starts Postgres (embedded unless DATABASE_URL is set), migrations, the Temporal dev server with
+      its Web UI, both workers and the gateway, all left running; then runs the demo order.
+down  stops everything `up` started.
+demo  places a sample order, approves it when it reaches review, and prints it until it ends.
+"""
+
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+
+from gateway.cli import render
+from orderlife.gateway.v1 import gateway_pb2 as pb
+from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from stack import local
+
+STATE = local.ROOT / ".stack"
+PIDS = STATE / "pids.json"
+TEMPORAL_PORT = int(os.environ.get("TEMPORAL_PORT", "7233"))
+TEMPORAL_UI_PORT = int(os.environ.get("TEMPORAL_UI_PORT", "8233"))
+GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "50051"))
+SERVICES = ("order_service", "shipping_service", "gateway")
+
+
+def up() -> None:
+    if PIDS.exists():
+        print("the stack is already up (./dev down stops it)")
+        return
+    STATE.mkdir(exist_ok=True)
+    logs = STATE / "logs"
+    admin_url = os.environ.get("DATABASE_URL") or local.start_postgres(STATE / "pgdata")
+    print(f"postgres      {admin_url}")
+    local.migrate(admin_url)
+    print("migrations    applied (db/orders, db/shipping)")
+    pids = {}
+    temporal = local.start_temporal(TEMPORAL_PORT, TEMPORAL_UI_PORT, STATE / "temporal.db", logs / "temporal.log", detach=True)
+    pids["temporal"] = temporal.pid
+    print(f"temporal      127.0.0.1:{TEMPORAL_PORT}, Web UI http://127.0.0.1:{TEMPORAL_UI_PORT}")
+    env = local.service_env(admin_url, TEMPORAL_PORT, GATEWAY_PORT)
+    for module in SERVICES:
+        pids[module] = local.start_service(module, env, logs / f"{module}.log", detach=True).pid
+    PIDS.write_text(json.dumps(pids))
+    local.wait_for_port(GATEWAY_PORT, 60, what="gateway")
+    print(f"gateway       127.0.0.1:{GATEWAY_PORT} (grpcurl -plaintext 127.0.0.1:{GATEWAY_PORT} list)")
+    print(f"logs          {logs}/*.log (JSON lines)\n")
+
+
+def down() -> None:
+    if PIDS.exists():
+        for name, pid in reversed(list(json.loads(PIDS.read_text()).items())):
+            local.stop_process(pid)
+            print(f"stopped {name}")
+        PIDS.unlink()
+    if not os.environ.get("DATABASE_URL"):
+        local.stop_postgres(STATE / "pgdata")
+        print("stopped postgres")
+
+
+def demo() -> None:
+    order_id = f"demo-{uuid.uuid4().hex[:8]}"
+    with grpc.insecure_channel(f"127.0.0.1:{GATEWAY_PORT}") as channel:
+        grpc.channel_ready_future(channel).result(timeout=30)
+        stub = pb_grpc.OrderGatewayServiceStub(channel)
+        request = pb.StartOrderRequest(
+            order_id=order_id,
+            payment_id=f"pay-{order_id}",
+            items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
+            address=pb.Address(name="Ada Lovelace", line1="12 Analytical St", city="London", postal_code="N1 9GU",
+                               country="GB"),
+        )
+        print(f"$ orders start {order_id} ...")
+        stub.StartOrder(request, timeout=10)
+        approved = False
+        last = ""
+        for update in stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id), timeout=30):
+            view = render(update.order)
+            if view != last:
+                print(view, end="\n\n", flush=True)
+                last = view
+            if update.order.state == pb.ORDER_STATE_AWAITING_REVIEW and not approved:
+                print(f"$ orders approve {order_id}")
+                stub.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="demo"), timeout=10)
+                approved = True
+    print(f"try: .venv/bin/orders status {order_id}   |   Temporal Web UI http://127.0.0.1:{TEMPORAL_UI_PORT}")
+
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else "up"
+    if command == "up":
+        up()
+        demo()
+    elif command == "down":
+        down()
+    elif command == "demo":
+        demo()
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+import uuid
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from order_service import contract as c
+from order_service.workflows import OrderWorkflow
+from shipping_service.workflows import ShippingWorkflow
+from tests.conftest import venv_bin
+from tests.unit.fakes import Script
+
+
+@pytest_asyncio.fixture(scope="session")
+async def env():
+    async with await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=venv_bin("temporal-test-server")
+    ) as env:
+        yield env
+
+
+def new_order(**overrides) -> c.OrderInput:
+    order_id = overrides.pop("order_id", f"u-{uuid.uuid4().hex[:12]}")
+    return c.OrderInput(
+        order_id=order_id,
+        payment_id=overrides.pop("payment_id", f"pay-{order_id}"),
+        items=overrides.pop("items", [c.Item("ABC", 2)]),
+        address=overrides.pop("address", c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US")),
+        **overrides,
+    )
+
+
+@pytest.fixture
+def run_workers(env):
+    """Workers for both workflows on queues of this test's own, with the script's activities."""
+
+    def start(script: Script, order: c.OrderInput):
+        suffix = uuid.uuid4().hex[:8]
+        order.shipping_task_queue = f"ship-{suffix}"
+        orders_tq = f"orders-{suffix}"
+        acts = script.activities()
+        workers = [
+            Worker(env.client, task_queue=orders_tq, workflows=[OrderWorkflow], activities=acts),
+            Worker(env.client, task_queue=order.shipping_task_queue, workflows=[ShippingWorkflow], activities=acts),
+        ]
+        return orders_tq, workers
+
+    return start
