@@ -1,0 +1,156 @@
+"""The integration stack: a real Temporal dev server, real Postgres with the dbmate migrations, both
+workers and the gateway on a real gRPC channel, all started by the project's own code (stack.local).
+
+Orders run the real, unseeded flaky_call() unless a test gives their order id a script of outcomes
+(`flaky.script(order_id, ...)`); the patch below says so and applies to scripted orders only.
+"""
+
+import asyncio
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+import asyncpg
+import grpc
+import pytest
+import pytest_asyncio
+from temporalio import activity
+from temporalio.client import Client
+
+from common import brief, db
+from gateway import server
+from gateway.config import Settings as GatewaySettings
+from gateway.repository import ReadRepository
+from common.settings import TemporalSettings
+from order_service import worker as order_worker
+from order_service.activities import OrderActivities
+from order_service.repository import OrdersRepository
+from orderlife.gateway.v1 import gateway_pb2 as pb
+from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from shipping_service import worker as shipping_worker
+from shipping_service.activities import ShippingActivities
+from shipping_service.repository import ShippingRepository
+from stack import local
+
+pytestmark = pytest.mark.integration
+REAL_FLAKY_CALL = brief.flaky_call
+
+
+class FlakyScript:
+    """Outcomes for the flaky_call() of scripted orders: per step, one of "ok", "fail", "hang" per call."""
+
+    def __init__(self):
+        self.plans: dict[str, dict[str, list[str]]] = {}
+        self.calls: dict[tuple[str, str], int] = defaultdict(int)
+
+    def script(self, order_id: str, **steps: list[str]) -> None:
+        self.plans[order_id] = {step: list(outcomes) for step, outcomes in steps.items()}
+
+    async def __call__(self) -> None:
+        info = activity.info()
+        order_id = info.workflow_id.split("-", 1)[1]
+        plan = self.plans.get(order_id)
+        if plan is None:
+            return await REAL_FLAKY_CALL()
+        self.calls[(order_id, info.activity_type)] += 1
+        outcomes = plan.get(info.activity_type) or ["ok"]
+        outcome = outcomes.pop(0) if len(outcomes) > 1 else outcomes[0]
+        if outcome == "fail":
+            raise RuntimeError("Forced failure for testing")
+        if outcome == "hang":
+            await asyncio.sleep(300)
+
+
+@dataclass
+class Stack:
+    gateway: pb_grpc.OrderGatewayServiceStub
+    client: Client
+    admin: asyncpg.Pool
+    flaky: FlakyScript
+    gateway_address: str
+    order_pool: asyncpg.Pool
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory):
+    """Postgres (migrated) and the Temporal dev server, as processes of their own."""
+    tmp = tmp_path_factory.mktemp("stack")
+    admin_url = local.start_postgres(tmp / "pgdata")
+    local.migrate(admin_url)
+    port = local.free_port()
+    temporal = local.start_temporal(port, local.free_port(), None, tmp / "temporal.log")
+    yield admin_url, f"127.0.0.1:{port}"
+    temporal.terminate()
+    temporal.wait(10)
+    local.stop_postgres(tmp / "pgdata")
+
+
+@pytest_asyncio.fixture(scope="session")
+async def stack(infra):
+    admin_url, temporal_address = infra
+    flaky = FlakyScript()
+    patch = pytest.MonkeyPatch()
+    patch.setattr(brief, "flaky_call", flaky)
+    client = await Client.connect(temporal_address)
+    suffix = uuid.uuid4().hex[:6]
+    order_tq, shipping_tq = f"orders-{suffix}", f"shipping-{suffix}"
+    order_pool = await db.connect(db.url_for_role(admin_url, "order_service"))
+    shipping_pool = await db.connect(db.url_for_role(admin_url, "shipping_service"))
+    reader_pool = await db.connect(db.url_for_role(admin_url, "gateway_reader"))
+    admin = await db.connect(admin_url)
+    workers = [
+        order_worker.build(client, OrderActivities(OrdersRepository(order_pool)), order_tq),
+        shipping_worker.build(client, ShippingActivities(ShippingRepository(shipping_pool)), shipping_tq),
+    ]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    settings = GatewaySettings(TemporalSettings(temporal_address, "default"), "", "127.0.0.1:0", order_tq,
+                               shipping_tq, "INFO")
+    grpc_server, port = await server.serve(client, ReadRepository(reader_pool), settings)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    yield Stack(pb_grpc.OrderGatewayServiceStub(channel), client, admin, flaky, f"127.0.0.1:{port}", order_pool)
+    await channel.close()
+    await grpc_server.stop(0)
+    for w in workers:
+        await w.shutdown()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for pool in (order_pool, shipping_pool, reader_pool, admin):
+        await pool.close()
+    patch.undo()
+
+
+def new_order_id(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def start_request(order_id: str, **overrides) -> pb.StartOrderRequest:
+    fields = dict(
+        order_id=order_id,
+        payment_id=f"pay-{order_id}",
+        items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
+        address=pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US"),
+    )
+    fields.update(overrides)
+    return pb.StartOrderRequest(**fields)
+
+
+async def wait_for(stack: Stack, order_id: str, predicate, timeout: float = 20.0) -> pb.Order:
+    """Polls GetOrder until predicate(order) holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        order = (await stack.gateway.GetOrder(pb.GetOrderRequest(order_id=order_id))).order
+        if predicate(order):
+            return order
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"order {order_id} never matched; last seen:\n{order}")
+        await asyncio.sleep(0.05)
+
+
+TERMINAL = (pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_FAILED)
+
+
+async def wait_terminal(stack: Stack, order_id: str, timeout: float = 25.0) -> pb.Order:
+    return await wait_for(stack, order_id, lambda o: o.state in TERMINAL, timeout)
+
+
+async def wait_review(stack: Stack, order_id: str) -> pb.Order:
+    return await wait_for(stack, order_id, lambda o: o.state == pb.ORDER_STATE_AWAITING_REVIEW or o.state in TERMINAL)

@@ -1,0 +1,279 @@
+"""The order lifecycle through the gateway, on the real stack, with scripted flaky_call() outcomes."""
+
+import asyncio
+
+import grpc
+import pytest
+from temporalio.service import RPCError, RPCStatusCode
+
+from orderlife.gateway.v1 import gateway_pb2 as pb
+from tests.integration.conftest import new_order_id, start_request, wait_for, wait_review, wait_terminal
+
+pytestmark = pytest.mark.integration
+NEW_ADDRESS = pb.Address(name="Ada", line1="2 Moved Ave", city="Shelbyville", postal_code="54321", country="US")
+
+
+async def rows(stack, sql: str, *args):
+    return [dict(r) for r in await stack.admin.fetch(sql, *args)]
+
+
+async def approve(stack, order_id: str) -> None:
+    await wait_review(stack, order_id)
+    await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="tester"))
+
+
+async def test_happy_path_survives_failures_and_hangs(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id, ReceiveOrder=["fail", "hang", "ok"], ChargePayment=["hang", "ok"],
+                       DispatchCarrier=["fail", "ok"])
+    await stack.gateway.StartOrder(start_request(order_id))
+    await approve(stack, order_id)
+    order = await wait_terminal(stack, order_id)
+
+    assert order.state == pb.ORDER_STATE_COMPLETED
+    steps = {s.name: s for s in order.steps}
+    assert steps["ReceiveOrder"].attempts == 3
+    assert steps["ChargePayment"].attempts == 2
+    assert steps["DispatchCarrier"].attempts == 2
+    kinds = {(e.step, e.attempt, e.kind) for e in order.recent_errors}
+    assert {("ReceiveOrder", 1, "error"), ("ReceiveOrder", 2, "timeout"), ("ChargePayment", 1, "timeout")} <= kinds
+    assert order.payment.status == "charged" and order.payment.amount == 3
+    assert order.shipment.status == "dispatched"
+    assert (order.ended_at.ToDatetime() - order.started_at.ToDatetime()).total_seconds() <= 15
+    [db_order] = await rows(stack, "SELECT state FROM orders.orders WHERE order_id = $1", order_id)
+    assert db_order["state"] == "COMPLETED"
+    assert len(await rows(stack, "SELECT * FROM orders.payments WHERE order_id = $1", order_id)) == 1
+    [shipment] = await rows(stack, "SELECT status FROM shipping.shipments WHERE order_id = $1", order_id)
+    assert shipment["status"] == "dispatched"
+
+
+async def test_watch_streams_until_the_order_ends(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id)
+    await stack.gateway.StartOrder(start_request(order_id))
+    states = []
+    async for update in stack.gateway.WatchOrder(pb.WatchOrderRequest(order_id=order_id)):
+        states.append(update.order.state)
+        if update.order.state == pb.ORDER_STATE_AWAITING_REVIEW and pb.ORDER_STATE_AWAITING_REVIEW not in states[:-1]:
+            await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id))
+    assert states[-1] == pb.ORDER_STATE_COMPLETED
+    assert pb.ORDER_STATE_AWAITING_REVIEW in states
+
+
+async def test_cancel_in_review_charges_nothing(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id)
+    await stack.gateway.StartOrder(start_request(order_id))
+    await wait_review(stack, order_id)
+    resp = await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id, reason="changed my mind"))
+    assert resp.order.state == pb.ORDER_STATE_CANCELLED
+    assert resp.order.reason == "changed my mind"
+    assert await rows(stack, "SELECT * FROM orders.payments WHERE order_id = $1", order_id) == []
+    assert await rows(stack, "SELECT * FROM shipping.shipments WHERE order_id = $1", order_id) == []
+    [db_order] = await rows(stack, "SELECT state FROM orders.orders WHERE order_id = $1", order_id)
+    assert db_order["state"] == "CANCELLED"
+
+
+async def test_cancel_after_payment_refunds_and_cancels_shipment(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id, PreparePackage=["hang"] * 5 + ["ok"])
+    await stack.gateway.StartOrder(start_request(order_id))
+    await approve(stack, order_id)
+    await wait_for(stack, order_id, lambda o: o.state == pb.ORDER_STATE_SHIPPING)
+    resp = await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id, reason="too slow"))
+
+    assert resp.order.state == pb.ORDER_STATE_CANCELLED
+    assert resp.order.payment.status == "refunded"
+    [payment] = await rows(stack, "SELECT status, refunded_at FROM orders.payments WHERE order_id = $1", order_id)
+    assert payment["status"] == "refunded" and payment["refunded_at"] is not None
+    [shipment] = await rows(stack, "SELECT status FROM shipping.shipments WHERE order_id = $1", order_id)
+    assert shipment["status"] == "cancelled"
+
+
+async def test_address_update_in_review_reaches_the_carrier(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id)
+    await stack.gateway.StartOrder(start_request(order_id))
+    await wait_review(stack, order_id)
+    resp = await stack.gateway.UpdateAddress(pb.UpdateAddressRequest(order_id=order_id, address=NEW_ADDRESS))
+    assert resp.order.address.line1 == "2 Moved Ave"
+    await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id))
+    order = await wait_terminal(stack, order_id)
+    assert order.state == pb.ORDER_STATE_COMPLETED
+    [shipment] = await rows(stack, "SELECT address->>'line1' AS line1 FROM shipping.shipments WHERE order_id = $1", order_id)
+    assert shipment["line1"] == "2 Moved Ave"
+
+
+async def test_address_update_while_package_is_prepared_reaches_the_carrier(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id, PreparePackage=["hang"] * 3 + ["ok"])
+    await stack.gateway.StartOrder(start_request(order_id))
+    await approve(stack, order_id)
+    await wait_for(stack, order_id, lambda o: o.state == pb.ORDER_STATE_SHIPPING)
+    await stack.gateway.UpdateAddress(pb.UpdateAddressRequest(order_id=order_id, address=NEW_ADDRESS))
+    order = await wait_terminal(stack, order_id)
+    assert order.state == pb.ORDER_STATE_COMPLETED
+    assert order.shipment.address.line1 == "2 Moved Ave"
+    [shipment] = await rows(stack, "SELECT address->>'line1' AS line1 FROM shipping.shipments WHERE order_id = $1", order_id)
+    assert shipment["line1"] == "2 Moved Ave"
+
+
+async def test_review_rejected_charges_nothing(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id)
+    await stack.gateway.StartOrder(start_request(order_id))
+    await wait_review(stack, order_id)
+    await stack.gateway.RejectOrder(pb.RejectOrderRequest(order_id=order_id, reviewer="bob", reason="fraud risk"))
+    order = await wait_terminal(stack, order_id)
+    assert order.state == pb.ORDER_STATE_REJECTED
+    assert "fraud risk" in order.reason
+    assert await rows(stack, "SELECT * FROM orders.payments WHERE order_id = $1", order_id) == []
+
+
+async def test_review_window_expiry_rejects_without_charge(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id)
+    await stack.gateway.StartOrder(start_request(order_id))
+    order = await wait_terminal(stack, order_id)
+    assert order.state == pb.ORDER_STATE_REJECTED
+    assert "review window expired" in order.reason
+    assert await rows(stack, "SELECT * FROM orders.payments WHERE order_id = $1", order_id) == []
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id))
+    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already ended" in late.value.details()
+
+
+async def test_validation_failure_rejects_the_order(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id, ValidateOrder=["fail", "ok"])
+    await stack.gateway.StartOrder(start_request(order_id, items=[pb.Item(sku="BULK", qty=51)]))
+    order = await wait_terminal(stack, order_id)
+    assert order.state == pb.ORDER_STATE_REJECTED
+    assert "limit is 50" in order.reason
+    validate = {s.name: s for s in order.steps}["ValidateOrder"]
+    assert validate.attempts == 2, "ValueError is not retried"
+    assert await rows(stack, "SELECT * FROM orders.payments WHERE order_id = $1", order_id) == []
+
+
+async def test_dispatch_failure_signals_parent_which_retries(stack):
+    order_id = new_order_id()
+    # One round of DispatchCarrier is 6 attempts; all fail, then the retried round succeeds.
+    stack.flaky.script(order_id, DispatchCarrier=["fail"] * 6 + ["ok"])
+    await stack.gateway.StartOrder(start_request(order_id))
+    await approve(stack, order_id)
+    order = await wait_terminal(stack, order_id)
+    assert order.state == pb.ORDER_STATE_COMPLETED
+    assert len(order.shipment.dispatch_failures) == 1
+    assert "round 1" in order.shipment.dispatch_failures[0]
+    [shipment] = await rows(stack, "SELECT status, dispatch_rounds FROM shipping.shipments WHERE order_id = $1", order_id)
+    assert shipment == {"status": "dispatched", "dispatch_rounds": 2}
+
+
+async def test_dispatch_that_never_works_fails_the_order_and_refunds(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id, DispatchCarrier=["fail"])
+    await stack.gateway.StartOrder(start_request(order_id))
+    await approve(stack, order_id)
+    order = await wait_terminal(stack, order_id)
+    assert order.state == pb.ORDER_STATE_FAILED
+    assert order.payment.status == "refunded"
+    assert len(order.shipment.dispatch_failures) == 3
+    [shipment] = await rows(stack, "SELECT status FROM shipping.shipments WHERE order_id = $1", order_id)
+    assert shipment["status"] == "cancelled"
+    assert (order.ended_at.ToDatetime() - order.started_at.ToDatetime()).total_seconds() <= 15
+
+
+async def test_second_order_with_a_used_payment_id_is_not_charged(stack):
+    first, second = new_order_id(), new_order_id()
+    for order_id in (first, second):
+        stack.flaky.script(order_id)
+    await stack.gateway.StartOrder(start_request(first, payment_id=f"shared-{first}"))
+    await approve(stack, first)
+    await wait_terminal(stack, first)
+    await stack.gateway.StartOrder(start_request(second, payment_id=f"shared-{first}"))
+    order = await wait_terminal(stack, second)
+    assert order.state == pb.ORDER_STATE_REJECTED
+    assert "already used" in order.reason
+    payments = await rows(stack, "SELECT order_id FROM orders.payments WHERE payment_id = $1", f"shared-{first}")
+    assert payments == [{"order_id": first}]
+
+
+async def test_duplicate_start_returns_the_same_order_and_conflict_is_refused(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id)
+    first = await stack.gateway.StartOrder(start_request(order_id))
+    again = await stack.gateway.StartOrder(start_request(order_id))
+    assert not first.already_existed and again.already_existed
+    with pytest.raises(grpc.aio.AioRpcError) as conflict:
+        await stack.gateway.StartOrder(start_request(order_id, items=[pb.Item(sku="OTHER", qty=1)]))
+    assert conflict.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    runs = [w async for w in stack.client.list_workflows(f"WorkflowId = 'order-{order_id}'")]
+    assert len(runs) == 1
+    await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id))
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"order_id": ""}, "order_id"),
+        ({"order_id": "x" * 65}, "order_id"),
+        ({"order_id": "bad id; DROP TABLE"}, "order_id"),
+        ({"payment_id": ""}, "payment_id"),
+        ({"items": []}, "items"),
+        ({"items": [pb.Item(sku="ABC", qty=0)]}, "items[0].qty"),
+        ({"items": [pb.Item(sku="ABC", qty=-3)]}, "items[0].qty"),
+        ({"items": [pb.Item(sku="", qty=1)]}, "items[0].sku"),
+        ({"address": pb.Address(name="Ada", line1="", city="X", postal_code="1", country="US")}, "address.line1"),
+        ({"address": pb.Address(name="Ada", line1="1 Rd", city="X", postal_code="1", country="USA")}, "address.country"),
+        ({"address": None}, "address"),
+    ],
+)
+async def test_bad_start_requests_are_refused_and_write_nothing(stack, overrides, field):
+    fields = {"order_id": new_order_id("bad"), **overrides}
+    request = start_request(**{k: v for k, v in fields.items() if v is not None})
+    if "address" in overrides and overrides["address"] is None:
+        request.ClearField("address")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.gateway.StartOrder(request)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details().startswith(f"{field}:")
+    with pytest.raises(RPCError) as missing:
+        await stack.client.get_workflow_handle(f"order-{request.order_id}").describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+    assert await rows(stack, "SELECT * FROM orders.orders WHERE order_id = $1", request.order_id) == []
+
+
+async def test_refused_transitions_name_the_reason(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id, ReceiveOrder=["hang"] * 3 + ["ok"])
+    await stack.gateway.StartOrder(start_request(order_id))
+    with pytest.raises(grpc.aio.AioRpcError) as early:
+        await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id))
+    assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "not awaiting review" in early.value.details()
+    await approve(stack, order_id)
+    order = await wait_terminal(stack, order_id)
+    assert order.state == pb.ORDER_STATE_COMPLETED
+    for call in (
+        stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id)),
+        stack.gateway.UpdateAddress(pb.UpdateAddressRequest(order_id=order_id, address=NEW_ADDRESS)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as late:
+            await call
+        assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "already ended ORDER_STATE_COMPLETED" in late.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=new_order_id("nobody")))
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_list_orders_awaiting_review(stack):
+    order_id = new_order_id()
+    stack.flaky.script(order_id)
+    await stack.gateway.StartOrder(start_request(order_id))
+    await wait_review(stack, order_id)
+    listed = await stack.gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_AWAITING_REVIEW, limit=100))
+    assert order_id in [o.order_id for o in listed.orders]
+    assert all(o.state == pb.ORDER_STATE_AWAITING_REVIEW for o in listed.orders)
+    await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id))
