@@ -44,7 +44,8 @@ def render(order: pb.Order) -> str:
         if step.started_at.seconds and step.ended_at.seconds:
             took = f"{(step.ended_at.ToDatetime() - step.started_at.ToDatetime()).total_seconds():.2f}s"
         error = f"  ({step.error})" if step.error else ""
-        lines.append(f"  {step.name:<16} {step.status:<8} attempts={step.attempts:<3} {took}{error}")
+        attempts = f"attempts={step.attempts}" if step.attempts else ""
+        lines.append(f"  {step.name:<16} {step.status:<8} {attempts:<12} {took}{error}")
     if order.payment.payment_id:
         lines.append(f"  payment {order.payment.payment_id}: {order.payment.status} {order.payment.amount}")
     if order.shipment.status:

@@ -1,7 +1,10 @@
 """OrderWorkflow and ShippingWorkflow in the time-skipping environment, activities mocked by name."""
 
 import asyncio
+import os
 from contextlib import AsyncExitStack
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
@@ -30,6 +33,13 @@ async def wait_for_state(handle, state: str, timeout: float = 10.0) -> c.OrderSt
     return await asyncio.wait_for(poll(), timeout)
 
 
+async def record_history(handle, name: str) -> None:
+    """With RECORD_HISTORIES=1, keep this run's history for the replay suite (tests/replay)."""
+    if os.environ.get("RECORD_HISTORIES") == "1":
+        history = await handle.fetch_history()
+        (Path(__file__).parent.parent / "replay" / "histories" / f"{name}.json").write_text(history.to_json())
+
+
 async def test_happy_path_with_retries_completes(env, run_workers):
     script = Script(**{c.RECEIVE: ["fail", "hang"], c.CHARGE: ["hang", "fail"], "DispatchCarrier": ["fail"]})
     order = new_order()
@@ -43,6 +53,7 @@ async def test_happy_path_with_retries_completes(env, run_workers):
     assert len(script.calls[c.RECEIVE]) == 3
     assert len(script.calls[c.CHARGE]) == 3
     assert not script.refunded
+    await record_history(handle, "completed_with_retries")
 
 
 async def test_review_window_expiry_rejects_without_charge(env, run_workers):
@@ -53,6 +64,7 @@ async def test_review_window_expiry_rejects_without_charge(env, run_workers):
     assert result.state == c.REJECTED
     assert "review window expired" in result.reason
     assert c.CHARGE not in script.calls
+    await record_history(handle, "review_expired")
 
 
 async def test_approval_before_review_is_refused(env, run_workers):
@@ -63,3 +75,95 @@ async def test_approval_before_review_is_refused(env, run_workers):
             await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
         assert "not awaiting review" in str(refused.value.cause)
         await handle.cancel()
+
+
+async def test_cancel_during_shipping_cancels_shipment_and_refunds(env, run_workers):
+    script = Script(PreparePackage=["hang"] * 3)
+    async with AsyncExitStack() as stack:
+        handle = await start(env, run_workers, script, new_order(), stack)
+        await wait_for_state(handle, c.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
+        await wait_for_state(handle, c.SHIPPING_STATE)
+        cancelled = await handle.execute_update(OrderWorkflow.cancel_update, c.CancelRequest("customer called"))
+        result = await handle.result()
+    assert cancelled.state == result.state == c.CANCELLED
+    assert script.refunded and script.shipment == "cancelled"
+    assert "DispatchCarrier" not in script.calls
+    await record_history(handle, "cancel_during_shipping")
+
+
+async def test_dispatch_failure_reaches_parent_and_is_retried(env, run_workers):
+    script = Script(DispatchCarrier=["fail"] * 6)
+    async with AsyncExitStack() as stack:
+        handle = await start(env, run_workers, script, new_order(), stack)
+        await wait_for_state(handle, c.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
+        result = await handle.result()
+        status = await handle.query(OrderWorkflow.status_query)
+    assert result.state == c.COMPLETED
+    assert len(status.dispatch_failures) == 1 and status.dispatch_failures[0].startswith("round 1")
+    assert [d.round for d in script.calls["DispatchCarrier"]] == [1] * 6 + [2]
+    await record_history(handle, "dispatch_retried")
+
+
+async def test_dispatch_that_keeps_failing_fails_the_order_with_a_refund(env, run_workers):
+    script = Script(DispatchCarrier=["fail"] * 100)
+    async with AsyncExitStack() as stack:
+        handle = await start(env, run_workers, script, new_order(), stack)
+        await wait_for_state(handle, c.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
+        result = await handle.result()
+    assert result.state == c.FAILED
+    assert "dispatch failed 3 time(s)" in result.reason
+    assert script.refunded and script.shipment == "cancelled"
+
+
+async def test_invalid_order_is_rejected_without_retrying(env, run_workers):
+    script = Script(ValidateOrder=["invalid"])
+    async with AsyncExitStack() as stack:
+        handle = await start(env, run_workers, script, new_order(), stack)
+        result = await handle.result()
+    assert result.state == c.REJECTED
+    assert "No items to validate" in result.reason
+    assert len(script.calls[c.VALIDATE]) == 1
+    assert c.CHARGE not in script.calls and not script.refunded
+
+
+async def test_step_that_never_succeeds_fails_within_the_budget(env, run_workers):
+    script = Script(ReceiveOrder=["hang"] * 1000)
+    async with AsyncExitStack() as stack:
+        handle = await start(env, run_workers, script, new_order(), stack)
+        result = await handle.result()
+        status = await handle.query(OrderWorkflow.status_query)
+    assert result.state == c.FAILED
+    assert result.reason.startswith("ReceiveOrder:")
+    took = datetime.fromisoformat(status.ended_at) - datetime.fromisoformat(status.started_at)
+    assert took.total_seconds() <= 15
+
+
+async def test_review_rejection_ends_the_order_without_charge(env, run_workers):
+    script = Script()
+    async with AsyncExitStack() as stack:
+        handle = await start(env, run_workers, script, new_order(), stack)
+        await wait_for_state(handle, c.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.reject_update, c.ReviewDecision("bob", "fraud"))
+        result = await handle.result()
+    assert result.state == c.REJECTED and "fraud" in result.reason
+    assert not script.charged
+    await record_history(handle, "review_rejected")
+
+
+async def test_address_update_reaches_the_child(env, run_workers):
+    script = Script(PreparePackage=["hang", "hang"])
+    moved = c.Address("Ada", "2 Moved Ave", "Shelbyville", "54321", "US")
+    async with AsyncExitStack() as stack:
+        handle = await start(env, run_workers, script, new_order(), stack)
+        await wait_for_state(handle, c.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
+        await wait_for_state(handle, c.SHIPPING_STATE)
+        await handle.execute_update(OrderWorkflow.address_update, c.AddressUpdate(moved))
+        result = await handle.result()
+    assert result.state == c.COMPLETED
+    assert script.calls["DispatchCarrier"][-1].address == moved
+    assert script.calls[c.MARK_SHIPPED][-1].address == moved
+    await record_history(handle, "address_updated_in_shipping")

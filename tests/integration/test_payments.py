@@ -1,0 +1,94 @@
+"""Payment idempotency against real Postgres: ChargePayment in Temporal's ActivityEnvironment."""
+
+import asyncio
+import dataclasses
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from order_service import contract as c
+from order_service.activities import ChargeInput, OrderActivities, OrderRef
+from order_service.repository import OrdersRepository, PaymentConflict
+from tests.integration.conftest import new_order_id
+
+pytestmark = pytest.mark.integration
+ADDRESS = c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US")
+
+
+async def received_order(stack, items=None) -> tuple[OrdersRepository, str]:
+    repo = OrdersRepository(stack.order_pool)
+    order_id = new_order_id("pay")
+    await repo.receive(order_id, f"pay-{order_id}", items or [c.Item("ABC", 2)], ADDRESS)
+    stack.flaky.script(order_id)
+    return repo, order_id
+
+
+def env_for(order_id: str, attempt: int = 1) -> ActivityEnvironment:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, workflow_id=c.workflow_id(order_id), activity_type=c.CHARGE,
+                                   attempt=attempt)
+    return env
+
+
+async def payment_rows(stack, payment_id: str) -> list[dict]:
+    return [dict(r) for r in await stack.admin.fetch(
+        "SELECT order_id, amount, status FROM orders.payments WHERE payment_id = $1", payment_id)]
+
+
+async def test_repeated_charge_returns_the_first_result_and_charges_once(stack):
+    repo, order_id = await received_order(stack)
+    acts = OrderActivities(repo)
+    charge = ChargeInput(order_id, f"pay-{order_id}", [c.Item("ABC", 2)])
+    first = await env_for(order_id, 1).run(acts.charge_payment, charge)
+    again = await env_for(order_id, 2).run(acts.charge_payment, charge)
+    assert first == again == c.Payment(f"pay-{order_id}", 2, "charged")
+    assert stack.flaky.calls[(order_id, c.CHARGE)] == 1, "the stub ran once; the repeat was answered from the row"
+    assert await payment_rows(stack, f"pay-{order_id}") == [{"order_id": order_id, "amount": 2, "status": "charged"}]
+
+
+async def test_payment_id_of_another_order_is_refused_without_a_charge(stack):
+    repo, first = await received_order(stack)
+    _, second = await received_order(stack)
+    acts = OrderActivities(repo)
+    await env_for(first).run(acts.charge_payment, ChargeInput(first, f"pay-{first}", [c.Item("ABC", 2)]))
+    with pytest.raises(ApplicationError) as refused:
+        await env_for(second).run(acts.charge_payment, ChargeInput(second, f"pay-{first}", [c.Item("ABC", 2)]))
+    assert refused.value.type == "PaymentConflict" and refused.value.non_retryable
+    assert f"already used for order '{first}'" in refused.value.message
+    assert await payment_rows(stack, f"pay-{first}") == [{"order_id": first, "amount": 2, "status": "charged"}]
+
+
+async def test_same_payment_id_with_another_amount_is_refused(stack):
+    repo, order_id = await received_order(stack)
+    await repo.record_charge(f"pay-{order_id}", order_id, 2)
+    with pytest.raises(PaymentConflict, match="already charged 2, not 5"):
+        await repo.record_charge(f"pay-{order_id}", order_id, 5)
+    assert await payment_rows(stack, f"pay-{order_id}") == [{"order_id": order_id, "amount": 2, "status": "charged"}]
+
+
+async def test_concurrent_charges_write_one_row(stack):
+    repo, order_id = await received_order(stack)
+    results = await asyncio.gather(*(repo.record_charge(f"pay-{order_id}", order_id, 2) for _ in range(50)))
+    assert all(r == results[0] for r in results)
+    assert len(await payment_rows(stack, f"pay-{order_id}")) == 1
+
+
+async def test_refund_is_idempotent_and_needs_a_charge(stack):
+    repo, order_id = await received_order(stack)
+    acts = OrderActivities(repo)
+    assert await env_for(order_id).run(acts.refund_payment, OrderRef(order_id)) is None
+    await repo.record_charge(f"pay-{order_id}", order_id, 2)
+    first = await env_for(order_id).run(acts.refund_payment, OrderRef(order_id))
+    again = await env_for(order_id).run(acts.refund_payment, OrderRef(order_id))
+    assert first == again == c.Payment(f"pay-{order_id}", 2, "refunded")
+    events = await stack.admin.fetch("SELECT type FROM orders.events WHERE order_id = $1 AND type = 'refunded'", order_id)
+    assert len(events) == 1
+
+
+async def test_each_service_role_is_limited_to_its_own_schema(stack):
+    async with stack.order_pool.acquire() as conn:
+        for sql in ("SELECT * FROM shipping.shipments", "CREATE TABLE orders.extra (id int)", "DROP TABLE orders.events"):
+            with pytest.raises(Exception) as denied:
+                await conn.execute(sql)
+            assert "permission denied" in str(denied.value) or "must be owner" in str(denied.value)

@@ -1,0 +1,29 @@
+"""Committed histories of the main paths, replayed against today's workflow code.
+
+A change that makes the workflows decide differently on an old history fails here: put it behind
+workflow.patched(). Re-record with: RECORD_HISTORIES=1 ./dev test tests/unit
+"""
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from order_service.workflows import OrderWorkflow
+from shipping_service.workflows import ShippingWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_histories_cover_the_main_paths():
+    names = {p.stem for p in HISTORIES}
+    assert {"completed_with_retries", "review_expired", "review_rejected", "cancel_during_shipping",
+            "dispatch_retried", "address_updated_in_shipping"} <= names
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays_without_nondeterminism(path: Path):
+    history = WorkflowHistory.from_json(f"order-{path.stem}", path.read_text())
+    result = await Replayer(workflows=[OrderWorkflow, ShippingWorkflow]).replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"

@@ -1,0 +1,71 @@
+"""One activity attempt (common.attempts) in Temporal's ActivityEnvironment: hangs are cut, outcomes recorded."""
+
+import asyncio
+import dataclasses
+from datetime import timedelta
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from common.attempts import run_attempt
+
+
+class RecordingPool:
+    def __init__(self):
+        self.rows = []
+
+    async def execute(self, sql, *args):
+        self.rows.append(args)
+
+
+def environment(attempt: int = 1, start_to_close: float = 0.3) -> ActivityEnvironment:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=attempt, activity_type="ReceiveOrder",
+                                   start_to_close_timeout=timedelta(seconds=start_to_close))
+    return env
+
+
+async def test_hang_is_cut_before_start_to_close_and_recorded_as_timeout():
+    pool = RecordingPool()
+
+    async def hang():
+        await asyncio.sleep(300)
+
+    async def attempt():
+        return await run_attempt(pool, "orders", "o-1", hang)
+
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ApplicationError) as err:
+        await environment(attempt=3).run(attempt)
+    assert asyncio.get_running_loop().time() - started < 1
+    assert err.value.type == "AttemptTimeout" and "attempt 3 timed out" in err.value.message
+    [row] = pool.rows
+    assert row[0] == "o-1" and row[1] == "ReceiveOrder" and row[5] == 3 and row[6] == "timeout"
+
+
+async def test_failure_is_recorded_and_reraised():
+    pool = RecordingPool()
+
+    async def fail():
+        raise RuntimeError("Forced failure for testing")
+
+    async def attempt():
+        return await run_attempt(pool, "orders", "o-1", fail)
+
+    with pytest.raises(RuntimeError):
+        await environment().run(attempt)
+    assert pool.rows[0][6:8] == ("error", "RuntimeError: Forced failure for testing")
+
+
+async def test_success_returns_the_result_and_records_ok():
+    pool = RecordingPool()
+
+    async def work():
+        return 42
+
+    async def attempt():
+        return await run_attempt(pool, "orders", "o-1", work)
+
+    assert await environment().run(attempt) == 42
+    assert pool.rows[0][6] == "ok"

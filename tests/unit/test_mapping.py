@@ -1,0 +1,69 @@
+"""Proto ↔ contract mapping and request checks, without any server."""
+
+import pytest
+
+from gateway import mapping
+from order_service import contract as c
+from orderlife.gateway.v1 import gateway_pb2 as pb
+
+ADDRESS = pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="us")
+
+
+def request(**overrides) -> pb.StartOrderRequest:
+    fields = dict(order_id="o-1", payment_id="p-1", items=[pb.Item(sku="ABC", qty=2)], address=ADDRESS)
+    fields.update(overrides)
+    return pb.StartOrderRequest(**fields)
+
+
+def test_start_request_becomes_order_input():
+    inp = mapping.order_input(request())
+    assert inp == c.OrderInput("o-1", "p-1", [c.Item("ABC", 2)],
+                               c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"order_id": ""}, "order_id: is required"),
+        ({"order_id": "é"}, "order_id: may hold only"),
+        ({"payment_id": "p" * 65}, "payment_id: is 65 characters; at most 64"),
+        ({"items": [pb.Item(sku="A", qty=1)] * 101}, "items: 101 items; at most 100"),
+        ({"items": [pb.Item(sku="A", qty=1001)]}, "items[0].qty: is 1001; must be 1 to 1000"),
+        ({"address": pb.Address(name="Ada", line1="1", city="X", postal_code="", country="US")}, "address.postal_code: is required"),
+        ({"address": pb.Address(name="x" * 201, line1="1", city="X", postal_code="1", country="US")}, "address.name: is 201 characters"),
+    ],
+)
+def test_bad_requests_name_the_field(overrides, message):
+    with pytest.raises(mapping.InvalidArgument) as err:
+        mapping.order_input(request(**overrides))
+    assert str(err.value).startswith(message)
+
+
+def test_fingerprint_tells_same_request_from_different():
+    same = mapping.fingerprint(mapping.order_input(request()))
+    assert same == mapping.fingerprint(mapping.order_input(request()))
+    assert same != mapping.fingerprint(mapping.order_input(request(items=[pb.Item(sku="ABC", qty=3)])))
+
+
+def test_status_maps_to_order_message_with_attempts_and_errors():
+    status = c.OrderStatus(
+        order_id="o-1", state=c.SHIPPING_STATE, step=c.SHIPPING,
+        address=c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"), items=[c.Item("ABC", 2)],
+        payment_id="p-1", deadline="2026-01-01T00:00:15+00:00", started_at="2026-01-01T00:00:00+00:00",
+        steps=[c.StepProgress(c.RECEIVE, "ok", started_at="2026-01-01T00:00:00+00:00", ended_at="2026-01-01T00:00:01+00:00"),
+               c.StepProgress(c.SHIPPING, "running", started_at="2026-01-01T00:00:02+00:00")],
+        payment=c.Payment("p-1", 2, "charged"),
+    )
+    from datetime import datetime, timezone
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    attempts = [
+        {"service": "orders", "step": c.RECEIVE, "attempt": 1, "outcome": "timeout", "message": "timed out", "ts": at},
+        {"service": "orders", "step": c.RECEIVE, "attempt": 2, "outcome": "ok", "message": "", "ts": at},
+        {"service": "shipping", "step": "PreparePackage", "attempt": 1, "outcome": "error", "message": "boom", "ts": at},
+    ]
+    order = mapping.order_message(status, attempts, "order-o-1")
+    assert order.state == pb.ORDER_STATE_SHIPPING
+    assert [(s.name, s.status, s.attempts) for s in order.steps] == [
+        (c.RECEIVE, "ok", 2), (c.SHIPPING, "running", 0), ("PreparePackage", "running", 1)]
+    assert [(e.step, e.attempt, e.kind) for e in order.recent_errors] == [(c.RECEIVE, 1, "timeout"), ("PreparePackage", 1, "error")]
+    assert order.payment.amount == 2 and order.deadline.seconds - order.started_at.seconds == 15
