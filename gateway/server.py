@@ -55,7 +55,7 @@ def _rpc(method):
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"order {request.order_id!r} not found")
             log.warning("temporal_error", extra={"error": str(err), "order_id": getattr(request, "order_id", None)})
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"Temporal is unavailable: {err}")
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as err:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as err:
             log.warning("dependency_error", extra={"error": str(err)})
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"a backing service is unavailable: {err}")
 

@@ -8,7 +8,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from common.budget import OutOfBudget, compensation_options, step_options
@@ -192,10 +192,11 @@ class OrderWorkflow:
                 break
             if self.address_version != sent_address:
                 sent_address = self.address_version
-                await child.signal(shipping.UPDATE_ADDRESS, c.AddressUpdate(self.status.address))
+                await self._signal_child(child, shipping.UPDATE_ADDRESS, c.AddressUpdate(self.status.address))
             if self.cancel is not None and not sent_cancel:
                 sent_cancel = True
-                await child.signal(shipping.CANCEL_SHIPMENT, shipping.CancelShipment(self.cancel.reason or "order cancelled"))
+                await self._signal_child(child, shipping.CANCEL_SHIPMENT,
+                                         shipping.CancelShipment(self.cancel.reason or "order cancelled"))
             while len(self.dispatch_failures) > answered:
                 failure = self.dispatch_failures[answered]
                 answered += 1
@@ -218,11 +219,18 @@ class OrderWorkflow:
         left = (self.work_until - workflow.now()).total_seconds()
         if failure.round <= self.inp.budget.dispatch_retries and left > 1.0:
             workflow.logger.info("dispatch_retry_ordered", extra=self._log(fields={"round": failure.round + 1}))
-            await child.signal(shipping.RETRY_DISPATCH, shipping.RetryDispatch(failure.round + 1))
+            await self._signal_child(child, shipping.RETRY_DISPATCH, shipping.RetryDispatch(failure.round + 1))
         else:
             reason = f"dispatch failed {failure.round} time(s): {failure.reason}"
             workflow.logger.warning("dispatch_given_up", extra=self._log(error=reason))
-            await child.signal(shipping.CANCEL_SHIPMENT, shipping.CancelShipment(reason))
+            await self._signal_child(child, shipping.CANCEL_SHIPMENT, shipping.CancelShipment(reason))
+
+    async def _signal_child(self, child, name: str, arg) -> None:
+        try:
+            await child.signal(name, arg)
+        except FailureError as err:
+            # The child closed between the check and the signal; its result decides what comes next.
+            workflow.logger.warning("child_signal_not_delivered", extra=self._log(error=f"{name}: {err}"))
 
     async def _compensate(self, state: str, reason: str) -> None:
         if self.charge_started:
