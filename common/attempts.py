@@ -10,7 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncio
+
 import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -35,12 +38,17 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
         limit = max(info.start_to_close_timeout.total_seconds() - REPORT_MARGIN_SECONDS, 0.01)
     started = time.monotonic()
     context = {"order_id": order_id}
+    # The span is the tracing interceptor's RunActivity span: one per attempt.
+    span = trace.get_current_span()
+    span.set_attributes({"order.id": order_id, "temporal.activity.attempt": info.attempt})
     try:
         async with asyncio.timeout(limit):
             result = await work()
     except TimeoutError:
         message = f"attempt {info.attempt} timed out after {limit:.2f}s"
         log.warning("attempt_timed_out", extra={**context, "error": message})
+        span.add_event("attempt_timed_out", {"timeout_seconds": limit})
+        span.set_status(Status(StatusCode.ERROR, message))
         await _record(pool, schema, order_id, "timeout", message, started)
         raise ApplicationError(message, type="AttemptTimeout") from None
     except asyncio.CancelledError:
@@ -48,6 +56,8 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
     except Exception as err:
         message = f"{type(err).__name__}: {err}"
         log.warning("attempt_failed", extra={**context, "error": message})
+        span.record_exception(err)
+        span.set_status(Status(StatusCode.ERROR, message))
         await _record(pool, schema, order_id, "error", message, started)
         raise
     await _record(pool, schema, order_id, "ok", "", started)
@@ -58,6 +68,14 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
 async def _record(pool: asyncpg.Pool, schema: str, order_id: str, outcome: str, message: str, started: float) -> None:
     """Best effort: the attempt log is for people; losing a row must not fail the step."""
     info = activity.info()
+    span = trace.get_current_span()
+    span.set_attribute("order.attempt_outcome", outcome)
+    labels = {"step": info.activity_type, "outcome": outcome}
+    meter = activity.metric_meter()
+    meter.create_counter("step_attempts", "activity attempts by step and outcome").add(1, labels)
+    meter.create_histogram_float("step_attempt_seconds", "time of one attempt", "s").record(
+        time.monotonic() - started, labels
+    )
     try:
         await pool.execute(
             _INSERT.format(schema=schema),

@@ -56,6 +56,10 @@ def setup(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # The Temporal loggers put their context in `extra`; keep the message to the event name.
+    keep_event_names()
+
+
+def keep_event_names() -> None:
+    """The Temporal loggers put their context in `extra`; keep the message to the event name."""
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False

@@ -1,18 +1,22 @@
-"""Connecting to Temporal, with a wait for the server to come up."""
+"""Connecting to Temporal: traced (context flows gateway → workflow → activities) and patient at start."""
 
 import asyncio
 import logging
 
 from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
 log = logging.getLogger(__name__)
 
 
-async def connect(address: str, namespace: str, attempts: int = 60) -> Client:
+async def connect(address: str, namespace: str, runtime: Runtime | None = None, attempts: int = 60) -> Client:
     for attempt in range(1, attempts + 1):
         try:
-            return await Client.connect(address, namespace=namespace)
+            return await Client.connect(
+                address, namespace=namespace, interceptors=[TracingInterceptor()], runtime=runtime
+            )
         except (RuntimeError, RPCError) as err:
             if attempt == attempts:
                 raise

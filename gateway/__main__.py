@@ -1,15 +1,16 @@
 import asyncio
 
-from common import db, logs, temporal
+from common import db, logs, telemetry, temporal
 from gateway import server
 from gateway.config import Settings
 from gateway.repository import ReadRepository
 
 
 async def main(settings: Settings) -> None:
-    client = await temporal.connect(settings.temporal.address, settings.temporal.namespace)
+    runtime = telemetry.runtime()
+    client = await temporal.connect(settings.temporal.address, settings.temporal.namespace, runtime)
     pool = await db.connect(settings.database_url)
-    grpc_server, _ = await server.serve(client, ReadRepository(pool), settings)
+    grpc_server, _ = await server.serve(client, ReadRepository(pool), settings, runtime.metric_meter)
     try:
         await grpc_server.wait_for_termination()
     finally:
@@ -18,4 +19,8 @@ async def main(settings: Settings) -> None:
 
 settings = Settings.from_env()
 logs.setup("gateway", settings.log_level)
-asyncio.run(main(settings))
+telemetry.setup_tracing("gateway")
+try:
+    asyncio.run(main(settings))
+finally:
+    telemetry.shutdown_tracing()

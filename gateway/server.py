@@ -1,19 +1,24 @@
 """The gRPC gateway: start, steer and inspect orders. Talks to Temporal; reads the attempt log from Postgres."""
 
 import asyncio
+import contextlib
 import functools
 import logging
+import time
 from datetime import timedelta
 
 import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDReusePolicy
+from opentelemetry import trace
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowUpdateFailedError
+from temporalio.common import MetricMeter, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from common import telemetry
 from gateway import mapping
 from gateway.config import Settings
 from gateway.repository import ReadRepository
@@ -35,63 +40,115 @@ class Refused(Exception):
     """A transition the order's state does not allow."""
 
 
+class AlreadyExists(Exception):
+    """The order id is taken by a different request."""
+
+
+def _failure(err: Exception, request) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status for a failure, with a message naming what is wrong."""
+    if isinstance(err, mapping.InvalidArgument):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(err)
+    if isinstance(err, Refused):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(err)
+    if isinstance(err, AlreadyExists):
+        return grpc.StatusCode.ALREADY_EXISTS, str(err)
+    if isinstance(err, WorkflowUpdateFailedError):
+        cause = err.cause.cause if err.cause and err.cause.cause else err.cause
+        return grpc.StatusCode.FAILED_PRECONDITION, cause.message if isinstance(cause, ApplicationError) else str(cause)
+    if isinstance(err, RPCError):
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return grpc.StatusCode.NOT_FOUND, f"order {request.order_id!r} not found"
+        return grpc.StatusCode.UNAVAILABLE, f"Temporal is unavailable: {err}"
+    if isinstance(err, (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)):
+        return grpc.StatusCode.UNAVAILABLE, f"a backing service is unavailable: {err}"
+    return grpc.StatusCode.INTERNAL, "internal error"
+
+
 def _rpc(method):
-    """Maps failures to gRPC status codes with a message naming what is wrong."""
+    """Maps failures to status codes and counts every call by method and code."""
 
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
-        try:
+        with self._call(method.__name__, request) as call:
             return await method(self, request, context)
-        except mapping.InvalidArgument as err:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
-        except Refused as err:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
-        except WorkflowUpdateFailedError as err:
-            cause = err.cause.cause if err.cause and err.cause.cause else err.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, message)
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"order {request.order_id!r} not found")
-            log.warning("temporal_error", extra={"error": str(err), "order_id": getattr(request, "order_id", None)})
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"Temporal is unavailable: {err}")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as err:
-            log.warning("dependency_error", extra={"error": str(err)})
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"a backing service is unavailable: {err}")
+        await context.abort(call.code, call.message)
 
     return wrapper
 
 
+def _rpc_stream(method):
+    """The same for a server-streaming method (an async generator, as the tracing interceptor expects)."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        with self._call(method.__name__, request) as call:
+            async for response in method(self, request, context):
+                yield response
+        if call.code != grpc.StatusCode.OK:
+            await context.abort(call.code, call.message)
+
+    return wrapper
+
+
+class _Call:
+    code = grpc.StatusCode.OK
+    message = ""
+
+
 class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
-    def __init__(self, client: Client, reader: ReadRepository, settings: Settings):
+    def __init__(self, client: Client, reader: ReadRepository, settings: Settings, meter: MetricMeter = MetricMeter.noop):
         self.client = client
         self.reader = reader
         self.settings = settings
+        self.requests = meter.create_counter("gateway_requests", "gateway RPCs by method and status code")
+        self.latency = meter.create_histogram_float("gateway_request_seconds", "gateway RPC latency", "s")
+
+    @contextlib.contextmanager
+    def _call(self, method: str, request):
+        """Records one RPC; an exception inside becomes the call's status code (and is swallowed)."""
+        call, started = _Call(), time.monotonic()
+        try:
+            yield call
+        except Exception as err:
+            call.code, call.message = _failure(err, request)
+            level = logging.ERROR if call.code == grpc.StatusCode.INTERNAL else logging.WARNING
+            log.log(level, "request_failed", exc_info=err, extra={
+                "order_id": getattr(request, "order_id", None), "error": call.message,
+                "fields": {"method": method, "code": call.code.name}})
+        finally:
+            labels = {"method": method, "code": call.code.name}
+            self.requests.add(1, labels)
+            self.latency.record(time.monotonic() - started, labels)
 
     def _handle(self, order_id: str):
         return self.client.get_workflow_handle(c.workflow_id(mapping.check_id("order_id", order_id)))
 
     async def _order(self, order_id: str) -> pb.Order:
         handle = self._handle(order_id)
-        status = await handle.query(c.STATUS_QUERY, result_type=c.OrderStatus, rpc_timeout=RPC_TIMEOUT)
-        attempts = await self.reader.attempts(order_id)
-        return mapping.order_message(status, attempts, handle.id)
+        description, status, attempts = await asyncio.gather(
+            handle.describe(rpc_timeout=RPC_TIMEOUT),
+            handle.query(c.STATUS_QUERY, result_type=c.OrderStatus, rpc_timeout=RPC_TIMEOUT),
+            self.reader.attempts(order_id),
+        )
+        trace_id = await description.memo_value("trace_id", "")
+        return mapping.order_message(status, attempts, handle.id, trace_id)
 
-    async def _refuse_if_ended(self, order_id: str) -> None:
-        description = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
+    async def _update(self, order_id: str, name: str, arg, timeout: timedelta = RPC_TIMEOUT) -> None:
+        """An update on a running order; this call's span is linked to the order's trace."""
+        handle = self._handle(order_id)
+        description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+        await _link_to_order_trace(description)
         if description.close_time is not None:
             order = await self._order(order_id)
             raise Refused(f"order {order_id!r} already ended {pb.OrderState.Name(order.state)}")
-
-    async def _update(self, order_id: str, name: str, arg, timeout: timedelta = RPC_TIMEOUT) -> None:
-        await self._refuse_if_ended(order_id)
-        await self._handle(order_id).execute_update(name, arg, rpc_timeout=timeout)
+        await handle.execute_update(name, arg, rpc_timeout=timeout)
 
     @_rpc
     async def StartOrder(self, request: pb.StartOrderRequest, context) -> pb.StartOrderResponse:
         inp = mapping.order_input(request)
         inp.shipping_task_queue = self.settings.shipping_task_queue
         fingerprint = mapping.fingerprint(inp)
+        trace_id, span_id = telemetry.trace_ids()
         already = False
         try:
             await self.client.start_workflow(
@@ -101,17 +158,15 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
                 task_queue=self.settings.order_task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 execution_timeout=EXECUTION_TIMEOUT,
-                memo={"request": fingerprint},
+                memo={"request": fingerprint, "trace_id": trace_id, "span_id": span_id},
                 rpc_timeout=RPC_TIMEOUT,
             )
             log.info("order_started", extra={"order_id": inp.order_id, "workflow_id": c.workflow_id(inp.order_id)})
         except WorkflowAlreadyStartedError:
             description = await self._handle(inp.order_id).describe(rpc_timeout=RPC_TIMEOUT)
+            await _link_to_order_trace(description)
             if await description.memo_value("request", None) != fingerprint:
-                await context.abort(
-                    grpc.StatusCode.ALREADY_EXISTS,
-                    f"order {inp.order_id!r} already exists with a different request",
-                )
+                raise AlreadyExists(f"order {inp.order_id!r} already exists with a different request") from None
             already = True
         return pb.StartOrderResponse(order=await self._order(inp.order_id), already_existed=already)
 
@@ -149,13 +204,13 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
     async def GetOrder(self, request: pb.GetOrderRequest, context) -> pb.GetOrderResponse:
         return pb.GetOrderResponse(order=await self._order(request.order_id))
 
-    @_rpc
+    @_rpc_stream
     async def WatchOrder(self, request: pb.WatchOrderRequest, context):
         last = None
         while True:
             order = await self._order(request.order_id)
             if order != last:
-                await context.write(pb.WatchOrderResponse(order=order))
+                yield pb.WatchOrderResponse(order=order)
                 last = order
             if order.state in (pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED,
                                pb.ORDER_STATE_FAILED):
@@ -182,10 +237,23 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         )
 
 
-async def serve(client: Client, reader: ReadRepository, settings: Settings) -> tuple[grpc.aio.Server, int]:
+async def _link_to_order_trace(description: WorkflowExecutionDescription) -> None:
+    trace_id = await description.memo_value("trace_id", "")
+    span_id = await description.memo_value("span_id", "")
+    if trace_id and span_id:
+        order_span = trace.SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True,
+                                       trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+        trace.get_current_span().add_link(order_span, {"link.kind": "order"})
+
+
+async def serve(client: Client, reader: ReadRepository, settings: Settings,
+                meter: MetricMeter = MetricMeter.noop) -> tuple[grpc.aio.Server, int]:
     """Starts the gateway with health and reflection on; returns the running server and its port."""
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 1 << 20)])
-    pb_grpc.add_OrderGatewayServiceServicer_to_server(OrderGateway(client, reader, settings), server)
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor()],
+        options=[("grpc.max_receive_message_length", 1 << 20)],
+    )
+    pb_grpc.add_OrderGatewayServiceServicer_to_server(OrderGateway(client, reader, settings, meter), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = (pb.DESCRIPTOR.services_by_name["OrderGatewayService"].full_name, health.SERVICE_NAME,

@@ -5,7 +5,7 @@ import logging
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from common import db, temporal
+from common import db, telemetry, temporal
 from order_service.activities import OrderActivities
 from order_service.config import Settings
 from order_service.repository import OrdersRepository
@@ -19,7 +19,7 @@ def build(client: Client, activities: OrderActivities, task_queue: str) -> Worke
 
 
 async def main(settings: Settings) -> None:
-    client = await temporal.connect(settings.temporal.address, settings.temporal.namespace)
+    client = await temporal.connect(settings.temporal.address, settings.temporal.namespace, telemetry.runtime())
     pool = await db.connect(settings.database_url)
     worker = build(client, OrderActivities(OrdersRepository(pool)), settings.task_queue)
     log.info("worker_started", extra={"fields": {"task_queue": settings.task_queue}})

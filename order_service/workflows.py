@@ -93,6 +93,7 @@ class OrderWorkflow:
             await self._compensate(state, reason)
         self._enter(state, "", reason)
         self.status.ended_at = _now()
+        workflow.metric_meter().create_counter("orders_ended", "orders by terminal state").add(1, {"state": state})
         await workflow.wait_condition(workflow.all_handlers_finished)
         return c.OrderResult(inp.order_id, state, reason, self.status.payment, self.status.shipment_status)
 
@@ -141,12 +142,14 @@ class OrderWorkflow:
         progress = c.StepProgress(c.REVIEW, "running", started_at=_now())
         self.status.steps.append(progress)
         left = (self.review_closes - workflow.now()).total_seconds()
+        workflow.logger.info("review_waiting", extra=self._log(fields={"window_seconds": round(left, 3)}))
         try:
             await workflow.wait_condition(
                 lambda: self.decision is not None or self.cancel is not None, timeout=max(left, 0.001)
             )
         except asyncio.TimeoutError:
             progress.status, progress.error, progress.ended_at = "failed", "review window expired", _now()
+            workflow.logger.info("review_expired", extra=self._log())
             raise _Ended(c.REJECTED, "review window expired without approval") from None
         progress.ended_at = _now()
         self._stop_if_cancelled()
@@ -233,6 +236,7 @@ class OrderWorkflow:
             workflow.logger.warning("child_signal_not_delivered", extra=self._log(error=f"{name}: {err}"))
 
     async def _compensate(self, state: str, reason: str) -> None:
+        workflow.logger.info("compensation_started", extra=self._log(reason=reason, fields={"outcome": state}))
         if self.charge_started:
             # The charge may have landed even if its result never came back: refund whatever is recorded.
             self._enter(self.status.state, c.REFUND)

@@ -5,7 +5,7 @@ import logging
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from common import db, temporal
+from common import db, telemetry, temporal
 from shipping_service.activities import ShippingActivities
 from shipping_service.config import Settings
 from shipping_service.repository import ShippingRepository
@@ -19,7 +19,7 @@ def build(client: Client, activities: ShippingActivities, task_queue: str) -> Wo
 
 
 async def main(settings: Settings) -> None:
-    client = await temporal.connect(settings.temporal.address, settings.temporal.namespace)
+    client = await temporal.connect(settings.temporal.address, settings.temporal.namespace, telemetry.runtime())
     pool = await db.connect(settings.database_url)
     worker = build(client, ShippingActivities(ShippingRepository(pool)), settings.task_queue)
     log.info("worker_started", extra={"fields": {"task_queue": settings.task_queue}})

@@ -25,7 +25,8 @@ PIDS = STATE / "pids.json"
 TEMPORAL_PORT = int(os.environ.get("TEMPORAL_PORT", "7233"))
 TEMPORAL_UI_PORT = int(os.environ.get("TEMPORAL_UI_PORT", "8233"))
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "50051"))
-SERVICES = ("order_service", "shipping_service", "gateway")
+# Each service and the Prometheus port its Temporal runtime serves /metrics on.
+SERVICES = {"order_service": 9101, "shipping_service": 9102, "gateway": 9103}
 
 
 def up() -> None:
@@ -43,11 +44,13 @@ def up() -> None:
     pids["temporal"] = temporal.pid
     print(f"temporal      127.0.0.1:{TEMPORAL_PORT}, Web UI http://127.0.0.1:{TEMPORAL_UI_PORT}")
     env = local.service_env(admin_url, TEMPORAL_PORT, GATEWAY_PORT)
-    for module in SERVICES:
+    for module, metrics_port in SERVICES.items():
+        env["METRICS_LISTEN"] = f"127.0.0.1:{metrics_port}"
         pids[module] = local.start_service(module, env, logs / f"{module}.log", detach=True).pid
     PIDS.write_text(json.dumps(pids))
     local.wait_for_port(GATEWAY_PORT, 60, what="gateway")
     print(f"gateway       127.0.0.1:{GATEWAY_PORT} (grpcurl -plaintext 127.0.0.1:{GATEWAY_PORT} list)")
+    print(f"metrics       " + ", ".join(f"{m} http://127.0.0.1:{p}/metrics" for m, p in SERVICES.items()))
     print(f"logs          {logs}/*.log (JSON lines)\n")
 
 

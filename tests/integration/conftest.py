@@ -6,18 +6,22 @@ Orders run the real, unseeded flaky_call() unless a test gives their order id a 
 """
 
 import asyncio
+import os
+import threading
 import uuid
 from collections import defaultdict
+from concurrent import futures
 from dataclasses import dataclass
 
 import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from temporalio import activity
 from temporalio.client import Client
 
-from common import brief, db
+from common import brief, db, logs, telemetry, temporal
 from gateway import server
 from gateway.config import Settings as GatewaySettings
 from gateway.repository import ReadRepository
@@ -61,6 +65,25 @@ class FlakyScript:
             await asyncio.sleep(300)
 
 
+class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """A real OTLP/gRPC trace receiver on loopback: keeps every span the exporters send."""
+
+    def __init__(self):
+        self.spans = []
+        self.lock = threading.Lock()
+
+    def Export(self, request, context):
+        with self.lock:
+            for resource_spans in request.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    self.spans.extend(scope_spans.spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def trace(self, trace_id: str) -> list:
+        with self.lock:
+            return [s for s in self.spans if s.trace_id.hex() == trace_id]
+
+
 @dataclass
 class Stack:
     gateway: pb_grpc.OrderGatewayServiceStub
@@ -69,6 +92,24 @@ class Stack:
     flaky: FlakyScript
     gateway_address: str
     order_pool: asyncpg.Pool
+    otlp: OtlpReceiver
+    tracer_provider: object
+    metrics_url: str
+
+
+@pytest.fixture(scope="session")
+def otlp():
+    receiver = OtlpReceiver()
+    grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, grpc_server)
+    port = grpc_server.add_insecure_port("127.0.0.1:0")
+    grpc_server.start()
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{port}"
+    os.environ["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
+    provider = telemetry.setup_tracing("integration")
+    yield receiver, provider
+    provider.force_flush()
+    grpc_server.stop(0)
 
 
 @pytest.fixture(scope="session")
@@ -86,12 +127,15 @@ def infra(tmp_path_factory):
 
 
 @pytest_asyncio.fixture(scope="session")
-async def stack(infra):
+async def stack(infra, otlp):
     admin_url, temporal_address = infra
+    logs.keep_event_names()
     flaky = FlakyScript()
     patch = pytest.MonkeyPatch()
     patch.setattr(brief, "flaky_call", flaky)
-    client = await Client.connect(temporal_address)
+    metrics_port = local.free_port()
+    runtime = telemetry.runtime(f"127.0.0.1:{metrics_port}")
+    client = await temporal.connect(temporal_address, "default", runtime)
     suffix = uuid.uuid4().hex[:6]
     order_tq, shipping_tq = f"orders-{suffix}", f"shipping-{suffix}"
     order_pool = await db.connect(db.url_for_role(admin_url, "order_service"))
@@ -105,9 +149,10 @@ async def stack(infra):
     tasks = [asyncio.create_task(w.run()) for w in workers]
     settings = GatewaySettings(TemporalSettings(temporal_address, "default"), "", "127.0.0.1:0", order_tq,
                                shipping_tq, "INFO")
-    grpc_server, port = await server.serve(client, ReadRepository(reader_pool), settings)
+    grpc_server, port = await server.serve(client, ReadRepository(reader_pool), settings, runtime.metric_meter)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield Stack(pb_grpc.OrderGatewayServiceStub(channel), client, admin, flaky, f"127.0.0.1:{port}", order_pool)
+    yield Stack(pb_grpc.OrderGatewayServiceStub(channel), client, admin, flaky, f"127.0.0.1:{port}", order_pool,
+                otlp[0], otlp[1], f"http://127.0.0.1:{metrics_port}/metrics")
     await channel.close()
     await grpc_server.stop(0)
     for w in workers:

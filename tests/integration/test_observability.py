@@ -1,0 +1,122 @@
+"""What an operator sees: one trace per order over OTLP, JSON log events, Prometheus metrics."""
+
+import io
+import json
+import logging
+import urllib.request
+from collections import Counter
+
+import pytest
+
+from common.logs import JsonFormatter
+from orderlife.gateway.v1 import gateway_pb2 as pb
+from tests.integration.conftest import new_order_id, start_request, wait_for, wait_review, wait_terminal
+
+pytestmark = pytest.mark.integration
+
+
+async def run_order(stack, order_id: str) -> pb.Order:
+    await stack.gateway.StartOrder(start_request(order_id))
+    if (await wait_review(stack, order_id)).state == pb.ORDER_STATE_AWAITING_REVIEW:
+        await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="ops"))
+    return await wait_terminal(stack, order_id)
+
+
+async def test_one_trace_holds_gateway_workflows_attempts_and_sql(stack):
+    # The real flaky_call(): retry until an order ships, so the child workflow is in the trace.
+    for _ in range(5):
+        order = await run_order(stack, new_order_id("trace"))
+        if order.state == pb.ORDER_STATE_COMPLETED:
+            break
+    assert order.state == pb.ORDER_STATE_COMPLETED
+    assert len(order.trace_id) == 32
+    stack.tracer_provider.force_flush()
+    spans = stack.otlp.trace(order.trace_id)
+    names = Counter(s.name for s in spans)
+
+    [root] = [s for s in spans if not s.parent_span_id]
+    assert root.name == "/orderlife.gateway.v1.OrderGatewayService/StartOrder"
+    ids = {s.span_id for s in spans}
+    orphans = [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids]
+    assert orphans == [], "every span's parent is in the trace"
+    assert names["RunWorkflow:OrderWorkflow"] >= 1 and names["RunWorkflow:ShippingWorkflow"] >= 1
+    attempts = {n: k for n, k in names.items() if n.startswith("RunActivity:")}
+    assert set(attempts) >= {f"RunActivity:{s}" for s in
+                             ("ReceiveOrder", "ValidateOrder", "ChargePayment", "PreparePackage", "DispatchCarrier", "MarkShipped")}
+    assert max(attempts.values()) > 1, "some step needed more than one attempt"
+    for step in order.steps:
+        if step.name.startswith(("Receive", "Validate", "Charge", "Prepare", "Dispatch", "Mark")):
+            assert attempts[f"RunActivity:{step.name}"] == step.attempts, step.name
+    failed = [s for s in spans if s.name.startswith("RunActivity:") and s.status.code == 2]
+    assert len(failed) == sum(attempts.values()) - len(attempts), "each failed or timed-out attempt is an error span"
+    sql = [s for s in spans if any(a.key == "db.system" and a.value.string_value == "postgresql" for a in s.attributes)]
+    assert sql, "SQL statements appear under their activity attempts"
+
+
+async def test_approve_span_is_linked_to_the_order_trace(stack):
+    order_id = new_order_id("link")
+    stack.flaky.script(order_id)
+    started = await stack.gateway.StartOrder(start_request(order_id))
+    await wait_review(stack, order_id)
+    await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id))
+    await wait_terminal(stack, order_id)
+    stack.tracer_provider.force_flush()
+    trace_id = started.order.trace_id
+    approvals = [s for s in stack.otlp.spans if s.name.endswith("/ApproveOrder")
+                 and any(link.trace_id.hex() == trace_id for link in s.links)]
+    assert len(approvals) == 1
+
+
+async def test_log_events_tell_the_story_as_json_lines(stack):
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(JsonFormatter("test"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        shipped, cancelled = new_order_id("logs"), new_order_id("logs")
+        stack.flaky.script(shipped, ReceiveOrder=["fail", "ok"], ValidateOrder=["hang", "ok"],
+                           DispatchCarrier=["fail"] * 6 + ["ok"])
+        stack.flaky.script(cancelled, PreparePackage=["hang"] * 5 + ["ok"])
+        assert (await run_order(stack, shipped)).state == pb.ORDER_STATE_COMPLETED
+        await stack.gateway.StartOrder(start_request(cancelled))
+        await wait_review(stack, cancelled)
+        await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=cancelled))
+        await wait_for(stack, cancelled, lambda o: o.state == pb.ORDER_STATE_SHIPPING)
+        await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=cancelled, reason="customer called"))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]  # every line parses
+    def events(order_id):
+        return [(l["event"], l.get("step"), l.get("attempt")) for l in lines if l.get("order_id") == order_id]
+
+    story = events(shipped)
+    assert ("attempt_failed", "ReceiveOrder", 1) in story
+    assert ("attempt_timed_out", "ValidateOrder", 1) in story
+    names = [e[0] for e in story]
+    for event in ("state_changed", "review_waiting", "review_decided", "dispatch_failed", "dispatch_retry_ordered",
+                  "shipment_dispatched"):
+        assert event in names, event
+    states = [l["state"] for l in lines if l.get("order_id") == shipped and l["event"] == "state_changed"]
+    assert states == ["VALIDATING", "AWAITING_REVIEW", "CHARGING", "SHIPPING", "COMPLETED"]
+    names = [e[0] for e in events(cancelled)]
+    for event in ("cancel_requested", "shipment_cancelled", "compensation_started", "payment_refunded"):
+        assert event in names, event
+    attempt_lines = [l for l in lines if l["event"].startswith("attempt_")]
+    assert all(l.get("workflow_id") and l.get("run_id") and l.get("trace_id") for l in attempt_lines)
+
+
+async def test_metrics_count_attempts_orders_and_requests(stack):
+    order_id = new_order_id("metrics")
+    stack.flaky.script(order_id, ChargePayment=["fail", "ok"])
+    await run_order(stack, order_id)
+    text = urllib.request.urlopen(stack.metrics_url, timeout=5).read().decode()
+    assert 'step_attempts{' in text and 'step="ChargePayment"' in text and 'outcome="error"' in text
+    assert 'orders_ended{' in text and 'state="COMPLETED"' in text
+    assert 'gateway_requests{' in text and 'method="StartOrder"' in text
+    assert "gateway_request_seconds_bucket" in text
+    assert "temporal_activity_execution_latency" in text
