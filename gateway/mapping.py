@@ -4,7 +4,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -144,15 +144,19 @@ def order_message(status: c.OrderStatus, attempts: list[dict], workflow_id: str,
 
 
 def _child_steps(attempts: list[dict]) -> list[pb.Step]:
-    """The shipping child's steps, seen through its attempt log."""
+    """The shipping child's steps, seen through its attempt log (rows carry their end time and duration)."""
     steps: dict[str, pb.Step] = {}
     for a in attempts:
         if a["service"] != "shipping":
             continue
-        step = steps.setdefault(a["step"], pb.Step(name=a["step"], status="running"))
+        step = steps.get(a["step"])
+        if step is None:
+            began = a["ts"] - timedelta(milliseconds=a.get("duration_ms", 0))
+            step = steps[a["step"]] = pb.Step(name=a["step"], status="running", started_at=_timestamp(began))
         step.attempts = max(step.attempts, a["attempt"])
         if a["outcome"] == "ok":
             step.status, step.error = "ok", ""
+            step.ended_at.CopyFrom(_timestamp(a["ts"]))
         else:
             step.error = a["message"]
     return list(steps.values())

@@ -3,9 +3,9 @@
 import asyncpg
 
 ATTEMPTS = """
-SELECT 'orders' AS service, step, attempt, outcome, message, ts FROM orders.step_attempts WHERE order_id = $1
+SELECT 'orders' AS service, step, attempt, outcome, message, duration_ms, ts FROM orders.step_attempts WHERE order_id = $1
 UNION ALL
-SELECT 'shipping' AS service, step, attempt, outcome, message, ts FROM shipping.step_attempts WHERE order_id = $1
+SELECT 'shipping' AS service, step, attempt, outcome, message, duration_ms, ts FROM shipping.step_attempts WHERE order_id = $1
 ORDER BY ts
 """
 

@@ -59,7 +59,8 @@ def test_status_maps_to_order_message_with_attempts_and_errors():
     attempts = [
         {"service": "orders", "step": c.RECEIVE, "attempt": 1, "outcome": "timeout", "message": "timed out", "ts": at},
         {"service": "orders", "step": c.RECEIVE, "attempt": 2, "outcome": "ok", "message": "", "ts": at},
-        {"service": "shipping", "step": "PreparePackage", "attempt": 1, "outcome": "error", "message": "boom", "ts": at},
+        {"service": "shipping", "step": "PreparePackage", "attempt": 1, "outcome": "error", "message": "boom", "ts": at,
+         "duration_ms": 250},
     ]
     order = mapping.order_message(status, attempts, "order-o-1")
     assert order.state == pb.ORDER_STATE_SHIPPING
@@ -67,3 +68,5 @@ def test_status_maps_to_order_message_with_attempts_and_errors():
         (c.RECEIVE, "ok", 2), (c.SHIPPING, "running", 0), ("PreparePackage", "running", 1)]
     assert [(e.step, e.attempt, e.kind) for e in order.recent_errors] == [(c.RECEIVE, 1, "timeout"), ("PreparePackage", 1, "error")]
     assert order.payment.amount == 2 and order.deadline.seconds - order.started_at.seconds == 15
+    prepare = order.steps[2]
+    assert (at - prepare.started_at.ToDatetime(timezone.utc)).total_seconds() == 0.25 and prepare.error == "boom"
