@@ -106,7 +106,7 @@ def _address(a: c.Address | None) -> pb.Address | None:
     return pb.Address(**asdict(a)) if a else None
 
 
-def order_message(status: c.OrderStatus, attempts: list[dict], workflow_id: str, trace_id: str = "") -> pb.Order:
+def order_message(status: c.OrderStatus, attempts: list[dict], workflow_id: str) -> pb.Order:
     """The workflow's live status, with the attempt log (every attempt of every step) from the database."""
     per_step: dict[str, int] = {}
     for a in attempts:
@@ -139,7 +139,7 @@ def order_message(status: c.OrderStatus, attempts: list[dict], workflow_id: str,
         deadline=_timestamp(status.deadline),
         ended_at=_timestamp(status.ended_at),
         reason=status.reason,
-        trace_id=trace_id,
+        trace_id=status.trace_id,
     )
 
 

@@ -125,13 +125,11 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
 
     async def _order(self, order_id: str) -> pb.Order:
         handle = self._handle(order_id)
-        description, status, attempts = await asyncio.gather(
-            handle.describe(rpc_timeout=RPC_TIMEOUT),
+        status, attempts = await asyncio.gather(
             handle.query(c.STATUS_QUERY, result_type=c.OrderStatus, rpc_timeout=RPC_TIMEOUT),
             self.reader.attempts(order_id),
         )
-        trace_id = await description.memo_value("trace_id", "")
-        return mapping.order_message(status, attempts, handle.id, trace_id)
+        return mapping.order_message(status, attempts, handle.id)
 
     async def _update(self, order_id: str, name: str, arg, timeout: timedelta = RPC_TIMEOUT) -> None:
         """An update on a running order; this call's span is linked to the order's trace."""
@@ -149,6 +147,7 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         inp.shipping_task_queue = self.settings.shipping_task_queue
         fingerprint = mapping.fingerprint(inp)
         trace_id, span_id = telemetry.trace_ids()
+        inp.trace_id = trace_id
         already = False
         try:
             await self.client.start_workflow(

@@ -6,7 +6,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from common import brief
-from common.attempts import run_attempt
+from common.attempts import run_attempt, within_hang_cut
 from order_service import contract as c
 from order_service.repository import SCHEMA, OrderConflict, OrdersRepository, PaymentConflict, check_payment
 
@@ -66,7 +66,7 @@ class OrderActivities:
     @activity.defn(name=c.RECEIVE)
     async def receive_order(self, inp: ReceiveInput) -> None:
         async def work():
-            await brief.order_received(inp.order_id)
+            await within_hang_cut(brief.order_received(inp.order_id))
             try:
                 await self.repo.receive(inp.order_id, inp.payment_id, inp.items, inp.address)
             except OrderConflict as err:
@@ -77,7 +77,7 @@ class OrderActivities:
     @activity.defn(name=c.VALIDATE)
     async def validate_order(self, inp: ValidateInput) -> None:
         async def work():
-            await brief.order_validated(_order(inp.order_id, inp.items))
+            await within_hang_cut(brief.order_validated(_order(inp.order_id, inp.items)))
             bad = [i.sku for i in inp.items if i.qty <= 0]
             if bad:
                 raise ValueError(f"items {bad} have no quantity")
@@ -97,7 +97,8 @@ class OrderActivities:
                 check_payment(existing, inp.order_id, None)
                 if existing is not None:
                     return c.Payment(existing["payment_id"], existing["amount"], existing["status"])
-                charged = await brief.payment_charged(_order(inp.order_id, inp.items), inp.payment_id, self.repo)
+                order = _order(inp.order_id, inp.items)
+                charged = await within_hang_cut(brief.payment_charged(order, inp.payment_id, self.repo))
                 return await self.repo.record_charge(inp.payment_id, inp.order_id, charged["amount"])
             except PaymentConflict as err:
                 raise ApplicationError(str(err), type="PaymentConflict", non_retryable=True) from None
@@ -107,7 +108,7 @@ class OrderActivities:
     @activity.defn(name=c.MARK_SHIPPED)
     async def mark_shipped(self, inp: MarkShippedInput) -> None:
         async def work():
-            await brief.order_shipped({"order_id": inp.order_id, "address": asdict(inp.address)})
+            await within_hang_cut(brief.order_shipped({"order_id": inp.order_id, "address": asdict(inp.address)}))
             await self.repo.mark_shipped(inp.order_id, inp.address)
 
         await self._attempt(inp.order_id, work)

@@ -72,10 +72,11 @@ class Budget:
     review_closes_at_seconds: float = 7.0
     # Kept free at the end for refund, shipment cancellation and the final write.
     compensation_reserve_seconds: float = 1.5
-    # Start-to-close of one attempt of a flaky step: cuts the brief's 300 s hang.
-    attempt_timeout_seconds: float = 0.4
-    retry_initial_interval_seconds: float = 0.05
-    retry_max_interval_seconds: float = 0.2
+    # Start-to-close of one attempt of a flaky step. The worker cuts the stub's 300 s hang at this
+    # minus the time kept for the attempt's database writes (common.attempts).
+    attempt_timeout_seconds: float = 0.45
+    retry_initial_interval_seconds: float = 0.02
+    retry_max_interval_seconds: float = 0.08
     # How many times the parent restarts dispatch after the child reports DispatchFailed.
     dispatch_retries: int = 2
 
@@ -88,6 +89,8 @@ class OrderInput:
     address: Address
     budget: Budget = field(default_factory=Budget)
     shipping_task_queue: str = "shipping-tq"
+    # The trace of the request that started the order, shown in its status.
+    trace_id: str = ""
 
 
 @dataclass
@@ -146,6 +149,7 @@ class OrderStatus:
     dispatch_failures: list[str] = field(default_factory=list)
     reason: str = ""
     ended_at: str = ""
+    trace_id: str = ""
 
 
 @dataclass

@@ -75,6 +75,7 @@ class OrderWorkflow:
             payment_id=inp.payment_id,
             deadline=self.deadline.isoformat(),
             started_at=start.isoformat(),
+            trace_id=inp.trace_id,
         )
         self.cancel: c.CancelRequest | None = None
         self.decision: tuple[str, c.ReviewDecision] | None = None

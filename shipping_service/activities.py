@@ -6,7 +6,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from common import brief
-from common.attempts import run_attempt
+from common.attempts import run_attempt, within_hang_cut
 from order_service.contract import Address, Item
 from shipping_service import contract as s
 from shipping_service.repository import SCHEMA, ShipmentCancelled, ShippingRepository
@@ -49,7 +49,7 @@ class ShippingActivities:
     @activity.defn(name=s.PREPARE)
     async def prepare_package(self, inp: PackageInput) -> None:
         async def work():
-            await brief.package_prepared(_order(inp.order_id, inp.items, inp.address))
+            await within_hang_cut(brief.package_prepared(_order(inp.order_id, inp.items, inp.address)))
             await self.repo.prepared(inp.order_id, inp.items, inp.address)
 
         await self._attempt(inp.order_id, work)
@@ -58,7 +58,8 @@ class ShippingActivities:
     async def dispatch_carrier(self, inp: DispatchInput) -> None:
         async def work():
             # The carrier gets the address current when this attempt was scheduled.
-            message = await brief.carrier_dispatched(_order(inp.order_id, inp.items, inp.address))
+            order = _order(inp.order_id, inp.items, inp.address)
+            message = await within_hang_cut(brief.carrier_dispatched(order))
             try:
                 await self.repo.dispatched(inp.order_id, inp.address, inp.round, message)
             except ShipmentCancelled as err:

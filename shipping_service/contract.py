@@ -31,9 +31,9 @@ class ShipmentInput:
     address: Address
     # The parent's deadline for shipping: every activity here ends by then.
     ship_by: str  # ISO-8601
-    attempt_timeout_seconds: float = 0.4
-    retry_initial_interval_seconds: float = 0.05
-    retry_max_interval_seconds: float = 0.2
+    attempt_timeout_seconds: float = 0.45
+    retry_initial_interval_seconds: float = 0.02
+    retry_max_interval_seconds: float = 0.08
     # Attempts of DispatchCarrier per round before the parent is told DispatchFailed.
     dispatch_attempts_per_round: int = 6
 

@@ -23,10 +23,11 @@ async def run_order(stack, order_id: str) -> pb.Order:
 
 
 async def test_one_trace_holds_gateway_workflows_attempts_and_sql(stack):
-    # The real flaky_call(): retry until an order ships, so the child workflow is in the trace.
+    # The real flaky_call(): run orders until one ships (so the child is in the trace) after at least
+    # one retry (all six steps succeed at once about once in 750 orders).
     for _ in range(5):
         order = await run_order(stack, new_order_id("trace"))
-        if order.state == pb.ORDER_STATE_COMPLETED:
+        if order.state == pb.ORDER_STATE_COMPLETED and any(s.attempts > 1 for s in order.steps):
             break
     assert order.state == pb.ORDER_STATE_COMPLETED
     assert len(order.trace_id) == 32
@@ -43,7 +44,7 @@ async def test_one_trace_holds_gateway_workflows_attempts_and_sql(stack):
     attempts = {n: k for n, k in names.items() if n.startswith("RunActivity:")}
     assert set(attempts) >= {f"RunActivity:{s}" for s in
                              ("ReceiveOrder", "ValidateOrder", "ChargePayment", "PreparePackage", "DispatchCarrier", "MarkShipped")}
-    assert max(attempts.values()) > 1, "some step needed more than one attempt"
+    assert max(attempts.values()) > 1, f"some step needed more than one attempt: {order.steps}"
     for step in order.steps:
         if step.name.startswith(("Receive", "Validate", "Charge", "Prepare", "Dispatch", "Mark")):
             assert attempts[f"RunActivity:{step.name}"] == step.attempts, step.name

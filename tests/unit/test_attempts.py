@@ -8,7 +8,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from common.attempts import run_attempt
+from common.attempts import run_attempt, within_hang_cut
 
 
 class RecordingPool:
@@ -69,3 +69,20 @@ async def test_success_returns_the_result_and_records_ok():
 
     assert await environment().run(attempt) == 42
     assert pool.rows[0][6] == "ok"
+
+
+async def test_stub_hang_is_cut_leaving_time_for_the_writes():
+    pool = RecordingPool()
+
+    async def stub_then_write():
+        await within_hang_cut(asyncio.sleep(300))
+
+    async def attempt():
+        return await run_attempt(pool, "orders", "o-1", stub_then_write)
+
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ApplicationError) as err:
+        await environment(start_to_close=0.45).run(attempt)
+    waited = asyncio.get_running_loop().time() - started
+    assert 0.09 <= waited < 0.3, "cut at start-to-close minus the write allowance"
+    assert err.value.type == "AttemptTimeout" and pool.rows[0][6] == "timeout"

@@ -1,0 +1,242 @@
+"""The 15-second budget, measured: python -m stack.bench [--orders N] [--concurrency 1,20] [--json out.json]
+
+Starts a stack of its own (Postgres, migrations, the Temporal dev server, both workers and the gateway
+as separate processes, free ports), drives N orders through the gateway at each concurrency with the
+real flaky_call(), approving each as soon as its status shows review, then runs the same number of
+bare workflows (stack/baseline.py) on the same dev server as the baseline. Prints and writes figures.
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import grpc
+import psutil
+from temporalio.client import Client
+
+from order_service.contract import Budget
+from orderlife.gateway.v1 import gateway_pb2 as pb
+from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from common.attempts import PERSIST_ALLOWANCE_SECONDS, REPORT_MARGIN_SECONDS
+from stack import local
+
+TERMINAL = {pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_FAILED}
+REVIEW_POLL_SECONDS = 0.05
+END_POLL_SECONDS = 0.25
+FLAKY_STEPS = 6
+
+
+def percentiles(values: list[float]) -> dict:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+    return {"p50": round(statistics.median(ordered), 3), "p90": pick(0.90), "p99": pick(0.99), "max": round(ordered[-1], 3)}
+
+
+class Reviewer:
+    """One reviewer for the whole run, as a review desk works: list what awaits review, approve it."""
+
+    def __init__(self, stub):
+        self.stub = stub
+        self.approved: set[str] = set()
+
+    async def run(self) -> None:
+        while True:
+            listed = await self.stub.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_AWAITING_REVIEW, limit=100))
+            for summary in listed.orders:
+                if summary.order_id in self.approved:
+                    continue
+                try:
+                    await self.stub.ApproveOrder(pb.ApproveOrderRequest(order_id=summary.order_id, reviewer="bench"))
+                    self.approved.add(summary.order_id)
+                except grpc.aio.AioRpcError as err:
+                    # The list reads the database, which can be a workflow task ahead of the order: try again.
+                    if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                        raise
+            await asyncio.sleep(REVIEW_POLL_SECONDS)
+
+
+async def project_order(stub, status_latencies: list[float]) -> tuple[float, str, dict]:
+    order_id = f"bench-{uuid.uuid4().hex[:12]}"
+    request = pb.StartOrderRequest(
+        order_id=order_id, payment_id=f"pay-{order_id}", items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
+        address=pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US"))
+    started = time.time()
+    await stub.StartOrder(request)
+    while True:
+        await asyncio.sleep(END_POLL_SECONDS)
+        t = time.perf_counter()
+        order = (await stub.GetOrder(pb.GetOrderRequest(order_id=order_id))).order
+        status_latencies.append(time.perf_counter() - t)
+        if order.state in TERMINAL:
+            break
+    took = order.ended_at.ToDatetime().timestamp() - started
+    attempts = {s.name: s.attempts for s in order.steps if s.attempts}
+    return took, pb.OrderState.Name(order.state).removeprefix("ORDER_STATE_"), attempts
+
+
+async def baseline_order(client: Client, task_queue: str) -> tuple[float, str, dict]:
+    started = time.time()
+    state = await client.execute_workflow("BareOrderWorkflow", Budget(), id=f"bare-{uuid.uuid4().hex[:12]}",
+                                          task_queue=task_queue, result_type=str)
+    return time.time() - started, state, {}
+
+
+async def drive(make_order, n: int, concurrency: int) -> dict:
+    queue = list(range(n))
+    results = []
+
+    async def lane():
+        while queue:
+            queue.pop()
+            results.append(await make_order())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    times = [r[0] for r in results]
+    states = defaultdict(int)
+    for r in results:
+        states[r[1]] += 1
+    attempts = defaultdict(list)
+    for r in results:
+        for step, count in r[2].items():
+            attempts[step].append(count)
+    return {
+        "orders": n,
+        "concurrency": concurrency,
+        "end_to_end_seconds": percentiles(times),
+        "within_15s": round(sum(t <= 15 for t in times) / n, 4),
+        "completed": round(states["COMPLETED"] / n, 4),
+        "states": dict(states),
+        "orders_per_second": round(n / elapsed, 3),
+        "mean_attempts_per_step": {s: round(statistics.mean(v), 2) for s, v in sorted(attempts.items())},
+    }
+
+
+def floor(budget: Budget, samples: int = 20000) -> dict:
+    """The chain with zero overhead: only flaky_call()'s odds, the hang cut and the retry waits."""
+    rng = random.Random(7)
+    cut = budget.attempt_timeout_seconds - PERSIST_ALLOWANCE_SECONDS - REPORT_MARGIN_SECONDS
+    times = []
+    for _ in range(samples):
+        total = 0.0
+        for _ in range(FLAKY_STEPS):
+            wait = budget.retry_initial_interval_seconds
+            while True:
+                r = rng.random()
+                if r >= 0.67:
+                    break
+                total += (cut if r >= 0.33 else 0.0) + wait
+                wait = min(wait * 2, budget.retry_max_interval_seconds)
+        times.append(total)
+    return percentiles(times)
+
+
+def peak_memory_mb(pids: dict[str, list[int]]) -> dict:
+    """Peak resident memory (VmHWM) of each process, summed over a process's children (Postgres)."""
+    out = {}
+    for name, group in pids.items():
+        total = 0
+        for pid in group:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+            except FileNotFoundError:
+                pass
+        out[name] = round(total / 1024, 1)
+    return out
+
+
+async def run(args) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    admin_url = local.start_postgres(tmp / "pgdata")
+    local.migrate(admin_url)
+    temporal_port, gateway_port = local.free_port(), local.free_port()
+    procs = {"temporal": local.start_temporal(temporal_port, local.free_port(), None, tmp / "temporal.log")}
+    env = local.service_env(admin_url, temporal_port, gateway_port)
+    env["LOG_LEVEL"] = "WARNING"
+    for module in ("order_service", "shipping_service", "gateway"):
+        procs[module] = local.start_service(module, env, tmp / f"{module}.log")
+    baseline_tq = f"bare-{uuid.uuid4().hex[:6]}"
+    procs["baseline_worker"] = local.spawn([sys.executable, "-m", "stack.baseline", f"127.0.0.1:{temporal_port}",
+                                            baseline_tq], tmp / "baseline.log", env, False)
+    local.wait_for_port(gateway_port, 60, procs["gateway"], "gateway")
+    report = {"budget": Budget().__dict__, "floor_seconds": floor(Budget()), "runs": []}
+    try:
+        client = await Client.connect(f"127.0.0.1:{temporal_port}")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway_port}") as channel:
+            stub = pb_grpc.OrderGatewayServiceStub(channel)
+            reviewer = asyncio.create_task(Reviewer(stub).run())
+            for concurrency in args.concurrency:
+                status_latencies: list[float] = []
+                project = await drive(lambda: project_order(stub, status_latencies), args.orders, concurrency)
+                project["status_call_ms"] = {k: round(v * 1000, 1) for k, v in percentiles(status_latencies).items()}
+                baseline = await drive(lambda: baseline_order(client, baseline_tq), args.orders, concurrency)
+                run_report = {"project": project, "baseline": baseline, "ratio_to_baseline": {
+                    "throughput": round(project["orders_per_second"] / baseline["orders_per_second"], 3),
+                    "p50": round(project["end_to_end_seconds"]["p50"] / baseline["end_to_end_seconds"]["p50"], 3),
+                    "p99": round(project["end_to_end_seconds"]["p99"] / baseline["end_to_end_seconds"]["p99"], 3),
+                }}
+                report["runs"].append(run_report)
+                print_run(run_report)
+            if reviewer.done():
+                reviewer.result()  # a reviewer that died must fail the run, not skew it
+            reviewer.cancel()
+        pg = [p.pid for p in psutil.process_iter(["name", "cmdline"])
+              if p.info["name"] == "postgres" and str(tmp / "pgdata") in " ".join(p.info["cmdline"] or [])]
+        pg_children = [c.pid for pid in pg for c in psutil.Process(pid).children(recursive=True)]
+        report["peak_memory_mb"] = peak_memory_mb(
+            {**{name: [p.pid] for name, p in procs.items()}, "postgres": pg + pg_children, "bench_client": [psutil.Process().pid]})
+        print("peak memory (MB):", json.dumps(report["peak_memory_mb"]))
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            proc.wait(10)
+        local.stop_postgres(tmp / "pgdata")
+    return report
+
+
+def print_run(r: dict) -> None:
+    p, b, ratio = r["project"], r["baseline"], r["ratio_to_baseline"]
+    print(f"\n== concurrency {p['concurrency']}, {p['orders']} orders ==")
+    for name, x in (("project", p), ("baseline", b)):
+        e = x["end_to_end_seconds"]
+        print(f"{name:<9} p50 {e['p50']:.2f}s  p90 {e['p90']:.2f}s  p99 {e['p99']:.2f}s  max {e['max']:.2f}s  "
+              f"within 15s {x['within_15s']:.1%}  completed {x['completed']:.1%}  {x['orders_per_second']:.2f} orders/s")
+    print(f"ratios    throughput {ratio['throughput']:.2f}x  p50 {ratio['p50']:.2f}x  p99 {ratio['p99']:.2f}x of baseline")
+    print(f"states    {p['states']}")
+    print(f"attempts  {p['mean_attempts_per_step']}")
+    s = p["status_call_ms"]
+    print(f"GetOrder  p50 {s['p50']}ms  p90 {s['p90']}ms  p99 {s['p99']}ms  max {s['max']}ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=100)
+    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 20])
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    report = asyncio.run(run(args))
+    print("floor (zero overhead) seconds:", json.dumps(report["floor_seconds"]))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
