@@ -80,7 +80,6 @@ class OrderWorkflow:
         self.cancel: c.CancelRequest | None = None
         self.decision: tuple[str, c.ReviewDecision] | None = None
         self.charge_started = False
-        self.shipping_started = False
         self.address_version = 0
         self.dispatch_failures: list[c.DispatchFailure] = []
 
@@ -167,7 +166,6 @@ class OrderWorkflow:
         self._enter(c.SHIPPING_STATE, c.SHIPPING)
         progress = c.StepProgress(c.SHIPPING, "running", started_at=_now())
         self.status.steps.append(progress)
-        self.shipping_started = True
         child = await workflow.start_child_workflow(
             shipping.WORKFLOW,
             shipping.ShipmentInput(

@@ -30,7 +30,8 @@ from stack import local
 
 TERMINAL = {pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_FAILED}
 REVIEW_POLL_SECONDS = 0.05
-END_POLL_SECONDS = 0.25
+END_POLL_SECONDS = 1.0
+START_ATTEMPTS = 5
 FLAKY_STEPS = 6
 
 
@@ -51,21 +52,27 @@ class Reviewer:
     def __init__(self, stub):
         self.stub = stub
         self.approved: set[str] = set()
+        self.busy: set[str] = set()
 
     async def run(self) -> None:
         while True:
             listed = await self.stub.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_AWAITING_REVIEW, limit=100))
-            for summary in listed.orders:
-                if summary.order_id in self.approved:
-                    continue
-                try:
-                    await self.stub.ApproveOrder(pb.ApproveOrderRequest(order_id=summary.order_id, reviewer="bench"))
-                    self.approved.add(summary.order_id)
-                except grpc.aio.AioRpcError as err:
-                    # The list reads the database, which can be a workflow task ahead of the order: try again.
-                    if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
-                        raise
+            waiting = [o.order_id for o in listed.orders if o.order_id not in self.approved and o.order_id not in self.busy]
+            for order_id in waiting:
+                self.busy.add(order_id)
+                asyncio.create_task(self.approve(order_id))
             await asyncio.sleep(REVIEW_POLL_SECONDS)
+
+    async def approve(self, order_id: str) -> None:
+        try:
+            await self.stub.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="bench"))
+            self.approved.add(order_id)
+        except grpc.aio.AioRpcError as err:
+            # The list reads the database, which can be a workflow task ahead of the order: try again.
+            if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+        finally:
+            self.busy.discard(order_id)
 
 
 async def project_order(stub, status_latencies: list[float]) -> tuple[float, str, dict]:
@@ -74,7 +81,15 @@ async def project_order(stub, status_latencies: list[float]) -> tuple[float, str
         order_id=order_id, payment_id=f"pay-{order_id}", items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
         address=pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US"))
     started = time.time()
-    await stub.StartOrder(request)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            await stub.StartOrder(request)
+            break
+        except grpc.aio.AioRpcError as err:
+            # Starting is idempotent on the order id: a client retries an unanswered start.
+            if err.code() != grpc.StatusCode.UNAVAILABLE or attempt == START_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.5 * attempt)
     while True:
         await asyncio.sleep(END_POLL_SECONDS)
         t = time.perf_counter()
@@ -83,15 +98,19 @@ async def project_order(stub, status_latencies: list[float]) -> tuple[float, str
         if order.state in TERMINAL:
             break
     took = order.ended_at.ToDatetime().timestamp() - started
+    in_workflow = (order.ended_at.ToDatetime() - order.started_at.ToDatetime()).total_seconds()
     attempts = {s.name: s.attempts for s in order.steps if s.attempts}
-    return took, pb.OrderState.Name(order.state).removeprefix("ORDER_STATE_"), attempts
+    return took, pb.OrderState.Name(order.state).removeprefix("ORDER_STATE_"), attempts, in_workflow
 
 
 async def baseline_order(client: Client, task_queue: str) -> tuple[float, str, dict]:
     started = time.time()
-    state = await client.execute_workflow("BareOrderWorkflow", Budget(), id=f"bare-{uuid.uuid4().hex[:12]}",
-                                          task_queue=task_queue, result_type=str)
-    return time.time() - started, state, {}
+    handle = await client.start_workflow("BareOrderWorkflow", Budget(), id=f"bare-{uuid.uuid4().hex[:12]}",
+                                         task_queue=task_queue)
+    state = await handle.result()
+    took = time.time() - started
+    description = await handle.describe()
+    return took, state, {}, (description.close_time - description.start_time).total_seconds()
 
 
 async def drive(make_order, n: int, concurrency: int) -> dict:
@@ -107,6 +126,7 @@ async def drive(make_order, n: int, concurrency: int) -> dict:
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     times = [r[0] for r in results]
+    in_workflow = [r[3] for r in results]
     states = defaultdict(int)
     for r in results:
         states[r[1]] += 1
@@ -118,7 +138,9 @@ async def drive(make_order, n: int, concurrency: int) -> dict:
         "orders": n,
         "concurrency": concurrency,
         "end_to_end_seconds": percentiles(times),
-        "within_15s": round(sum(t <= 15 for t in times) / n, 4),
+        "workflow_seconds": percentiles(in_workflow),
+        # The budget runs from workflow start to close; end to end adds the wait for StartOrder itself.
+        "within_15s": round(sum(t <= 15 for t in in_workflow) / n, 4),
         "completed": round(states["COMPLETED"] / n, 4),
         "states": dict(states),
         "orders_per_second": round(n / elapsed, 3),
@@ -165,8 +187,9 @@ async def run(args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     admin_url = local.start_postgres(tmp / "pgdata")
     local.migrate(admin_url)
-    temporal_port, gateway_port = local.free_port(), local.free_port()
-    procs = {"temporal": local.start_temporal(temporal_port, local.free_port(), None, tmp / "temporal.log")}
+    temporal, temporal_port = local.start_temporal_on_free_ports(tmp / "temporal.log")
+    gateway_port = local.free_port()
+    procs = {"temporal": temporal}
     env = local.service_env(admin_url, temporal_port, gateway_port)
     env["LOG_LEVEL"] = "WARNING"
     for module in ("order_service", "shipping_service", "gateway"):
@@ -216,8 +239,10 @@ def print_run(r: dict) -> None:
     print(f"\n== concurrency {p['concurrency']}, {p['orders']} orders ==")
     for name, x in (("project", p), ("baseline", b)):
         e = x["end_to_end_seconds"]
+        w = x["workflow_seconds"]
         print(f"{name:<9} p50 {e['p50']:.2f}s  p90 {e['p90']:.2f}s  p99 {e['p99']:.2f}s  max {e['max']:.2f}s  "
-              f"within 15s {x['within_15s']:.1%}  completed {x['completed']:.1%}  {x['orders_per_second']:.2f} orders/s")
+              f"(workflow max {w['max']:.2f}s)  within 15s {x['within_15s']:.1%}  completed {x['completed']:.1%}  "
+              f"{x['orders_per_second']:.2f} orders/s")
     print(f"ratios    throughput {ratio['throughput']:.2f}x  p50 {ratio['p50']:.2f}x  p99 {ratio['p99']:.2f}x of baseline")
     print(f"states    {p['states']}")
     print(f"attempts  {p['mean_attempts_per_step']}")

@@ -96,6 +96,18 @@ def start_temporal(port: int, ui_port: int, db_file: Path | None, log_file: Path
     return proc
 
 
+def start_temporal_on_free_ports(log_file: Path, attempts: int = 3) -> tuple[subprocess.Popen, int]:
+    """A dev server on ports nobody uses; another process can take a free port first, so try again."""
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        try:
+            return start_temporal(port, free_port(), None, log_file), port
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 def spawn(args: list[str], log_file: Path, env: dict, detach: bool) -> subprocess.Popen:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:

@@ -118,8 +118,7 @@ def infra(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("stack")
     admin_url = local.start_postgres(tmp / "pgdata")
     local.migrate(admin_url)
-    port = local.free_port()
-    temporal = local.start_temporal(port, local.free_port(), None, tmp / "temporal.log")
+    temporal, port = local.start_temporal_on_free_ports(tmp / "temporal.log")
     yield admin_url, f"127.0.0.1:{port}"
     temporal.terminate()
     temporal.wait(10)
