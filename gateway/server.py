@@ -13,7 +13,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import MetricMeter, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -44,6 +49,10 @@ class AlreadyExists(Exception):
     """The order id is taken by a different request."""
 
 
+class Unavailable(Exception):
+    """A passing condition: the caller should try again."""
+
+
 def _failure(err: Exception, request) -> tuple[grpc.StatusCode, str]:
     """The gRPC status for a failure, with a message naming what is wrong."""
     if isinstance(err, mapping.InvalidArgument):
@@ -52,6 +61,10 @@ def _failure(err: Exception, request) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.FAILED_PRECONDITION, str(err)
     if isinstance(err, AlreadyExists):
         return grpc.StatusCode.ALREADY_EXISTS, str(err)
+    if isinstance(err, Unavailable):
+        return grpc.StatusCode.UNAVAILABLE, str(err)
+    if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return grpc.StatusCode.UNAVAILABLE, "the order did not take the request in time; try again"
     if isinstance(err, WorkflowUpdateFailedError):
         cause = err.cause.cause if err.cause and err.cause.cause else err.cause
         return grpc.StatusCode.FAILED_PRECONDITION, cause.message if isinstance(cause, ApplicationError) else str(cause)
@@ -139,7 +152,15 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         if description.close_time is not None:
             order = await self._order(order_id)
             raise Refused(f"order {order_id!r} already ended {pb.OrderState.Name(order.state)}")
-        await handle.execute_update(name, arg, rpc_timeout=timeout)
+        try:
+            await handle.execute_update(name, arg, rpc_timeout=timeout)
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # The order exists (described above): it ended meanwhile, or it cannot take updates yet.
+            if (await handle.describe(rpc_timeout=RPC_TIMEOUT)).close_time is not None:
+                raise Refused(f"order {order_id!r} ended before the request reached it") from None
+            raise Unavailable(f"order {order_id!r} cannot take the request yet; try again") from None
 
     @_rpc
     async def StartOrder(self, request: pb.StartOrderRequest, context) -> pb.StartOrderResponse:

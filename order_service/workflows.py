@@ -26,8 +26,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Errors that end an order as REJECTED rather than FAILED.
 _REJECTING = {"ValueError", "OrderConflict", "PaymentConflict"}
-# Time MarkShipped leaves for nothing else: the order has shipped, only the final write remains.
-_CLOSING_SECONDS = 0.2
+# Time MarkShipped leaves before the deadline: should it run out, the final write still needs a round trip.
+_CLOSING_SECONDS = 1.0
 
 
 def _now() -> str:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +33,9 @@ TERMINAL = {pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_R
 REVIEW_POLL_SECONDS = 0.05
 END_POLL_SECONDS = 1.0
 START_ATTEMPTS = 5
+REFUSAL_BACKOFF_SECONDS = 0.25
+# Calls an overloaded stack answered UNAVAILABLE (and the client tried again), by method.
+UNAVAILABLE_CALLS: dict[str, int] = defaultdict(int)
 FLAKY_STEPS = 6
 
 
@@ -53,6 +57,7 @@ class Reviewer:
         self.stub = stub
         self.approved: set[str] = set()
         self.busy: set[str] = set()
+        self.refusals: dict[str, int] = defaultdict(int)
 
     async def run(self) -> None:
         while True:
@@ -68,9 +73,12 @@ class Reviewer:
             await self.stub.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="bench"))
             self.approved.add(order_id)
         except grpc.aio.AioRpcError as err:
-            # The list reads the database, which can be a workflow task ahead of the order: try again.
-            if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            # The list reads the database, which can be a workflow task ahead of the order, and an
+            # overloaded stack answers UNAVAILABLE: both are tried again on the next round.
+            if err.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAVAILABLE):
                 raise
+            self.refusals[err.code().name] += 1
+            await asyncio.sleep(REFUSAL_BACKOFF_SECONDS)
         finally:
             self.busy.discard(order_id)
 
@@ -89,12 +97,20 @@ async def project_order(stub, status_latencies: list[float]) -> tuple[float, str
             # Starting is idempotent on the order id: a client retries an unanswered start.
             if err.code() != grpc.StatusCode.UNAVAILABLE or attempt == START_ATTEMPTS:
                 raise
+            UNAVAILABLE_CALLS["StartOrder"] += 1
             await asyncio.sleep(0.5 * attempt)
     while True:
         await asyncio.sleep(END_POLL_SECONDS)
         t = time.perf_counter()
-        order = (await stub.GetOrder(pb.GetOrderRequest(order_id=order_id))).order
-        status_latencies.append(time.perf_counter() - t)
+        try:
+            order = (await stub.GetOrder(pb.GetOrderRequest(order_id=order_id))).order
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            UNAVAILABLE_CALLS["GetOrder"] += 1
+            continue
+        finally:
+            status_latencies.append(time.perf_counter() - t)
         if order.state in TERMINAL:
             break
     took = order.ended_at.ToDatetime().timestamp() - started
@@ -203,11 +219,16 @@ async def run(args) -> dict:
         client = await Client.connect(f"127.0.0.1:{temporal_port}")
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway_port}") as channel:
             stub = pb_grpc.OrderGatewayServiceStub(channel)
-            reviewer = asyncio.create_task(Reviewer(stub).run())
+            review_desk = Reviewer(stub)
+            reviewer = asyncio.create_task(review_desk.run())
             for concurrency in args.concurrency:
                 status_latencies: list[float] = []
+                UNAVAILABLE_CALLS.clear()
+                review_desk.refusals.clear()
                 project = await drive(lambda: project_order(stub, status_latencies), args.orders, concurrency)
                 project["status_call_ms"] = {k: round(v * 1000, 1) for k, v in percentiles(status_latencies).items()}
+                project["retried_calls"] = {**UNAVAILABLE_CALLS, **{f"ApproveOrder {k}": v
+                                                                    for k, v in review_desk.refusals.items()}}
                 baseline = await drive(lambda: baseline_order(client, baseline_tq), args.orders, concurrency)
                 run_report = {"project": project, "baseline": baseline, "ratio_to_baseline": {
                     "throughput": round(project["orders_per_second"] / baseline["orders_per_second"], 3),
@@ -229,7 +250,10 @@ async def run(args) -> dict:
         for proc in procs.values():
             proc.terminate()
         for proc in procs.values():
-            proc.wait(10)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         local.stop_postgres(tmp / "pgdata")
     return report
 
@@ -248,6 +272,7 @@ def print_run(r: dict) -> None:
     print(f"attempts  {p['mean_attempts_per_step']}")
     s = p["status_call_ms"]
     print(f"GetOrder  p50 {s['p50']}ms  p90 {s['p90']}ms  p99 {s['p99']}ms  max {s['max']}ms")
+    print(f"retried   {p['retried_calls']}")
 
 
 def main() -> None:
