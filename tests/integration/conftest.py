@@ -106,6 +106,9 @@ def otlp():
     grpc_server.start()
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{port}"
     os.environ["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
+    # The whole suite traces into one process; a queue this size drops no span before the flush.
+    os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = "100000"
+    os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "200"
     provider = telemetry.setup_tracing("integration")
     yield receiver, provider
     provider.force_flush()
