@@ -108,9 +108,7 @@ def _address(a: c.Address | None) -> pb.Address | None:
 
 def order_message(status: c.OrderStatus, attempts: list[dict], workflow_id: str) -> pb.Order:
     """The workflow's live status, with the attempt log (every attempt of every step) from the database."""
-    per_step: dict[str, int] = {}
-    for a in attempts:
-        per_step[a["step"]] = max(per_step.get(a["step"], 0), a["attempt"])
+    per_step = _attempt_counts(attempts)
     steps = []
     for s in status.steps:
         steps.append(pb.Step(name=s.step, status=s.status, attempts=per_step.get(s.step, 0), error=s.error,
@@ -153,10 +151,23 @@ def _child_steps(attempts: list[dict]) -> list[pb.Step]:
         if step is None:
             began = a["ts"] - timedelta(milliseconds=a.get("duration_ms", 0))
             step = steps[a["step"]] = pb.Step(name=a["step"], status="running", started_at=_timestamp(began))
-        step.attempts = max(step.attempts, a["attempt"])
         if a["outcome"] == "ok":
             step.status, step.error = "ok", ""
             step.ended_at.CopyFrom(_timestamp(a["ts"]))
         else:
             step.error = a["message"]
+    counts = _attempt_counts([a for a in attempts if a["service"] == "shipping"])
+    for step in steps.values():
+        step.attempts = counts[step.name]
     return list(steps.values())
+
+
+def _attempt_counts(attempts: list[dict]) -> dict[str, int]:
+    """Attempts per step: the rows logged, or the highest attempt number if some row was lost (the log is
+    best effort). Counting rows matters for DispatchCarrier, whose attempt numbers restart each round."""
+    rows: dict[str, int] = {}
+    highest: dict[str, int] = {}
+    for a in attempts:
+        rows[a["step"]] = rows.get(a["step"], 0) + 1
+        highest[a["step"]] = max(highest.get(a["step"], 0), a["attempt"])
+    return {step: max(rows[step], highest[step]) for step in rows}

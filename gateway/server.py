@@ -15,7 +15,6 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from temporalio.client import (
     Client,
-    WorkflowExecutionDescription,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -142,13 +141,13 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
             handle.query(c.STATUS_QUERY, result_type=c.OrderStatus, rpc_timeout=RPC_TIMEOUT),
             self.reader.attempts(order_id),
         )
+        _link_to_order_trace(status.trace_id, status.span_id)
         return mapping.order_message(status, attempts, handle.id)
 
     async def _update(self, order_id: str, name: str, arg, timeout: timedelta = RPC_TIMEOUT) -> None:
         """An update on a running order; this call's span is linked to the order's trace."""
         handle = self._handle(order_id)
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-        await _link_to_order_trace(description)
         if description.close_time is not None:
             order = await self._order(order_id)
             raise Refused(f"order {order_id!r} already ended {pb.OrderState.Name(order.state)}")
@@ -168,7 +167,7 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         inp.shipping_task_queue = self.settings.shipping_task_queue
         fingerprint = mapping.fingerprint(inp)
         trace_id, span_id = telemetry.trace_ids()
-        inp.trace_id = trace_id
+        inp.trace_id, inp.span_id = trace_id, span_id
         already = False
         try:
             await self.client.start_workflow(
@@ -178,13 +177,12 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
                 task_queue=self.settings.order_task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 execution_timeout=EXECUTION_TIMEOUT,
-                memo={"request": fingerprint, "trace_id": trace_id, "span_id": span_id},
+                memo={"request": fingerprint},
                 rpc_timeout=RPC_TIMEOUT,
             )
             log.info("order_started", extra={"order_id": inp.order_id, "workflow_id": c.workflow_id(inp.order_id)})
         except WorkflowAlreadyStartedError:
             description = await self._handle(inp.order_id).describe(rpc_timeout=RPC_TIMEOUT)
-            await _link_to_order_trace(description)
             if await description.memo_value("request", None) != fingerprint:
                 raise AlreadyExists(f"order {inp.order_id!r} already exists with a different request") from None
             already = True
@@ -257,10 +255,9 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         )
 
 
-async def _link_to_order_trace(description: WorkflowExecutionDescription) -> None:
-    trace_id = await description.memo_value("trace_id", "")
-    span_id = await description.memo_value("span_id", "")
-    if trace_id and span_id:
+def _link_to_order_trace(trace_id: str, span_id: str) -> None:
+    """Every call about an order reads its status, so every such call's span links to the order's trace."""
+    if trace_id and span_id and telemetry.trace_ids()[0] not in ("", trace_id):
         order_span = trace.SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True,
                                        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
         trace.get_current_span().add_link(order_span, {"link.kind": "order"})

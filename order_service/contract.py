@@ -89,8 +89,10 @@ class OrderInput:
     address: Address
     budget: Budget = field(default_factory=Budget)
     shipping_task_queue: str = "shipping-tq"
-    # The trace of the request that started the order, shown in its status.
+    # The trace and span of the request that started the order: shown in its status, and the link
+    # target for later calls about the order.
     trace_id: str = ""
+    span_id: str = ""
 
 
 @dataclass
@@ -150,6 +152,7 @@ class OrderStatus:
     reason: str = ""
     ended_at: str = ""
     trace_id: str = ""
+    span_id: str = ""
 
 
 @dataclass

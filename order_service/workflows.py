@@ -76,6 +76,7 @@ class OrderWorkflow:
             deadline=self.deadline.isoformat(),
             started_at=start.isoformat(),
             trace_id=inp.trace_id,
+            span_id=inp.span_id,
         )
         self.cancel: c.CancelRequest | None = None
         self.decision: tuple[str, c.ReviewDecision] | None = None

@@ -56,7 +56,7 @@ async def test_one_trace_holds_gateway_workflows_attempts_and_sql(stack):
     assert sql, "SQL statements appear under their activity attempts"
 
 
-async def test_approve_span_is_linked_to_the_order_trace(stack):
+async def test_calls_about_an_order_link_to_its_trace(stack):
     order_id = new_order_id("link")
     stack.flaky.script(order_id)
     started = await stack.gateway.StartOrder(start_request(order_id))
@@ -65,9 +65,11 @@ async def test_approve_span_is_linked_to_the_order_trace(stack):
     await wait_terminal(stack, order_id)
     stack.tracer_provider.force_flush()
     trace_id = started.order.trace_id
-    approvals = [s for s in stack.otlp.spans if s.name.endswith("/ApproveOrder")
-                 and any(link.trace_id.hex() == trace_id for link in s.links)]
-    assert len(approvals) == 1
+    linked = Counter(s.name.rsplit("/", 1)[-1] for s in stack.otlp.spans
+                     if any(link.trace_id.hex() == trace_id for link in s.links))
+    assert linked["ApproveOrder"] == 1
+    assert linked["GetOrder"] >= 1, "status calls (wait_for polls GetOrder) link to the order"
+    assert linked["StartOrder"] == 0, "the start is the trace itself"
 
 
 async def test_log_events_tell_the_story_as_json_lines(stack):

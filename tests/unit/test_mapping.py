@@ -69,4 +69,7 @@ def test_status_maps_to_order_message_with_attempts_and_errors():
     assert [(e.step, e.attempt, e.kind) for e in order.recent_errors] == [(c.RECEIVE, 1, "timeout"), ("PreparePackage", 1, "error")]
     assert order.payment.amount == 2 and order.deadline.seconds - order.started_at.seconds == 15
     prepare = order.steps[2]
+    rounds = [{"service": "shipping", "step": "DispatchCarrier", "attempt": n, "outcome": "error", "message": "x",
+               "ts": at} for n in (1, 2, 1)]
+    assert mapping.order_message(status, rounds, "order-o-1").steps[2].attempts == 3, "attempts restart each round"
     assert (at - prepare.started_at.ToDatetime(timezone.utc)).total_seconds() == 0.25 and prepare.error == "boom"
