@@ -9,9 +9,7 @@ demo  places a sample order, approves it when it reaches review, and prints it u
 import json
 import os
 import sys
-import time
 import uuid
-from pathlib import Path
 
 import grpc
 
@@ -50,7 +48,7 @@ def up() -> None:
     PIDS.write_text(json.dumps(pids))
     local.wait_for_port(GATEWAY_PORT, 60, what="gateway")
     print(f"gateway       127.0.0.1:{GATEWAY_PORT} (grpcurl -plaintext 127.0.0.1:{GATEWAY_PORT} list)")
-    print(f"metrics       " + ", ".join(f"{m} http://127.0.0.1:{p}/metrics" for m, p in SERVICES.items()))
+    print("metrics       " + ", ".join(f"{m} http://127.0.0.1:{p}/metrics" for m, p in SERVICES.items()))
     print(f"logs          {logs}/*.log (JSON lines)\n")
 
 

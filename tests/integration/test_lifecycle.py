@@ -1,6 +1,5 @@
 """The order lifecycle through the gateway, on the real stack, with scripted flaky_call() outcomes."""
 
-import asyncio
 
 import grpc
 import pytest

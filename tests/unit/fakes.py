@@ -2,7 +2,6 @@
 
 import asyncio
 from collections import defaultdict
-from datetime import timedelta
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
