@@ -94,7 +94,7 @@ def fingerprint(inp: c.OrderInput) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _timestamp(value: str | datetime | None) -> Timestamp | None:
+def timestamp(value: str | datetime | None) -> Timestamp | None:
     if not value:
         return None
     ts = Timestamp()
@@ -112,11 +112,11 @@ def order_message(status: c.OrderStatus, attempts: list[dict], workflow_id: str)
     steps = []
     for s in status.steps:
         steps.append(pb.Step(name=s.step, status=s.status, attempts=per_step.get(s.step, 0), error=s.error,
-                             started_at=_timestamp(s.started_at), ended_at=_timestamp(s.ended_at)))
+                             started_at=timestamp(s.started_at), ended_at=timestamp(s.ended_at)))
         if s.step == c.SHIPPING:
             steps.extend(_child_steps(attempts))
     errors = [
-        pb.StepError(step=a["step"], attempt=a["attempt"], kind=a["outcome"], message=a["message"], time=_timestamp(a["ts"]))
+        pb.StepError(step=a["step"], attempt=a["attempt"], kind=a["outcome"], message=a["message"], time=timestamp(a["ts"]))
         for a in attempts if a["outcome"] != "ok"
     ][-RECENT_ERRORS:]
     payment = status.payment
@@ -133,9 +133,9 @@ def order_message(status: c.OrderStatus, attempts: list[dict], workflow_id: str)
                              dispatch_failures=status.dispatch_failures),
         steps=steps,
         recent_errors=errors,
-        started_at=_timestamp(status.started_at),
-        deadline=_timestamp(status.deadline),
-        ended_at=_timestamp(status.ended_at),
+        started_at=timestamp(status.started_at),
+        deadline=timestamp(status.deadline),
+        ended_at=timestamp(status.ended_at),
         reason=status.reason,
         trace_id=status.trace_id,
     )
@@ -150,10 +150,10 @@ def _child_steps(attempts: list[dict]) -> list[pb.Step]:
         step = steps.get(a["step"])
         if step is None:
             began = a["ts"] - timedelta(milliseconds=a.get("duration_ms", 0))
-            step = steps[a["step"]] = pb.Step(name=a["step"], status="running", started_at=_timestamp(began))
+            step = steps[a["step"]] = pb.Step(name=a["step"], status="running", started_at=timestamp(began))
         if a["outcome"] == "ok":
             step.status, step.error = "ok", ""
-            step.ended_at.CopyFrom(_timestamp(a["ts"]))
+            step.ended_at.CopyFrom(timestamp(a["ts"]))
         else:
             step.error = a["message"]
     counts = _attempt_counts([a for a in attempts if a["service"] == "shipping"])

@@ -248,7 +248,7 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
                     order_id=r["order_id"],
                     state=mapping.STATE_TO_PROTO.get(r["state"], pb.ORDER_STATE_UNSPECIFIED),
                     reason=r["reason"],
-                    updated_at=mapping._timestamp(r["updated_at"]),
+                    updated_at=mapping.timestamp(r["updated_at"]),
                 )
                 for r in rows
             ]

@@ -1,4 +1,3 @@
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -12,5 +11,3 @@ def venv_bin(name: str) -> str:
         raise RuntimeError(f"{name} not found; install the dev dependencies (./dev test does)")
     return found
 
-
-os.environ.setdefault("PYTHONHASHSEED", "0")
