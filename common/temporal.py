@@ -1,4 +1,5 @@
-"""Connecting to Temporal: traced (context flows gateway → workflow → activities) and patient at start."""
+"""Connecting to Temporal: traced (context flows gateway → workflow → activities), payloads sealed when
+PAYLOAD_KEY is set (common/codec.py), and patient at start."""
 
 import asyncio
 import logging
@@ -8,6 +9,8 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
+from common import codec
+
 log = logging.getLogger(__name__)
 
 
@@ -15,7 +18,8 @@ async def connect(address: str, namespace: str, runtime: Runtime | None = None, 
     for attempt in range(1, attempts + 1):
         try:
             return await Client.connect(
-                address, namespace=namespace, interceptors=[TracingInterceptor()], runtime=runtime
+                address, namespace=namespace, interceptors=[TracingInterceptor()], runtime=runtime,
+                data_converter=codec.data_converter(),
             )
         except (RuntimeError, RPCError) as err:
             if attempt == attempts:

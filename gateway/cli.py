@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 import grpc
 
+from gateway import security
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
@@ -75,6 +76,10 @@ def _item(text: str) -> pb.Item:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="orders", description="Order lifecycle gateway client")
     p.add_argument("--gateway", default=os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:50051"))
+    p.add_argument("--token", default=os.environ.get("GATEWAY_TOKEN", ""), help="bearer token (env GATEWAY_TOKEN)")
+    p.add_argument("--tls-ca", default=os.environ.get("GATEWAY_TLS_CA", ""),
+                   help="CA or server certificate file; switches TLS on (env GATEWAY_TLS_CA)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per call (watch: for the whole stream)")
     sub = p.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="start an order")
     start.add_argument("order_id")
@@ -95,6 +100,17 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--state", default="", help="e.g. AWAITING_REVIEW")
     listing.add_argument("--limit", type=int, default=20)
     return p
+
+
+class _Gateway:
+    """The stub, with the token and a deadline on every call."""
+
+    def __init__(self, stub: pb_grpc.OrderGatewayServiceStub, token: str, timeout: float):
+        self.stub, self.metadata, self.timeout = stub, security.call_metadata(token), timeout
+
+    def __getattr__(self, name: str):
+        method = getattr(self.stub, name)
+        return lambda request: method(request, metadata=self.metadata, timeout=self.timeout)
 
 
 def run(args, stub: pb_grpc.OrderGatewayServiceStub) -> None:
@@ -126,9 +142,9 @@ def run(args, stub: pb_grpc.OrderGatewayServiceStub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    with grpc.insecure_channel(args.gateway) as channel:
+    with security.channel(args.gateway, args.tls_ca) as channel:
         try:
-            run(args, pb_grpc.OrderGatewayServiceStub(channel))
+            run(args, _Gateway(pb_grpc.OrderGatewayServiceStub(channel), args.token, args.timeout))
         except grpc.RpcError as err:
             print(f"{err.code().name}: {err.details()}", file=sys.stderr)
             return 1

@@ -16,6 +16,11 @@ class Settings:
     order_task_queue: str
     shipping_task_queue: str
     log_level: str
+    token: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    max_requests_per_second: float = 1000.0
+    max_concurrent_rpcs: int = 100
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -26,4 +31,10 @@ class Settings:
             order_task_queue=os.environ.get("ORDER_TASK_QUEUE", orders.TASK_QUEUE),
             shipping_task_queue=os.environ.get("SHIPPING_TASK_QUEUE", shipping.TASK_QUEUE),
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
+            # With a token, every RPC but health needs `authorization: Bearer <token>`.
+            token=os.environ.get("GATEWAY_TOKEN", ""),
+            tls_cert=os.environ.get("GATEWAY_TLS_CERT", ""),
+            tls_key=os.environ.get("GATEWAY_TLS_KEY", ""),
+            max_requests_per_second=float(os.environ.get("GATEWAY_MAX_RPS", "1000")),
+            max_concurrent_rpcs=int(os.environ.get("GATEWAY_MAX_CONCURRENT_RPCS", "100")),
         )

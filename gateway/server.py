@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from common import telemetry
-from gateway import mapping
+from gateway import mapping, security
 from gateway.config import Settings
 from gateway.repository import ReadRepository
 from order_service import contract as c
@@ -37,7 +37,12 @@ EXECUTION_TIMEOUT = timedelta(seconds=60)
 RPC_TIMEOUT = timedelta(seconds=5)
 # Cancel waits for the order to end (refund included), which the budget bounds.
 CANCEL_TIMEOUT = timedelta(seconds=20)
+# Whole-request deadlines: a call answers by then even when Temporal or Postgres does not (UNAVAILABLE),
+# or sooner when the caller's own deadline is shorter.
+REQUEST_DEADLINE_SECONDS = 5.0
+DEADLINES_SECONDS = {"CancelOrder": CANCEL_TIMEOUT.total_seconds() + 2}
 WATCH_INTERVAL_SECONDS = 0.2
+MAX_REQUEST_BYTES = 1 << 20
 
 
 class Refused(Exception):
@@ -62,6 +67,8 @@ def _failure(err: Exception, request) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.ALREADY_EXISTS, str(err)
     if isinstance(err, Unavailable):
         return grpc.StatusCode.UNAVAILABLE, str(err)
+    if isinstance(err, TimeoutError):
+        return grpc.StatusCode.UNAVAILABLE, "Temporal or Postgres did not answer in time; try again"
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
         return grpc.StatusCode.UNAVAILABLE, "the order did not take the request in time; try again"
     if isinstance(err, WorkflowUpdateFailedError):
@@ -82,7 +89,8 @@ def _rpc(method):
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         with self._call(method.__name__, request) as call:
-            return await method(self, request, context)
+            async with asyncio.timeout(_deadline(method.__name__, context)):
+                return await method(self, request, context)
         await context.abort(call.code, call.message)
 
     return wrapper
@@ -100,6 +108,13 @@ def _rpc_stream(method):
             await context.abort(call.code, call.message)
 
     return wrapper
+
+
+def _deadline(method: str, context: grpc.aio.ServicerContext) -> float:
+    """Seconds this request may take: the method's own bound or, if shorter, the caller's deadline."""
+    own = DEADLINES_SECONDS.get(method, REQUEST_DEADLINE_SECONDS)
+    remaining = context.time_remaining()
+    return own if remaining is None else max(0.0, min(own, remaining - 0.05))
 
 
 class _Call:
@@ -226,7 +241,8 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
     async def WatchOrder(self, request: pb.WatchOrderRequest, context):
         last = None
         while True:
-            order = await self._order(request.order_id)
+            async with asyncio.timeout(REQUEST_DEADLINE_SECONDS):
+                order = await self._order(request.order_id)
             if order != last:
                 yield pb.WatchOrderResponse(order=order)
                 last = order
@@ -267,8 +283,9 @@ async def serve(client: Client, reader: ReadRepository, settings: Settings,
                 meter: MetricMeter = MetricMeter.noop) -> tuple[grpc.aio.Server, int]:
     """Starts the gateway with health and reflection on; returns the running server and its port."""
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor()],
-        options=[("grpc.max_receive_message_length", 1 << 20)],
+        interceptors=[aio_server_interceptor(), security.Guard(settings.token, settings.max_requests_per_second)],
+        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     pb_grpc.add_OrderGatewayServiceServicer_to_server(OrderGateway(client, reader, settings, meter), server)
     health_servicer = health.aio.HealthServicer()
@@ -276,9 +293,14 @@ async def serve(client: Client, reader: ReadRepository, settings: Settings,
     service_names = (pb.DESCRIPTOR.services_by_name["OrderGatewayService"].full_name, health.SERVICE_NAME,
                      reflection.SERVICE_NAME)
     reflection.enable_server_reflection(service_names, server)
-    port = server.add_insecure_port(settings.listen)
+    credentials = security.server_credentials(settings.tls_cert, settings.tls_key)
+    if credentials is None:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, credentials)
     await server.start()
     for name in ("", service_names[0]):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("gateway_listening", extra={"fields": {"address": settings.listen, "port": port}})
+    log.info("gateway_listening", extra={"fields": {
+        "address": settings.listen, "port": port, "tls": credentials is not None, "token": bool(settings.token)}})
     return server, port

@@ -13,6 +13,8 @@ import uuid
 
 import grpc
 
+from common import codec
+from gateway import security
 from gateway.cli import render
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -42,6 +44,7 @@ def up() -> None:
     pids["temporal"] = temporal.pid
     print(f"temporal      127.0.0.1:{TEMPORAL_PORT}, Web UI http://127.0.0.1:{TEMPORAL_UI_PORT}")
     env = local.service_env(admin_url, TEMPORAL_PORT, GATEWAY_PORT)
+    env["PAYLOAD_KEY"] = payload_key()
     for module, metrics_port in SERVICES.items():
         env["METRICS_LISTEN"] = f"127.0.0.1:{metrics_port}"
         pids[module] = local.start_service(module, env, logs / f"{module}.log", detach=True).pid
@@ -49,7 +52,20 @@ def up() -> None:
     local.wait_for_port(GATEWAY_PORT, 60, what="gateway")
     print(f"gateway       127.0.0.1:{GATEWAY_PORT} (grpcurl -plaintext 127.0.0.1:{GATEWAY_PORT} list)")
     print("metrics       " + ", ".join(f"{m} http://127.0.0.1:{p}/metrics" for m, p in SERVICES.items()))
-    print(f"logs          {logs}/*.log (JSON lines)\n")
+    print(f"logs          {logs}/*.log (JSON lines)")
+    print(f"histories     sealed with {STATE / 'payload.key'}; read one: PAYLOAD_KEY=$(cat .stack/payload.key) "
+          ".venv/bin/python -m common.codec show order-<id>\n")
+
+
+def payload_key() -> str:
+    """PAYLOAD_KEY if set, else the stack's own key, kept with its Temporal database so old histories stay readable."""
+    if os.environ.get("PAYLOAD_KEY"):
+        return os.environ["PAYLOAD_KEY"]
+    key_file = STATE / "payload.key"
+    if not key_file.exists():
+        key_file.write_text(codec.new_key())
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
 
 
 def down() -> None:
@@ -65,6 +81,7 @@ def down() -> None:
 
 def demo() -> None:
     order_id = f"demo-{uuid.uuid4().hex[:8]}"
+    auth = security.call_metadata(os.environ.get("GATEWAY_TOKEN", ""))
     with grpc.insecure_channel(f"127.0.0.1:{GATEWAY_PORT}") as channel:
         grpc.channel_ready_future(channel).result(timeout=30)
         stub = pb_grpc.OrderGatewayServiceStub(channel)
@@ -76,17 +93,18 @@ def demo() -> None:
                                country="GB"),
         )
         print(f"$ orders start {order_id} ...")
-        stub.StartOrder(request, timeout=10)
+        stub.StartOrder(request, timeout=10, metadata=auth)
         approved = False
         last = ""
-        for update in stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id), timeout=30):
+        for update in stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id), timeout=30, metadata=auth):
             view = render(update.order)
             if view != last:
                 print(view, end="\n\n", flush=True)
                 last = view
             if update.order.state == pb.ORDER_STATE_AWAITING_REVIEW and not approved:
                 print(f"$ orders approve {order_id}")
-                stub.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="demo"), timeout=10)
+                stub.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="demo"), timeout=10,
+                                  metadata=auth)
                 approved = True
     print(f"try: .venv/bin/orders status {order_id}   |   Temporal Web UI http://127.0.0.1:{TEMPORAL_UI_PORT}")
 

@@ -26,6 +26,7 @@ from temporalio.client import Client
 from order_service.contract import Budget
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from common import codec
 from common.attempts import PERSIST_ALLOWANCE_SECONDS, REPORT_MARGIN_SECONDS
 from stack import local
 
@@ -208,6 +209,7 @@ async def run(args) -> dict:
     procs = {"temporal": temporal}
     env = local.service_env(admin_url, temporal_port, gateway_port)
     env["LOG_LEVEL"] = "WARNING"
+    env.setdefault("PAYLOAD_KEY", codec.new_key())  # sealing costs what it costs in production
     for module in ("order_service", "shipping_service", "gateway"):
         procs[module] = local.start_service(module, env, tmp / f"{module}.log")
     baseline_tq = f"bare-{uuid.uuid4().hex[:6]}"

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from temporalio import activity
 from temporalio.client import Client
 
-from common import brief, db, logs, telemetry, temporal
+from common import brief, codec, db, logs, telemetry, temporal
 from gateway import server
 from gateway.config import Settings as GatewaySettings
 from gateway.repository import ReadRepository
@@ -95,6 +95,8 @@ class Stack:
     otlp: OtlpReceiver
     tracer_provider: object
     metrics_url: str
+    gateway_settings: GatewaySettings
+    reader: ReadRepository
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +137,8 @@ async def stack(infra, otlp):
     flaky = FlakyScript()
     patch = pytest.MonkeyPatch()
     patch.setattr(brief, "flaky_call", flaky)
+    # Histories are sealed as in production (common/codec.py); test_security reads one raw.
+    os.environ["PAYLOAD_KEY"] = codec.new_key()
     metrics_port = local.free_port()
     runtime = telemetry.runtime(f"127.0.0.1:{metrics_port}")
     client = await temporal.connect(temporal_address, "default", runtime)
@@ -151,10 +155,11 @@ async def stack(infra, otlp):
     tasks = [asyncio.create_task(w.run()) for w in workers]
     settings = GatewaySettings(TemporalSettings(temporal_address, "default"), "", "127.0.0.1:0", order_tq,
                                shipping_tq, "INFO")
-    grpc_server, port = await server.serve(client, ReadRepository(reader_pool), settings, runtime.metric_meter)
+    reader = ReadRepository(reader_pool)
+    grpc_server, port = await server.serve(client, reader, settings, runtime.metric_meter)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     yield Stack(pb_grpc.OrderGatewayServiceStub(channel), client, admin, flaky, f"127.0.0.1:{port}", order_pool,
-                otlp[0], otlp[1], f"http://127.0.0.1:{metrics_port}/metrics")
+                otlp[0], otlp[1], f"http://127.0.0.1:{metrics_port}/metrics", settings, reader)
     await channel.close()
     await grpc_server.stop(0)
     for w in workers:

@@ -27,7 +27,7 @@ REQUEST = pb.GetOrderRequest(order_id="o-1")
         (RPCError("down", RPCStatusCode.UNAVAILABLE, b""), grpc.StatusCode.UNAVAILABLE, "Temporal is unavailable"),
         (asyncpg.CannotConnectNowError("starting"), grpc.StatusCode.UNAVAILABLE, "backing service"),
         (ConnectionRefusedError("refused"), grpc.StatusCode.UNAVAILABLE, "backing service"),
-        (asyncio.TimeoutError(), grpc.StatusCode.UNAVAILABLE, "backing service"),
+        (asyncio.TimeoutError(), grpc.StatusCode.UNAVAILABLE, "did not answer in time"),
         (KeyError("bug"), grpc.StatusCode.INTERNAL, "internal error"),
     ],
 )

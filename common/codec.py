@@ -1,0 +1,131 @@
+"""Encryption of everything the services put into Temporal, so histories hold no address or payment in the clear.
+
+Every payload (workflow and activity inputs and results, signals, updates, queries, memos) and every failure
+message is sealed with AES-256-GCM under PAYLOAD_KEY before it leaves the process. Whoever holds the key can
+read a history back:
+
+    python -m common.codec new-key             a fresh key for PAYLOAD_KEY
+    python -m common.codec show order-o-1      an order's history, decrypted (needs PAYLOAD_KEY, TEMPORAL_ADDRESS)
+"""
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+
+log = logging.getLogger(__name__)
+ENCODING = b"binary/encrypted"
+NONCE_BYTES = 12
+
+
+class EncryptionCodec(PayloadCodec):
+    def __init__(self, key: bytes):
+        if len(key) != 32:
+            raise ValueError(f"PAYLOAD_KEY must be 32 bytes, base64-encoded; got {len(key)} bytes")
+        self.aead = AESGCM(key)
+        self.key_id = hashlib.sha256(key).hexdigest()[:16].encode()
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self._seal(p) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self._open(p) for p in payloads]
+
+    def _seal(self, payload: Payload) -> Payload:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self.aead.encrypt(nonce, payload.SerializeToString(), self.key_id)
+        return Payload(metadata={"encoding": ENCODING, "encryption-key-id": self.key_id}, data=nonce + sealed)
+
+    def _open(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload  # written before encryption was switched on
+        key_id = payload.metadata.get("encryption-key-id", b"")
+        if key_id != self.key_id:
+            raise ValueError(f"payload sealed with key {key_id.decode()!r}; PAYLOAD_KEY is {self.key_id.decode()!r}")
+        nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
+        return Payload.FromString(self.aead.decrypt(nonce, sealed, self.key_id))
+
+
+def key_from_env() -> bytes | None:
+    text = os.environ.get("PAYLOAD_KEY", "").strip()
+    if not text:
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise SystemExit("PAYLOAD_KEY is not base64 (python -m common.codec new-key makes one)") from None
+
+
+def data_converter(key: bytes | None = None) -> DataConverter:
+    """The converter every client, worker and replayer of the project uses: sealed when a key is set."""
+    key = key if key is not None else key_from_env()
+    if key is None:
+        log.warning("payload_encryption_off", extra={"fields": {"hint": "set PAYLOAD_KEY to seal histories"}})
+        return DataConverter.default
+    return dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec(key),
+                               failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
+
+
+def new_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+async def show(workflow_id: str) -> None:
+    from common import temporal
+    from common.settings import TemporalSettings
+
+    settings = TemporalSettings.from_env()
+    client = await temporal.connect(settings.address, settings.namespace, attempts=1)
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    codec = client.data_converter.payload_codec
+    for event in history.events:
+        if codec is not None:
+            await _decode_in_place(event, codec)
+        print(json.dumps(_readable(json_format.MessageToDict(event))))
+
+
+def _readable(value):
+    """JSON payloads shown as the values they hold rather than base64."""
+    if isinstance(value, dict):
+        encoding = value.get("metadata", {}).get("encoding", "") if isinstance(value.get("metadata"), dict) else ""
+        if encoding and "data" in value and base64.b64decode(encoding) == b"json/plain":
+            return {**value, "metadata": {"encoding": "json/plain"}, "data": json.loads(base64.b64decode(value["data"]))}
+        return {k: _readable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    return value
+
+
+async def _decode_in_place(message, codec: PayloadCodec) -> None:
+    """Opens every sealed payload inside a history event (inputs, results, memos, failure details)."""
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            items = list(value.values())
+        else:
+            items = list(value) if field.is_repeated else [value]
+        for item in items:
+            if isinstance(item, Payload):
+                item.CopyFrom((await codec.decode([item]))[0])
+            elif hasattr(item, "ListFields"):
+                await _decode_in_place(item, codec)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["new-key"]:
+        print(new_key())
+    elif sys.argv[1:2] == ["show"] and len(sys.argv) == 3:
+        asyncio.run(show(sys.argv[2]))
+    else:
+        raise SystemExit(__doc__)

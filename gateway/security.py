@@ -1,0 +1,92 @@
+"""Who may call the gateway, and how much: a bearer token, TLS, and a request-rate bound."""
+
+import hmac
+import time
+from pathlib import Path
+
+import grpc
+
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+
+
+class Guard(grpc.aio.ServerInterceptor):
+    """Refuses calls without the token (UNAUTHENTICATED) and calls over the rate (RESOURCE_EXHAUSTED).
+
+    Health checks pass unguarded, so orchestrators can probe without the token.
+    """
+
+    def __init__(self, token: str, max_rps: float):
+        self.expected = f"Bearer {token}".encode() if token else None
+        self.max_rps = max_rps
+        self.tokens = max_rps
+        self.refilled = time.monotonic()
+
+    async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
+        if details.method.startswith(HEALTH_PREFIX):
+            return await continuation(details)
+        if self.expected is not None and not self._authorized(details.invocation_metadata or ()):
+            return _refusal(await continuation(details), grpc.StatusCode.UNAUTHENTICATED,
+                            "missing or wrong 'authorization: Bearer <token>' metadata")
+        if not self._take():
+            return _refusal(await continuation(details), grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            f"more than {self.max_rps:g} requests a second; slow down")
+        return await continuation(details)
+
+    def _authorized(self, metadata) -> bool:
+        values = [v for k, v in metadata if k.lower() == "authorization"]
+        return len(values) == 1 and hmac.compare_digest(
+            values[0].encode() if isinstance(values[0], str) else values[0], self.expected)
+
+    def _take(self) -> bool:
+        if self.max_rps <= 0:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.max_rps, self.tokens + (now - self.refilled) * self.max_rps)
+        self.refilled = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def _refusal(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode, message: str):
+    """A handler of the same shape as the refused one that only aborts."""
+    if handler is None:
+        return None
+
+    async def unary(request, context):
+        await context.abort(code, message)
+
+    async def stream(request, context):
+        await context.abort(code, message)
+        yield  # pragma: no cover - makes this an async generator
+
+    kwargs = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(stream, **kwargs)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary, **kwargs)
+    return grpc.stream_stream_rpc_method_handler(stream, **kwargs)
+
+
+def server_credentials(cert_file: str, key_file: str) -> grpc.ServerCredentials | None:
+    if not cert_file and not key_file:
+        return None
+    if not (cert_file and key_file):
+        raise SystemExit("set both GATEWAY_TLS_CERT and GATEWAY_TLS_KEY, or neither")
+    return grpc.ssl_server_credentials([(Path(key_file).read_bytes(), Path(cert_file).read_bytes())])
+
+
+def channel(address: str, ca_file: str = "", aio: bool = False):
+    """A channel to the gateway: TLS when a CA file is given (the server's certificate or its issuer)."""
+    grpc_module = grpc.aio if aio else grpc
+    if ca_file:
+        credentials = grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes())
+        return grpc_module.secure_channel(address, credentials)
+    return grpc_module.insecure_channel(address)
+
+
+def call_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()
