@@ -1,13 +1,20 @@
-"""Activity options derived from the time left before a deadline. Pure: safe inside workflow code."""
+"""Activity options derived from the time left before a deadline, and deadlines as durable timers.
 
+Safe inside workflow code: no I/O, time only from the workflow.
+"""
+
+import asyncio
 from datetime import datetime, timedelta
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 # Errors that retrying cannot fix: bad input and conflicting ids.
 NON_RETRYABLE = ["ValueError", "OrderConflict", "PaymentConflict", "ShipmentCancelled"]
 # Smallest slice worth scheduling an attempt into.
 MIN_SLICE_SECONDS = 0.05
+# The workflow.patched() id of deciding deadlines by timers (Alarms) rather than by workflow.now().
+DEADLINE_ALARMS = "deadline-alarms"
 
 
 class OutOfBudget(Exception):
@@ -26,9 +33,21 @@ def step_options(
     max_attempts: int = 0,
 ) -> dict:
     """Tight start-to-close to cut hangs, short retries, and nothing scheduled past `until`."""
-    left = (until - now).total_seconds()
-    if left < MIN_SLICE_SECONDS:
+    if (until - now).total_seconds() < MIN_SLICE_SECONDS:
         raise OutOfBudget(step)
+    return attempt_options(now, until, attempt_timeout, retry_initial, retry_max, max_attempts)
+
+
+def attempt_options(
+    now: datetime,
+    until: datetime,
+    attempt_timeout: float,
+    retry_initial: float,
+    retry_max: float,
+    max_attempts: int = 0,
+) -> dict:
+    """The same options, never refusing: with Alarms, whether time is left is the alarm's to say."""
+    left = max((until - now).total_seconds(), MIN_SLICE_SECONDS)
     return {
         "start_to_close_timeout": timedelta(seconds=min(attempt_timeout, left)),
         "schedule_to_close_timeout": timedelta(seconds=left),
@@ -53,3 +72,34 @@ def compensation_options() -> dict:
             maximum_interval=timedelta(seconds=1),
         ),
     }
+
+
+class Alarms:
+    """Deadline instants as timers started with the workflow: a deadline has passed when its timer has fired.
+
+    The timer firing is an event in the history, so every worker reaches the same decision. Comparing
+    workflow.now() with a deadline is not enough: the fault suite caught a worker that, after a crashed
+    worker's task timed out, ran a workflow forward with the previous task's time and scheduled a step
+    that replay (with the right time) found out of budget, a nondeterminism error.
+    """
+
+    def __init__(self, *instants: datetime):
+        now = workflow.now()
+        self._fired = {
+            at: asyncio.ensure_future(workflow.sleep(max((at - now).total_seconds(), 0.001)))
+            for at in sorted(set(instants))
+        }
+
+    def passed(self, at: datetime) -> bool:
+        return self._fired[at].done()
+
+    async def race(self, step: str, activity: asyncio.Task, until: datetime):
+        """The activity's result, or OutOfBudget (and the activity cancelled) if `until` comes first."""
+        if self.passed(until):
+            activity.cancel()
+            raise OutOfBudget(step)
+        await workflow.wait_condition(lambda: activity.done() or self.passed(until))
+        if not activity.done():
+            activity.cancel()
+            raise OutOfBudget(step)
+        return activity.result()

@@ -3,6 +3,8 @@ PAYLOAD_KEY is set (common/codec.py), and patient at start."""
 
 import asyncio
 import logging
+import signal
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
@@ -12,6 +14,12 @@ from temporalio.service import RPCError
 from common import codec
 
 log = logging.getLogger(__name__)
+
+# A workflow task waits this long for the worker that cached its workflow before any worker takes it.
+# The SDK's 10 s would spend most of an order's 15 s budget waiting for a crashed worker.
+STICKY_TIMEOUT = timedelta(seconds=3)
+# On SIGTERM a worker stops polling and lets running attempts (each under a second) finish.
+GRACEFUL_SHUTDOWN = timedelta(seconds=5)
 
 
 async def connect(address: str, namespace: str, runtime: Runtime | None = None, attempts: int = 60) -> Client:
@@ -27,3 +35,13 @@ async def connect(address: str, namespace: str, runtime: Runtime | None = None, 
             log.warning("temporal_unavailable", extra={"attempt": attempt, "error": str(err)})
             await asyncio.sleep(1)
     raise AssertionError("unreachable")
+
+
+async def until_terminated() -> None:
+    """Returns on SIGTERM or SIGINT, so the caller can shut down cleanly (deploys send SIGTERM)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutdown_requested")

@@ -12,7 +12,8 @@ async def main(settings: Settings) -> None:
     pool = await db.connect(settings.database_url)
     grpc_server, _ = await server.serve(client, ReadRepository(pool), settings, runtime.metric_meter)
     try:
-        await grpc_server.wait_for_termination()
+        await temporal.until_terminated()
+        await grpc_server.stop(grace=5)
     finally:
         await pool.close()
 

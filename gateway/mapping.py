@@ -14,7 +14,7 @@ from orderlife.gateway.v1 import gateway_pb2 as pb
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 MAX_ITEMS = 100
 MAX_QTY = 1000
-MAX_TEXT = 200
+MAX_TEXT = c.MAX_TEXT_LENGTH
 RECENT_ERRORS = 10
 
 STATE_TO_PROTO = {

@@ -162,10 +162,13 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
     async def _update(self, order_id: str, name: str, arg, timeout: timedelta = RPC_TIMEOUT) -> None:
         """An update on a running order; this call's span is linked to the order's trace."""
         handle = self._handle(order_id)
-        description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+        # The client's retries can outlast rpc_timeout while Temporal is unreachable; a cancel's long
+        # deadline is for the order to wind down, not for finding out that Temporal is gone.
+        async with asyncio.timeout(RPC_TIMEOUT.total_seconds()):
+            description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         if description.close_time is not None:
             order = await self._order(order_id)
-            raise Refused(f"order {order_id!r} already ended {pb.OrderState.Name(order.state)}")
+            raise Refused(f"order {order_id!r} already ended {pb.OrderState.Name(order.state).removeprefix('ORDER_STATE_')}")
         try:
             await handle.execute_update(name, arg, rpc_timeout=timeout)
         except RPCError as err:

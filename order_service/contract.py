@@ -37,6 +37,7 @@ FAILED = "FAILED"
 TERMINAL_STATES = (COMPLETED, CANCELLED, REJECTED, FAILED)
 
 MAX_ID_LENGTH = 64
+MAX_TEXT_LENGTH = 200
 
 
 def workflow_id(order_id: str) -> str:
@@ -61,6 +62,18 @@ class Address:
     postal_code: str
     country: str
     line2: str = ""
+
+    def problem(self) -> str | None:
+        """Why a carrier could not use this address; for input that did not pass the gateway (e.g. the CLI)."""
+        for field in ("name", "line1", "city", "postal_code", "country"):
+            if not getattr(self, field).strip():
+                return f"address.{field} is required"
+        for field in ("name", "line1", "line2", "city", "postal_code"):
+            if len(getattr(self, field)) > MAX_TEXT_LENGTH:
+                return f"address.{field} is longer than {MAX_TEXT_LENGTH} characters"
+        if len(self.country) != 2 or not self.country.isalpha() or not self.country.isupper():
+            return "address.country must be a two-letter ISO 3166 code"
+        return None
 
 
 @dataclass

@@ -11,7 +11,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from common.budget import OutOfBudget, compensation_options, step_options
+    from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, attempt_options, compensation_options, step_options
     from order_service import contract as c
     from order_service.activities import (
         ChargeInput,
@@ -26,6 +26,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Errors that end an order as REJECTED rather than FAILED.
 _REJECTING = {"ValueError", "OrderConflict", "PaymentConflict"}
+# workflow.patched() id: an address arriving by signal (e.g. from the Temporal CLI) is checked as the gateway would.
+SIGNAL_ADDRESS_CHECK = "signal-address-check"
 # Time MarkShipped leaves before the deadline: should it run out, the final write still needs a round trip.
 _CLOSING_SECONDS = 1.0
 
@@ -66,6 +68,10 @@ class OrderWorkflow:
         self.deadline = start + timedelta(seconds=budget.total_seconds)
         self.review_closes = start + timedelta(seconds=budget.review_closes_at_seconds)
         self.work_until = self.deadline - timedelta(seconds=budget.compensation_reserve_seconds)
+        # The last moment another dispatch round is worth ordering, and the last for MarkShipped.
+        self.retry_cutoff = self.work_until - timedelta(seconds=1.0)
+        self.closing = self.deadline - timedelta(seconds=_CLOSING_SECONDS)
+        self.alarms: Alarms | None = None
         self.status = c.OrderStatus(
             order_id=inp.order_id,
             state=c.RECEIVED,
@@ -86,6 +92,8 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, inp: c.OrderInput) -> c.OrderResult:
+        if workflow.patched(DEADLINE_ALARMS):
+            self.alarms = Alarms(self.review_closes, self.retry_cutoff, self.work_until, self.closing)
         try:
             await self._lifecycle()
             state, reason = c.COMPLETED, self.status.reason
@@ -114,8 +122,7 @@ class OrderWorkflow:
         await self._ship()
         try:
             await self._step(c.MARK_SHIPPED, c.SHIPPING_STATE, OrderActivities.mark_shipped,
-                             MarkShippedInput(inp.order_id, self.status.address),
-                             self.deadline - timedelta(seconds=_CLOSING_SECONDS))
+                             MarkShippedInput(inp.order_id, self.status.address), self.closing)
         except _Ended as end:
             # The parcel is with the carrier and the charge stands; only the bookkeeping step is late.
             self.status.reason = f"shipped; {end.reason}"
@@ -125,11 +132,17 @@ class OrderWorkflow:
         self._enter(state, step)
         progress = c.StepProgress(step, "running", started_at=_now())
         self.status.steps.append(progress)
+        b = self.inp.budget
+        timing = (b.attempt_timeout_seconds, b.retry_initial_interval_seconds, b.retry_max_interval_seconds)
         try:
-            b = self.inp.budget
-            options = step_options(step, workflow.now(), until, b.attempt_timeout_seconds,
-                                   b.retry_initial_interval_seconds, b.retry_max_interval_seconds)
-            result = await workflow.execute_activity_method(activity, arg, **options)
+            if self.alarms is None:  # histories from before DEADLINE_ALARMS
+                options = step_options(step, workflow.now(), until, *timing)
+                result = await workflow.execute_activity_method(activity, arg, **options)
+            else:
+                if self.alarms.passed(until):
+                    raise OutOfBudget(step)
+                options = attempt_options(workflow.now(), until, *timing)
+                result = await self.alarms.race(step, workflow.start_activity_method(activity, arg, **options), until)
         except (ActivityError, OutOfBudget) as err:
             state, reason = _describe(err)
             progress.status, progress.error, progress.ended_at = "failed", reason, _now()
@@ -144,10 +157,17 @@ class OrderWorkflow:
         self.status.steps.append(progress)
         left = (self.review_closes - workflow.now()).total_seconds()
         workflow.logger.info("review_waiting", extra=self._log(fields={"window_seconds": round(left, 3)}))
+
+        def decided() -> bool:
+            return self.decision is not None or self.cancel is not None
+
         try:
-            await workflow.wait_condition(
-                lambda: self.decision is not None or self.cancel is not None, timeout=max(left, 0.001)
-            )
+            if self.alarms is None:  # histories from before DEADLINE_ALARMS
+                await workflow.wait_condition(decided, timeout=max(left, 0.001))
+            else:
+                await workflow.wait_condition(lambda: decided() or self.alarms.passed(self.review_closes))
+                if not decided():
+                    raise asyncio.TimeoutError
         except asyncio.TimeoutError:
             progress.status, progress.error, progress.ended_at = "failed", "review window expired", _now()
             workflow.logger.info("review_expired", extra=self._log())
@@ -219,8 +239,11 @@ class OrderWorkflow:
     async def _answer_dispatch_failure(self, child, failure: c.DispatchFailure, cancelling: bool) -> None:
         if cancelling:
             return
-        left = (self.work_until - workflow.now()).total_seconds()
-        if failure.round <= self.inp.budget.dispatch_retries and left > 1.0:
+        if self.alarms is None:  # histories from before DEADLINE_ALARMS
+            time_left = (self.retry_cutoff - workflow.now()).total_seconds() > 0
+        else:
+            time_left = not self.alarms.passed(self.retry_cutoff)
+        if failure.round <= self.inp.budget.dispatch_retries and time_left:
             workflow.logger.info("dispatch_retry_ordered", extra=self._log(fields={"round": failure.round + 1}))
             await self._signal_child(child, shipping.RETRY_DISPATCH, shipping.RetryDispatch(failure.round + 1))
         else:
@@ -278,17 +301,29 @@ class OrderWorkflow:
             return "order was already dispatched"
         return None
 
-    def _address_refusal(self) -> str | None:
-        return self._cancel_refusal() or ("order is being cancelled" if self.cancel else None)
+    def _address_refusal(self, address: c.Address) -> str | None:
+        return self._cancel_refusal() or ("order is being cancelled" if self.cancel else None) or address.problem()
 
-    def _review_refusal(self) -> str | None:
+    def _review_refusal(self, window_closed: bool = False) -> str | None:
         if self.status.state != c.AWAITING_REVIEW:
             return f"order is not awaiting review (state {self.status.state})"
+        if window_closed:
+            return "the review window has closed"
         if self.decision is not None:
             return f"order was already {self.decision[0]}d"
         if self.cancel is not None:
             return "order is being cancelled"
         return None
+
+    def _review_window_closed(self) -> bool:
+        """For update validators. By the clock, not by the review alarm: a decision that arrives in the same
+        workflow task as the alarm is refused whichever of the two the SDK hands the workflow first (an
+        accepted update is recorded after the commands the workflow gave before it ran)."""
+        return self.alarms is not None and workflow.now() >= self.review_closes
+
+    def _review_alarm_fired(self) -> bool:
+        """For signals, which are events in the history: the alarm decides, the same way on every replay."""
+        return self.alarms is not None and self.alarms.passed(self.review_closes)
 
     @staticmethod
     def _refuse(refusal: str | None) -> None:
@@ -329,7 +364,7 @@ class OrderWorkflow:
 
     @address_update.validator
     def _validate_address(self, update: c.AddressUpdate) -> None:
-        self._refuse(self._address_refusal())
+        self._refuse(self._address_refusal(update.address))
 
     @workflow.update(name=c.APPROVE_ORDER)
     def approve_update(self, decision: c.ReviewDecision) -> str:
@@ -338,7 +373,7 @@ class OrderWorkflow:
 
     @approve_update.validator
     def _validate_approve(self, decision: c.ReviewDecision) -> None:
-        self._refuse(self._review_refusal())
+        self._refuse(self._review_refusal(self._review_window_closed()))
 
     @workflow.update(name=c.REJECT_ORDER)
     def reject_update(self, decision: c.ReviewDecision) -> str:
@@ -347,7 +382,7 @@ class OrderWorkflow:
 
     @reject_update.validator
     def _validate_reject(self, decision: c.ReviewDecision) -> None:
-        self._refuse(self._review_refusal())
+        self._refuse(self._review_refusal(self._review_window_closed()))
 
     @workflow.signal(name=c.CANCEL_ORDER)
     def cancel_signal(self, req: c.CancelRequest) -> None:
@@ -355,15 +390,19 @@ class OrderWorkflow:
 
     @workflow.signal(name=c.UPDATE_ADDRESS)
     def address_signal(self, update: c.AddressUpdate) -> None:
-        self._signal(self._address_refusal(), lambda: self._accept_address(update))
+        if workflow.patched(SIGNAL_ADDRESS_CHECK):
+            refusal = self._address_refusal(update.address)
+        else:  # histories from before SIGNAL_ADDRESS_CHECK accepted any address a signal carried
+            refusal = self._cancel_refusal() or ("order is being cancelled" if self.cancel else None)
+        self._signal(refusal, lambda: self._accept_address(update))
 
     @workflow.signal(name=c.APPROVE_ORDER)
     def approve_signal(self, decision: c.ReviewDecision) -> None:
-        self._signal(self._review_refusal(), lambda: self._accept_decision("approve", decision))
+        self._signal(self._review_refusal(self._review_alarm_fired()), lambda: self._accept_decision("approve", decision))
 
     @workflow.signal(name=c.REJECT_ORDER)
     def reject_signal(self, decision: c.ReviewDecision) -> None:
-        self._signal(self._review_refusal(), lambda: self._accept_decision("reject", decision))
+        self._signal(self._review_refusal(self._review_alarm_fired()), lambda: self._accept_decision("reject", decision))
 
     def _signal(self, refusal: str | None, accept) -> None:
         if refusal:

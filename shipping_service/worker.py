@@ -15,7 +15,9 @@ log = logging.getLogger(__name__)
 
 
 def build(client: Client, activities: ShippingActivities, task_queue: str) -> Worker:
-    return Worker(client, task_queue=task_queue, workflows=[ShippingWorkflow], activities=activities.all())
+    return Worker(client, task_queue=task_queue, workflows=[ShippingWorkflow], activities=activities.all(),
+                  sticky_queue_schedule_to_start_timeout=temporal.STICKY_TIMEOUT,
+                  graceful_shutdown_timeout=temporal.GRACEFUL_SHUTDOWN)
 
 
 async def main(settings: Settings) -> None:
@@ -24,6 +26,8 @@ async def main(settings: Settings) -> None:
     worker = build(client, ShippingActivities(ShippingRepository(pool)), settings.task_queue)
     log.info("worker_started", extra={"fields": {"task_queue": settings.task_queue}})
     try:
-        await worker.run()
+        async with worker:
+            await temporal.until_terminated()
     finally:
         await pool.close()
+    log.info("worker_stopped", extra={"fields": {"task_queue": settings.task_queue}})

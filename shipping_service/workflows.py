@@ -10,7 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from common.budget import OutOfBudget, compensation_options, step_options
+    from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, attempt_options, compensation_options, step_options
     from order_service import contract as order
     from shipping_service import contract as s
     from shipping_service.activities import CancelInput, DispatchInput, PackageInput, ShippingActivities
@@ -36,10 +36,13 @@ class ShippingWorkflow:
         self.retry_allowed_round = 1
         self.cancel: s.CancelShipment | None = None
         self.dispatching = False
+        self.alarms: Alarms | None = None
 
     @workflow.run
     async def run(self, inp: s.ShipmentInput) -> s.ShipmentResult:
         log = {"order_id": inp.order_id}
+        if workflow.patched(DEADLINE_ALARMS):
+            self.alarms = Alarms(self.ship_by)
         try:
             await self._step(s.PREPARE, ShippingActivities.prepare_package, PackageInput(inp.order_id, inp.items, self.address))
         except (ActivityError, OutOfBudget) as err:
@@ -65,10 +68,17 @@ class ShippingWorkflow:
             if not await self._tell_parent(order.DispatchFailure(reason, self.round)):
                 return await self._cancel(f"dispatch failed: {reason}")
             left = (self.ship_by - workflow.now()).total_seconds()
+
+            def answered() -> bool:
+                return self.cancel is not None or self.retry_allowed_round > self.round
+
             try:
-                await workflow.wait_condition(
-                    lambda: self.cancel is not None or self.retry_allowed_round > self.round, timeout=max(left, 0.001)
-                )
+                if self.alarms is None:  # histories from before DEADLINE_ALARMS
+                    await workflow.wait_condition(answered, timeout=max(left, 0.001))
+                else:
+                    await workflow.wait_condition(lambda: answered() or self.alarms.passed(self.ship_by))
+                    if not answered():
+                        raise asyncio.TimeoutError
             except asyncio.TimeoutError:
                 return await self._cancel(f"dispatch failed and no retry came before the deadline: {reason}")
             if self.cancel is None:
@@ -92,16 +102,16 @@ class ShippingWorkflow:
             self.cancel = cancel
 
     async def _step(self, step: str, activity, arg, max_attempts: int = 0) -> None:
-        options = step_options(
-            step,
-            workflow.now(),
-            self.ship_by,
-            self.inp.attempt_timeout_seconds,
-            self.inp.retry_initial_interval_seconds,
-            self.inp.retry_max_interval_seconds,
-            max_attempts,
-        )
-        await workflow.execute_activity_method(activity, arg, **options)
+        timing = (self.inp.attempt_timeout_seconds, self.inp.retry_initial_interval_seconds,
+                  self.inp.retry_max_interval_seconds, max_attempts)
+        if self.alarms is None:  # histories from before DEADLINE_ALARMS
+            options = step_options(step, workflow.now(), self.ship_by, *timing)
+            await workflow.execute_activity_method(activity, arg, **options)
+            return
+        if self.alarms.passed(self.ship_by):
+            raise OutOfBudget(step)
+        options = attempt_options(workflow.now(), self.ship_by, *timing)
+        await self.alarms.race(step, workflow.start_activity_method(activity, arg, **options), self.ship_by)
 
     async def _tell_parent(self, failure: order.DispatchFailure) -> bool:
         parent = workflow.info().parent

@@ -56,6 +56,7 @@ def start_postgres(data_dir: Path) -> str:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir, cleanup_mode=None)
+    server.ensure_postgres_running()  # a handle kept from before a stop does not restart it by itself
     return server.get_uri()
 
 
@@ -137,6 +138,11 @@ def stop_process(pid: int, timeout: float = 10) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return  # our own child, now reaped
+        except ChildProcessError:
+            pass  # not our child (./dev down): it is gone when signal 0 fails
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

@@ -1,7 +1,9 @@
 """Committed histories of the main paths, replayed against today's workflow code.
 
 A change that makes the workflows decide differently on an old history fails here: put it behind
-workflow.patched(). Re-record with: RECORD_HISTORIES=1 ./dev test tests/unit
+workflow.patched() and keep the old histories (pre_<patch>_*.json). Re-record the main paths with
+RECORD_HISTORIES=1 ./dev test tests/unit, the fault paths (fault_*.json) with
+RECORD_HISTORIES=1 ./dev test tests/faults.
 """
 
 from pathlib import Path
@@ -19,10 +21,15 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 KEY = bytes(range(32))
 
 
-def test_histories_cover_the_main_paths():
+MAIN_PATHS = {"completed_with_retries", "review_expired", "review_rejected", "cancel_during_shipping",
+              "dispatch_retried", "address_updated_in_shipping"}
+
+
+def test_histories_cover_the_main_paths_before_and_after_each_patch():
     names = {p.stem for p in HISTORIES}
-    assert {"completed_with_retries", "review_expired", "review_rejected", "cancel_during_shipping",
-            "dispatch_retried", "address_updated_in_shipping"} <= names
+    assert MAIN_PATHS <= names
+    # Workflows started before deadlines became timers (workflow.patched("deadline-alarms")) still replay.
+    assert {f"pre_deadline_alarms_{name}" for name in MAIN_PATHS} <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
