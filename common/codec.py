@@ -85,7 +85,7 @@ async def show(workflow_id: str) -> None:
     from common.settings import TemporalSettings
 
     settings = TemporalSettings.from_env()
-    client = await temporal.connect(settings.address, settings.namespace, attempts=1)
+    client = await temporal.connect(settings, attempts=1)
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     codec = client.data_converter.payload_codec
     for event in history.events:

@@ -12,6 +12,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
 from common import codec
+from common.settings import TemporalSettings
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,12 @@ STICKY_TIMEOUT = timedelta(seconds=3)
 GRACEFUL_SHUTDOWN = timedelta(seconds=5)
 
 
-async def connect(address: str, namespace: str, runtime: Runtime | None = None, attempts: int = 60) -> Client:
+async def connect(settings: TemporalSettings, runtime: Runtime | None = None, attempts: int = 60) -> Client:
     for attempt in range(1, attempts + 1):
         try:
             return await Client.connect(
-                address, namespace=namespace, interceptors=[TracingInterceptor()], runtime=runtime,
+                settings.address, namespace=settings.namespace, api_key=settings.api_key or None,
+                tls=settings.tls_config(), interceptors=[TracingInterceptor()], runtime=runtime,
                 data_converter=codec.data_converter(),
             )
         except (RuntimeError, RPCError) as err:

@@ -8,7 +8,7 @@ from gateway.repository import ReadRepository
 
 async def main(settings: Settings) -> None:
     runtime = telemetry.runtime()
-    client = await temporal.connect(settings.temporal.address, settings.temporal.namespace, runtime)
+    client = await temporal.connect(settings.temporal, runtime)
     pool = await db.connect(settings.database_url)
     grpc_server, _ = await server.serve(client, ReadRepository(pool), settings, runtime.metric_meter)
     try:

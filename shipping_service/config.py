@@ -13,6 +13,7 @@ class Settings:
     database_url: str
     task_queue: str
     log_level: str
+    health_listen: str = ""
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -21,4 +22,6 @@ class Settings:
             database_url=database_url("SHIPPING_DATABASE_URL", "shipping_service"),
             task_queue=os.environ.get("SHIPPING_TASK_QUEUE", contract.TASK_QUEUE),
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
+            # grpc.health.v1 (SERVING while the worker polls) on this address, if set.
+            health_listen=os.environ.get("HEALTH_LISTEN", ""),
         )

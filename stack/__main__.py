@@ -27,6 +27,8 @@ TEMPORAL_UI_PORT = int(os.environ.get("TEMPORAL_UI_PORT", "8233"))
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "50051"))
 # Each service and the Prometheus port its Temporal runtime serves /metrics on.
 SERVICES = {"order_service": 9101, "shipping_service": 9102, "gateway": 9103}
+# The workers' grpc.health.v1 ports (the gateway answers health checks on its own port).
+HEALTH = {"order_service": 9201, "shipping_service": 9202}
 
 
 def up() -> None:
@@ -47,11 +49,14 @@ def up() -> None:
     env["PAYLOAD_KEY"] = payload_key()
     for module, metrics_port in SERVICES.items():
         env["METRICS_LISTEN"] = f"127.0.0.1:{metrics_port}"
+        env["HEALTH_LISTEN"] = f"127.0.0.1:{HEALTH[module]}" if module in HEALTH else ""
         pids[module] = local.start_service(module, env, logs / f"{module}.log", detach=True).pid
     PIDS.write_text(json.dumps(pids))
     local.wait_for_port(GATEWAY_PORT, 60, what="gateway")
     print(f"gateway       127.0.0.1:{GATEWAY_PORT} (grpcurl -plaintext 127.0.0.1:{GATEWAY_PORT} list)")
     print("metrics       " + ", ".join(f"{m} http://127.0.0.1:{p}/metrics" for m, p in SERVICES.items()))
+    print("health        " + ", ".join(f"{m} 127.0.0.1:{p}" for m, p in HEALTH.items())
+          + f", gateway 127.0.0.1:{GATEWAY_PORT} (python -m common.health ADDRESS)")
     print(f"logs          {logs}/*.log (JSON lines)")
     print(f"histories     sealed with {STATE / 'payload.key'}; read one: PAYLOAD_KEY=$(cat .stack/payload.key) "
           ".venv/bin/python -m common.codec show order-<id>\n")

@@ -141,7 +141,7 @@ async def stack(infra, otlp):
     os.environ["PAYLOAD_KEY"] = codec.new_key()
     metrics_port = local.free_port()
     runtime = telemetry.runtime(f"127.0.0.1:{metrics_port}")
-    client = await temporal.connect(temporal_address, "default", runtime)
+    client = await temporal.connect(TemporalSettings(temporal_address, "default"), runtime)
     suffix = uuid.uuid4().hex[:6]
     order_tq, shipping_tq = f"orders-{suffix}", f"shipping-{suffix}"
     order_pool = await db.connect(db.url_for_role(admin_url, "order_service"))

@@ -1,0 +1,35 @@
+"""grpc.health.v1 for the workers (the gateway serves it on its own port), and a probe for HEALTHCHECKs.
+
+    python -m common.health HOST:PORT    exits 0 when the server there answers SERVING, 1 otherwise
+"""
+
+import sys
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+
+async def serve(listen: str) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """A health-only gRPC server; it says NOT_SERVING until the caller sets SERVING."""
+    server = grpc.aio.server()
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    server.add_insecure_port(listen)
+    await server.start()
+    await servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    return server, servicer
+
+
+def probe(address: str, timeout: float = 2.0) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.RpcError:
+            return False
+    return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__)
+    sys.exit(0 if probe(sys.argv[1]) else 1)

@@ -1,0 +1,91 @@
+"""Workers are stateless: two order workers and two shipping workers share their queues, the orders
+spread across all four, and no step runs twice."""
+
+import asyncio
+import dataclasses
+import uuid
+
+import grpc
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from common import codec, db
+from gateway import server
+from order_service import worker as order_worker
+from order_service.activities import OrderActivities
+from order_service.repository import OrdersRepository
+from orderlife.gateway.v1 import gateway_pb2 as pb
+from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from shipping_service import worker as shipping_worker
+from shipping_service.activities import ShippingActivities
+from shipping_service.repository import ShippingRepository
+from tests import consistency
+from tests.integration.conftest import new_order_id, start_request
+
+pytestmark = pytest.mark.integration
+ORDERS = 16
+
+
+async def test_two_workers_per_queue_share_the_orders_and_run_nothing_twice(stack, infra):
+    admin_url, temporal_address = infra
+    suffix = uuid.uuid4().hex[:6]
+    order_tq, shipping_tq = f"orders-scale-{suffix}", f"shipping-scale-{suffix}"
+    order_pool = await db.connect(db.url_for_role(admin_url, "order_service"))
+    shipping_pool = await db.connect(db.url_for_role(admin_url, "shipping_service"))
+
+    async def client(identity: str) -> Client:
+        return await Client.connect(temporal_address, identity=identity, data_converter=codec.data_converter())
+
+    workers = [order_worker.build(await client(f"order-{n}"), OrderActivities(OrdersRepository(order_pool)), order_tq)
+               for n in "ab"]
+    workers += [shipping_worker.build(await client(f"shipping-{n}"),
+                                      ShippingActivities(ShippingRepository(shipping_pool)), shipping_tq)
+                for n in "ab"]
+    running = [asyncio.create_task(w.run()) for w in workers]
+    settings = dataclasses.replace(stack.gateway_settings, order_task_queue=order_tq, shipping_task_queue=shipping_tq)
+    grpc_server, port = await server.serve(stack.client, stack.reader, settings)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            gateway = pb_grpc.OrderGatewayServiceStub(channel)
+            ids = [new_order_id("scale") for _ in range(ORDERS)]
+            for order_id in ids:
+                stack.flaky.script(order_id)  # one attempt per step, so a second run of any step would show
+            orders = await asyncio.gather(*(run(gateway, order_id) for order_id in ids))
+    finally:
+        await grpc_server.stop(0)
+        for w in workers:
+            await w.shutdown()
+        await asyncio.gather(*running, return_exceptions=True)
+        await order_pool.close()
+        await shipping_pool.close()
+
+    assert {o.state for o in orders} == {pb.ORDER_STATE_COMPLETED}
+    ran_on: dict[str, set[str]] = {"order": set(), "shipping": set()}
+    for order_id in ids:
+        for prefix, kind in (("order", "order"), ("shipment", "shipping")):
+            history = await stack.client.get_workflow_handle(f"{prefix}-{order_id}").fetch_history()
+            for event in history.events:
+                if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                    ran_on[kind].add(event.activity_task_started_event_attributes.identity)
+                if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                    ran_on[kind].add(event.workflow_task_started_event_attributes.identity)
+    assert ran_on == {"order": {"order-a", "order-b"}, "shipping": {"shipping-a", "shipping-b"}}, ran_on
+
+    for schema in ("orders", "shipping"):
+        repeated = await stack.admin.fetch(
+            f"SELECT order_id, step, count(*) AS runs FROM {schema}.step_attempts WHERE order_id = ANY($1) "
+            "GROUP BY order_id, step HAVING count(*) > 1", ids)
+        assert [dict(r) for r in repeated] == [], f"steps that ran twice in {schema}"
+    assert await consistency.problems(stack.admin, stack.client, {i: "COMPLETED" for i in ids}) == []
+
+
+async def run(gateway: pb_grpc.OrderGatewayServiceStub, order_id: str) -> pb.Order:
+    await gateway.StartOrder(start_request(order_id))
+    approved = False
+    async for update in gateway.WatchOrder(pb.WatchOrderRequest(order_id=order_id)):
+        if update.order.state == pb.ORDER_STATE_AWAITING_REVIEW and not approved:
+            await gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="scale"))
+            approved = True
+        last = update.order
+    return last
