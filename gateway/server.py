@@ -152,12 +152,19 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
 
     async def _order(self, order_id: str) -> pb.Order:
         handle = self._handle(order_id)
-        status, attempts = await asyncio.gather(
-            handle.query(c.STATUS_QUERY, result_type=c.OrderStatus, rpc_timeout=RPC_TIMEOUT),
-            self.reader.attempts(order_id),
-        )
+        status, attempts = await asyncio.gather(self._status(handle), self.reader.attempts(order_id))
         _link_to_order_trace(status.trace_id, status.span_id)
         return mapping.order_message(status, attempts, handle.id)
+
+    @staticmethod
+    async def _status(handle) -> c.OrderStatus:
+        """The status the workflow keeps in its memo (one describe, no worker round trip); the status query
+        for orders started before it kept one, or that have not yet run their first workflow task."""
+        description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+        status = await description.memo_value(c.STATUS_MEMO, None, type_hint=c.OrderStatus)
+        if status is None:
+            status = await handle.query(c.STATUS_QUERY, result_type=c.OrderStatus, rpc_timeout=RPC_TIMEOUT)
+        return status
 
     async def _update(self, order_id: str, name: str, arg, timeout: timedelta = RPC_TIMEOUT) -> None:
         """An update on a running order; this call's span is linked to the order's trace."""

@@ -13,6 +13,8 @@ REJECT_ORDER = "RejectOrder"
 # Sent by the shipping child when dispatch fails.
 DISPATCH_FAILED = "DispatchFailed"
 STATUS_QUERY = "status"
+# The memo key the workflow keeps its OrderStatus under, so status reads need no worker round trip.
+STATUS_MEMO = "status"
 
 # Steps, as they appear in status, logs and the step_attempts table.
 RECEIVE = "ReceiveOrder"

@@ -5,6 +5,7 @@ FAILED within its budget; a charged order that does not ship is refunded.
 """
 
 import asyncio
+import copy
 from datetime import timedelta
 
 from temporalio import workflow
@@ -28,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
 _REJECTING = {"ValueError", "OrderConflict", "PaymentConflict"}
 # workflow.patched() id: an address arriving by signal (e.g. from the Temporal CLI) is checked as the gateway would.
 SIGNAL_ADDRESS_CHECK = "signal-address-check"
+# workflow.patched() id: the status is kept in the workflow's memo as well as served by the query.
+STATUS_MEMO = "status-memo"
 # Time MarkShipped leaves before the deadline: should it run out, the final write still needs a round trip.
 _CLOSING_SECONDS = 1.0
 
@@ -94,6 +97,9 @@ class OrderWorkflow:
     async def run(self, inp: c.OrderInput) -> c.OrderResult:
         if workflow.patched(DEADLINE_ALARMS):
             self.alarms = Alarms(self.review_closes, self.retry_cutoff, self.work_until, self.closing)
+        publishing = workflow.patched(STATUS_MEMO)
+        if publishing:
+            asyncio.ensure_future(self._publish_status())
         try:
             await self._lifecycle()
             state, reason = c.COMPLETED, self.status.reason
@@ -104,7 +110,18 @@ class OrderWorkflow:
         self.status.ended_at = _now()
         workflow.metric_meter().create_counter("orders_ended", "orders by terminal state").add(1, {"state": state})
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if publishing:
+            workflow.upsert_memo({c.STATUS_MEMO: self.status})
         return c.OrderResult(inp.order_id, state, reason, self.status.payment, self.status.shipment_status)
+
+    async def _publish_status(self) -> None:
+        """Copies the status into the memo whenever it changed, at most about once a workflow task: the
+        gateway reads it with a describe, which the server answers without a worker round trip."""
+        published = None
+        while True:
+            await workflow.wait_condition(lambda: self.status != published)
+            published = copy.deepcopy(self.status)
+            workflow.upsert_memo({c.STATUS_MEMO: published})
 
     async def _lifecycle(self) -> None:
         inp = self.inp

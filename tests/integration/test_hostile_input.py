@@ -33,7 +33,15 @@ SETTINGS = settings(max_examples=60, deadline=None, database=None,
 RUN = new_order_id("run")[4:]
 FRESH = itertools.count()
 texts = st.one_of(st.sampled_from(NASTY), st.text(max_size=300))
-ids = st.one_of(texts, st.uuids().map(lambda u: f"fuzz-{u.hex[:12]}"))
+
+
+def _fuzz_id(u) -> str:
+    # A named function, not a lambda: hypothesis parses a lambda's source to describe it, and CPython 3.11's
+    # ast constructor is not safe while another thread (the workflow sandbox) uses it.
+    return f"fuzz-{u.hex[:12]}"
+
+
+ids = st.one_of(texts, st.uuids().map(_fuzz_id))
 quantities = st.one_of(st.integers(-5, 5), st.integers(-2**31, 2**31 - 1), st.just(1000), st.just(1001))
 VALID_ADDRESS = pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US")
 # Each field is sometimes well-formed, so generated requests also get through and start orders.

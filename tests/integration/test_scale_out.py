@@ -89,3 +89,32 @@ async def run(gateway: pb_grpc.OrderGatewayServiceStub, order_id: str) -> pb.Ord
             approved = True
         last = update.order
     return last
+
+
+async def test_status_is_served_while_no_worker_runs(stack, infra):
+    """The status lives in the workflow's memo: reading it needs the server, not a worker."""
+    admin_url, temporal_address = infra
+    order_tq = f"orders-alone-{uuid.uuid4().hex[:6]}"
+    order_pool = await db.connect(db.url_for_role(admin_url, "order_service"))
+    worker = order_worker.build(stack.client, OrderActivities(OrdersRepository(order_pool)), order_tq)
+    running = asyncio.create_task(worker.run())
+    settings = dataclasses.replace(stack.gateway_settings, order_task_queue=order_tq)
+    grpc_server, port = await server.serve(stack.client, stack.reader, settings)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            gateway = pb_grpc.OrderGatewayServiceStub(channel)
+            order_id = new_order_id("alone")
+            stack.flaky.script(order_id)
+            await gateway.StartOrder(start_request(order_id))
+            async for update in gateway.WatchOrder(pb.WatchOrderRequest(order_id=order_id)):
+                if update.order.state == pb.ORDER_STATE_AWAITING_REVIEW:
+                    break
+            await worker.shutdown()
+            await running
+            seen = (await gateway.GetOrder(pb.GetOrderRequest(order_id=order_id), timeout=3)).order
+            assert seen.state == pb.ORDER_STATE_AWAITING_REVIEW and seen.current_step == "ManualReview"
+            assert [s.name for s in seen.steps][:2] == ["ReceiveOrder", "ValidateOrder"]
+    finally:
+        await grpc_server.stop(0)
+        await order_pool.close()
+    await stack.client.get_workflow_handle(f"order-{order_id}").terminate("no worker will run it")
