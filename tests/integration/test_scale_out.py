@@ -91,8 +91,8 @@ async def run(gateway: pb_grpc.OrderGatewayServiceStub, order_id: str) -> pb.Ord
     return last
 
 
-async def test_status_is_served_while_no_worker_runs(stack, infra):
-    """The status lives in the workflow's memo: reading it needs the server, not a worker."""
+async def test_status_and_listings_are_served_while_no_worker_runs(stack, infra):
+    """The status lives in the workflow's memo: reading it, or listing by it, needs the server, not a worker."""
     admin_url, temporal_address = infra
     order_tq = f"orders-alone-{uuid.uuid4().hex[:6]}"
     order_pool = await db.connect(db.url_for_role(admin_url, "order_service"))
@@ -114,6 +114,13 @@ async def test_status_is_served_while_no_worker_runs(stack, infra):
             seen = (await gateway.GetOrder(pb.GetOrderRequest(order_id=order_id), timeout=3)).order
             assert seen.state == pb.ORDER_STATE_AWAITING_REVIEW and seen.current_step == "ManualReview"
             assert [s.name for s in seen.steps][:2] == ["ReceiveOrder", "ValidateOrder"]
+
+            # A database row ahead of its workflow: listings go by the workflow's state.
+            await stack.admin.execute("UPDATE orders.orders SET state = 'CHARGING' WHERE order_id = $1", order_id)
+            charging = await gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_CHARGING, limit=100))
+            assert order_id not in [o.order_id for o in charging.orders]
+            everything = await gateway.ListOrders(pb.ListOrdersRequest(limit=100))
+            assert {o.order_id: o.state for o in everything.orders}[order_id] == pb.ORDER_STATE_AWAITING_REVIEW
     finally:
         await grpc_server.stop(0)
         await order_pool.close()
