@@ -1,17 +1,19 @@
 """Connecting to Temporal: traced (context flows gateway → workflow → activities), payloads sealed when
-PAYLOAD_KEY is set (common/codec.py), and patient at start."""
+PAYLOAD_KEY is set (common/codec.py), and patient at start. Running a worker until it is told to stop."""
 
 import asyncio
 import logging
 import signal
 from datetime import timedelta
 
+from grpc_health.v1 import health_pb2
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
+from temporalio.worker import Worker
 
-from common import codec
+from common import codec, health
 from common.settings import TemporalSettings
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,25 @@ async def connect(settings: TemporalSettings, runtime: Runtime | None = None, at
             log.warning("temporal_unavailable", extra={"attempt": attempt, "error": str(err)})
             await asyncio.sleep(1)
     raise AssertionError("unreachable")
+
+
+async def run_worker(worker: Worker, health_listen: str = "") -> None:
+    """Runs a worker until SIGTERM or SIGINT, then shuts it down cleanly. Meanwhile grpc.health.v1 on
+    health_listen (if set) answers SERVING, and NOT_SERVING once shutdown has begun."""
+    health_server = None
+    try:
+        async with worker:
+            if health_listen:
+                health_server, health_status = await health.serve(health_listen)
+                await health_status.set("", health_pb2.HealthCheckResponse.SERVING)
+            log.info("worker_started", extra={"fields": {"task_queue": worker.task_queue}})
+            await until_terminated()
+            if health_server is not None:
+                await health_status.enter_graceful_shutdown()
+    finally:
+        if health_server is not None:
+            await health_server.stop(None)
+    log.info("worker_stopped", extra={"fields": {"task_queue": worker.task_queue}})
 
 
 async def until_terminated() -> None:
