@@ -91,10 +91,22 @@ def code_of(call) -> grpc.StatusCode:
 
 @pytest.fixture
 def fuzz(stack):
-    """A blocking stub for hypothesis' worker thread."""
+    """A blocking stub for hypothesis' worker thread.
+
+    Hypothesis is first run here, on the main thread, over the same strategies: its first draws import
+    modules (through pytest's assertion-rewriting hook, which parses them with ast), and CPython 3.11's
+    ast is not safe to use from two threads at once (the workflow sandbox uses it on the event loop's).
+    """
+    warm_up()
     channel = grpc.insecure_channel(stack.gateway_address, options=[("grpc.max_send_message_length", 8 << 20)])
     yield pb_grpc.OrderGatewayServiceStub(channel)
     channel.close()
+
+
+@settings(max_examples=10, deadline=None, database=None)
+@given(request=start_requests(), order_id=ids, text=texts, address=addresses, state=st.integers(-3, 20))
+def warm_up(request, order_id, text, address, state):
+    """Draws from every strategy the tests use, and nothing else."""
 
 
 def on_loop(loop, coro):
