@@ -93,13 +93,30 @@ class Alarms:
     def passed(self, at: datetime) -> bool:
         return self._fired[at].done()
 
-    async def race(self, step: str, activity: asyncio.Task, until: datetime):
-        """The activity's result, or OutOfBudget (and the activity cancelled) if `until` comes first."""
-        if self.passed(until):
-            activity.cancel()
-            raise OutOfBudget(step)
-        await workflow.wait_condition(lambda: activity.done() or self.passed(until))
-        if not activity.done():
-            activity.cancel()
-            raise OutOfBudget(step)
-        return activity.result()
+
+
+async def run_step(alarms: Alarms | None, step: str, activity, arg, until: datetime, attempt_timeout: float,
+                   retry_initial: float, retry_max: float, max_attempts: int = 0):
+    """One step's activity, given until `until`: its result, or OutOfBudget (the activity cancelled)."""
+    timing = (attempt_timeout, retry_initial, retry_max, max_attempts)
+    if alarms is None:  # histories from before DEADLINE_ALARMS
+        options = step_options(step, workflow.now(), until, *timing)
+        return await workflow.execute_activity_method(activity, arg, **options)
+    if alarms.passed(until):
+        raise OutOfBudget(step)
+    running = workflow.start_activity_method(activity, arg, **attempt_options(workflow.now(), until, *timing))
+    await workflow.wait_condition(lambda: running.done() or alarms.passed(until))
+    if not running.done():
+        running.cancel()
+        raise OutOfBudget(step)
+    return running.result()
+
+
+async def wait_until(alarms: Alarms | None, condition, until: datetime) -> None:
+    """workflow.wait_condition(condition), giving up with asyncio.TimeoutError once `until` has come."""
+    if alarms is None:  # histories from before DEADLINE_ALARMS
+        await workflow.wait_condition(condition, timeout=max((until - workflow.now()).total_seconds(), 0.001))
+        return
+    await workflow.wait_condition(lambda: condition() or alarms.passed(until))
+    if not condition():
+        raise asyncio.TimeoutError

@@ -157,11 +157,14 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         return mapping.order_message(status, attempts, handle.id)
 
     @staticmethod
-    async def _status(handle) -> c.OrderStatus:
-        """The status the workflow keeps in its memo (one describe, no worker round trip); the status query
-        for orders started before it kept one, or that have not yet run their first workflow task."""
+    async def _memo_status(handle) -> c.OrderStatus | None:
+        """The status the workflow keeps in its memo: one describe, no worker round trip. None for orders
+        started before it kept one, or that have not yet run their first workflow task."""
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-        status = await description.memo_value(c.STATUS_MEMO, None, type_hint=c.OrderStatus)
+        return await description.memo_value(c.STATUS_MEMO, None, type_hint=c.OrderStatus)
+
+    async def _status(self, handle) -> c.OrderStatus:
+        status = await self._memo_status(handle)
         if status is None:
             status = await handle.query(c.STATUS_QUERY, result_type=c.OrderStatus, rpc_timeout=RPC_TIMEOUT)
         return status
@@ -175,7 +178,7 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
             description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         if description.close_time is not None:
             order = await self._order(order_id)
-            raise Refused(f"order {order_id!r} already ended {pb.OrderState.Name(order.state).removeprefix('ORDER_STATE_')}")
+            raise Refused(f"order {order_id!r} already ended {mapping.PROTO_TO_STATE[order.state]}")
         try:
             await handle.execute_update(name, arg, rpc_timeout=timeout)
         except RPCError as err:
@@ -290,12 +293,11 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         if recorded in c.TERMINAL_STATES:
             return recorded
         try:
-            description = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
+            status = await self._memo_status(self._handle(order_id))
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return recorded
             raise
-        status = await description.memo_value(c.STATUS_MEMO, None, type_hint=c.OrderStatus)
         return status.state if status is not None else recorded
 
 

@@ -67,12 +67,12 @@ class Address:
 
     def problem(self) -> str | None:
         """Why a carrier could not use this address; for input that did not pass the gateway (e.g. the CLI)."""
-        for field in ("name", "line1", "city", "postal_code", "country"):
-            if not getattr(self, field).strip():
-                return f"address.{field} is required"
-        for field in ("name", "line1", "line2", "city", "postal_code"):
-            if len(getattr(self, field)) > MAX_TEXT_LENGTH:
-                return f"address.{field} is longer than {MAX_TEXT_LENGTH} characters"
+        for name in ("name", "line1", "city", "postal_code", "country"):
+            if not getattr(self, name).strip():
+                return f"address.{name} is required"
+        for name in ("name", "line1", "line2", "city", "postal_code"):
+            if len(getattr(self, name)) > MAX_TEXT_LENGTH:
+                return f"address.{name} is longer than {MAX_TEXT_LENGTH} characters"
         if len(self.country) != 2 or not self.country.isalpha() or not self.country.isupper():
             return "address.country must be a two-letter ISO 3166 code"
         return None

@@ -12,7 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, attempt_options, compensation_options, step_options
+    from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, compensation_options, run_step, wait_until
     from order_service import contract as c
     from order_service.activities import (
         ChargeInput,
@@ -150,16 +150,9 @@ class OrderWorkflow:
         progress = c.StepProgress(step, "running", started_at=_now())
         self.status.steps.append(progress)
         b = self.inp.budget
-        timing = (b.attempt_timeout_seconds, b.retry_initial_interval_seconds, b.retry_max_interval_seconds)
         try:
-            if self.alarms is None:  # histories from before DEADLINE_ALARMS
-                options = step_options(step, workflow.now(), until, *timing)
-                result = await workflow.execute_activity_method(activity, arg, **options)
-            else:
-                if self.alarms.passed(until):
-                    raise OutOfBudget(step)
-                options = attempt_options(workflow.now(), until, *timing)
-                result = await self.alarms.race(step, workflow.start_activity_method(activity, arg, **options), until)
+            result = await run_step(self.alarms, step, activity, arg, until, b.attempt_timeout_seconds,
+                                    b.retry_initial_interval_seconds, b.retry_max_interval_seconds)
         except (ActivityError, OutOfBudget) as err:
             state, reason = _describe(err)
             progress.status, progress.error, progress.ended_at = "failed", reason, _now()
@@ -179,12 +172,7 @@ class OrderWorkflow:
             return self.decision is not None or self.cancel is not None
 
         try:
-            if self.alarms is None:  # histories from before DEADLINE_ALARMS
-                await workflow.wait_condition(decided, timeout=max(left, 0.001))
-            else:
-                await workflow.wait_condition(lambda: decided() or self.alarms.passed(self.review_closes))
-                if not decided():
-                    raise asyncio.TimeoutError
+            await wait_until(self.alarms, decided, self.review_closes)
         except asyncio.TimeoutError:
             progress.status, progress.error, progress.ended_at = "failed", "review window expired", _now()
             workflow.logger.info("review_expired", extra=self._log())

@@ -10,7 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, attempt_options, compensation_options, step_options
+    from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, compensation_options, run_step, wait_until
     from order_service import contract as order
     from shipping_service import contract as s
     from shipping_service.activities import CancelInput, DispatchInput, PackageInput, ShippingActivities
@@ -67,18 +67,12 @@ class ShippingWorkflow:
             workflow.logger.warning("dispatch_failed", extra={**log, "error": reason, "fields": {"round": self.round}})
             if not await self._tell_parent(order.DispatchFailure(reason, self.round)):
                 return await self._cancel(f"dispatch failed: {reason}")
-            left = (self.ship_by - workflow.now()).total_seconds()
 
             def answered() -> bool:
                 return self.cancel is not None or self.retry_allowed_round > self.round
 
             try:
-                if self.alarms is None:  # histories from before DEADLINE_ALARMS
-                    await workflow.wait_condition(answered, timeout=max(left, 0.001))
-                else:
-                    await workflow.wait_condition(lambda: answered() or self.alarms.passed(self.ship_by))
-                    if not answered():
-                        raise asyncio.TimeoutError
+                await wait_until(self.alarms, answered, self.ship_by)
             except asyncio.TimeoutError:
                 return await self._cancel(f"dispatch failed and no retry came before the deadline: {reason}")
             if self.cancel is None:
@@ -102,16 +96,8 @@ class ShippingWorkflow:
             self.cancel = cancel
 
     async def _step(self, step: str, activity, arg, max_attempts: int = 0) -> None:
-        timing = (self.inp.attempt_timeout_seconds, self.inp.retry_initial_interval_seconds,
-                  self.inp.retry_max_interval_seconds, max_attempts)
-        if self.alarms is None:  # histories from before DEADLINE_ALARMS
-            options = step_options(step, workflow.now(), self.ship_by, *timing)
-            await workflow.execute_activity_method(activity, arg, **options)
-            return
-        if self.alarms.passed(self.ship_by):
-            raise OutOfBudget(step)
-        options = attempt_options(workflow.now(), self.ship_by, *timing)
-        await self.alarms.race(step, workflow.start_activity_method(activity, arg, **options), self.ship_by)
+        await run_step(self.alarms, step, activity, arg, self.ship_by, self.inp.attempt_timeout_seconds,
+                       self.inp.retry_initial_interval_seconds, self.inp.retry_max_interval_seconds, max_attempts)
 
     async def _tell_parent(self, failure: order.DispatchFailure) -> bool:
         parent = workflow.info().parent

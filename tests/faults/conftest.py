@@ -9,7 +9,6 @@ kills or restarts a part; afterwards every order must be terminal and the rows c
 
 import asyncio
 import base64
-import os
 import signal
 import subprocess
 import sys

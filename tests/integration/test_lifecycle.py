@@ -105,7 +105,9 @@ async def test_address_update_in_review_reaches_the_carrier(stack):
 
 async def test_address_update_while_package_is_prepared_reaches_the_carrier(stack):
     order_id = new_order_id()
-    stack.flaky.script(order_id, PreparePackage=["hang"] * 3 + ["ok"])
+    # Hung attempts keep the package in preparation for about a second, long enough for the update to land
+    # there even on a loaded machine (three were not, once).
+    stack.flaky.script(order_id, PreparePackage=["hang"] * 8 + ["ok"])
     await stack.gateway.StartOrder(start_request(order_id))
     await approve(stack, order_id)
     await wait_for(stack, order_id, lambda o: o.state == pb.ORDER_STATE_SHIPPING)
