@@ -29,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
 _REJECTING = {"ValueError", "OrderConflict", "PaymentConflict"}
 # workflow.patched() id: an address arriving by signal (e.g. from the Temporal CLI) is checked as the gateway would.
 SIGNAL_ADDRESS_CHECK = "signal-address-check"
+# workflow.patched() id: an address that arrives while the child is being started is forwarded to it.
+ADDRESS_WHILE_CHILD_STARTS = "address-while-child-starts"
 # workflow.patched() id: the status is kept in the workflow's memo as well as served by the query.
 STATUS_MEMO = "status-memo"
 # Time MarkShipped leaves before the deadline: should it run out, the final write still needs a round trip.
@@ -192,6 +194,7 @@ class OrderWorkflow:
         self._enter(c.SHIPPING_STATE, c.SHIPPING)
         progress = c.StepProgress(c.SHIPPING, "running", started_at=_now())
         self.status.steps.append(progress)
+        address_in_input = self.address_version
         child = await workflow.start_child_workflow(
             shipping.WORKFLOW,
             shipping.ShipmentInput(
@@ -208,7 +211,11 @@ class OrderWorkflow:
             result_type=shipping.ShipmentResult,
         )
         result_task = asyncio.ensure_future(child)
-        sent_address, sent_cancel, answered = self.address_version, False, 0
+        if workflow.patched(ADDRESS_WHILE_CHILD_STARTS):
+            sent_address = address_in_input
+        else:  # histories from before: an address that came while the child was starting stayed with the parent
+            sent_address = self.address_version
+        sent_cancel, answered = False, 0
         while True:
             await workflow.wait_condition(
                 lambda: result_task.done()

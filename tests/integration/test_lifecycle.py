@@ -105,8 +105,8 @@ async def test_address_update_in_review_reaches_the_carrier(stack):
 
 async def test_address_update_while_package_is_prepared_reaches_the_carrier(stack):
     order_id = new_order_id()
-    # Hung attempts keep the package in preparation for about a second, long enough for the update to land
-    # there even on a loaded machine (three were not, once).
+    # Hung attempts keep the package in preparation for about a second, so the update lands there (one in
+    # flight during dispatch would reach only a later round) even on a loaded machine.
     stack.flaky.script(order_id, PreparePackage=["hang"] * 8 + ["ok"])
     await stack.gateway.StartOrder(start_request(order_id))
     await approve(stack, order_id)

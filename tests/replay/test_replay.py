@@ -30,6 +30,8 @@ def test_histories_cover_the_main_paths_before_and_after_each_patch():
     assert MAIN_PATHS <= names
     # Workflows started before deadlines became timers (workflow.patched("deadline-alarms")) still replay.
     assert {f"pre_deadline_alarms_{name}" for name in MAIN_PATHS} <= names
+    # ... and before an address arriving while the shipment starts was forwarded ("address-while-child-starts").
+    assert {f"pre_address_while_child_starts_{name}" for name in MAIN_PATHS} <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
