@@ -15,6 +15,8 @@ NON_RETRYABLE = ["ValueError", "OrderConflict", "PaymentConflict", "ShipmentCanc
 MIN_SLICE_SECONDS = 0.05
 # The workflow.patched() id of deciding deadlines by timers (Alarms) rather than by workflow.now().
 DEADLINE_ALARMS = "deadline-alarms"
+# The workflow.patched() id of running compensation and final writes as local activities.
+LOCAL_COMPENSATION = "local-compensation"
 
 
 class OutOfBudget(Exception):
@@ -72,6 +74,17 @@ def compensation_options() -> dict:
             maximum_interval=timedelta(seconds=1),
         ),
     }
+
+
+async def compensate(activity, arg):
+    """A refund, cancellation or final write: a short database write with no flaky_call(), run as a local
+    activity. It runs in the workflow's own task, as soon as the workflow decides on it, instead of
+    queueing behind the flaky steps' attempts on a saturated activity queue; it is recorded in the
+    history as a marker, and a worker that crashes before recording it has the task run again.
+    A charged order must never end neither shipped nor refunded, so it retries until it succeeds."""
+    if workflow.patched(LOCAL_COMPENSATION):
+        return await workflow.execute_local_activity_method(activity, arg, **compensation_options())
+    return await workflow.execute_activity_method(activity, arg, **compensation_options())
 
 
 class Alarms:

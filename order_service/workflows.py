@@ -12,7 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, compensation_options, run_step, wait_until
+    from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, compensate, run_step, wait_until
     from order_service import contract as c
     from order_service.activities import (
         ChargeInput,
@@ -275,9 +275,7 @@ class OrderWorkflow:
         if self.charge_started:
             # The charge may have landed even if its result never came back: refund whatever is recorded.
             self._enter(self.status.state, c.REFUND)
-            refunded = await workflow.execute_activity_method(
-                OrderActivities.refund_payment, OrderRef(self.inp.order_id), **compensation_options()
-            )
+            refunded = await compensate(OrderActivities.refund_payment, OrderRef(self.inp.order_id))
             if refunded is not None:
                 self.status.payment = refunded
                 workflow.logger.info("payment_refunded", extra=self._log(fields={"amount": refunded.amount}))
@@ -285,9 +283,7 @@ class OrderWorkflow:
 
     async def _finalize(self, state: str, reason: str) -> None:
         self._enter(self.status.state, c.FINALIZE)
-        await workflow.execute_activity_method(
-            OrderActivities.finalize_order, FinalizeInput(self.inp.order_id, state, reason), **compensation_options()
-        )
+        await compensate(OrderActivities.finalize_order, FinalizeInput(self.inp.order_id, state, reason))
 
     def _stop_if_cancelled(self) -> None:
         if self.cancel is not None:

@@ -10,7 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, compensation_options, run_step, wait_until
+    from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, compensate, run_step, wait_until
     from order_service import contract as order
     from shipping_service import contract as s
     from shipping_service.activities import CancelInput, DispatchInput, PackageInput, ShippingActivities
@@ -107,11 +107,8 @@ class ShippingWorkflow:
         return True
 
     async def _cancel(self, reason: str) -> s.ShipmentResult:
-        status = await workflow.execute_activity_method(
-            ShippingActivities.cancel_shipment,
-            CancelInput(self.inp.order_id, self.inp.items, self.address, reason),
-            **compensation_options(),
-        )
+        status = await compensate(ShippingActivities.cancel_shipment,
+                                  CancelInput(self.inp.order_id, self.inp.items, self.address, reason))
         if status == s.DISPATCHED:
             return s.ShipmentResult(self.inp.order_id, s.DISPATCHED, self.address, self.round)
         workflow.logger.info("shipment_cancelled", extra={"order_id": self.inp.order_id, "reason": reason})

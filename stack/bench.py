@@ -31,7 +31,7 @@ from common.attempts import PERSIST_ALLOWANCE_SECONDS, REPORT_MARGIN_SECONDS
 from stack import local
 
 TERMINAL = {pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_FAILED}
-REVIEW_POLL_SECONDS = 0.05
+REVIEW_POLL_SECONDS = 0.2
 END_POLL_SECONDS = 1.0
 START_ATTEMPTS = 5
 REFUSAL_BACKOFF_SECONDS = 0.25
@@ -84,7 +84,7 @@ class Reviewer:
             self.busy.discard(order_id)
 
 
-async def project_order(stub, status_latencies: list[float]) -> tuple[float, str, dict]:
+async def project_order(stub, client: Client, status_latencies: list[float]) -> tuple[float, str, dict, float]:
     order_id = f"bench-{uuid.uuid4().hex[:12]}"
     request = pb.StartOrderRequest(
         order_id=order_id, payment_id=f"pay-{order_id}", items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
@@ -114,25 +114,35 @@ async def project_order(stub, status_latencies: list[float]) -> tuple[float, str
             status_latencies.append(time.perf_counter() - t)
         if order.state in TERMINAL:
             break
-    took = order.ended_at.ToDatetime().timestamp() - started
-    in_workflow = (order.ended_at.ToDatetime() - order.started_at.ToDatetime()).total_seconds()
+    # Timed by Temporal's record of the workflow's close, not by the status the workflow reports.
+    took, in_workflow = await closed_after(client.get_workflow_handle(f"order-{order_id}"), started)
     attempts = {s.name: s.attempts for s in order.steps if s.attempts}
     return took, pb.OrderState.Name(order.state).removeprefix("ORDER_STATE_"), attempts, in_workflow
 
 
-async def baseline_order(client: Client, task_queue: str) -> tuple[float, str, dict]:
+async def closed_after(handle, started: float) -> tuple[float, float]:
+    """(seconds from `started` to the workflow's close, seconds from its start to its close)."""
+    while (description := await handle.describe()).close_time is None:
+        # The status can read terminal a workflow task before the close (an update still answering).
+        await asyncio.sleep(0.05)
+    return (description.close_time.timestamp() - started,
+            (description.close_time - description.start_time).total_seconds())
+
+
+async def baseline_order(client: Client, task_queue: str) -> tuple[float, str, dict, float]:
     started = time.time()
     handle = await client.start_workflow("BareOrderWorkflow", Budget(), id=f"bare-{uuid.uuid4().hex[:12]}",
                                          task_queue=task_queue)
     state = await handle.result()
-    took = time.time() - started
-    description = await handle.describe()
-    return took, state, {}, (description.close_time - description.start_time).total_seconds()
+    took, in_workflow = await closed_after(handle, started)
+    return took, state, {}, in_workflow
 
 
-async def drive(make_order, n: int, concurrency: int) -> dict:
+async def drive(make_order, n: int, concurrency: int, processes) -> dict:
+    """Runs n orders, `concurrency` at a time; `processes()` names the process groups whose CPU time counts."""
     queue = list(range(n))
     results = []
+    cpu_before = cpu_seconds(processes())
 
     async def lane():
         while queue:
@@ -142,6 +152,7 @@ async def drive(make_order, n: int, concurrency: int) -> dict:
     started = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    cpu_after = cpu_seconds(processes())
     times = [r[0] for r in results]
     in_workflow = [r[3] for r in results]
     states = defaultdict(int)
@@ -162,6 +173,7 @@ async def drive(make_order, n: int, concurrency: int) -> dict:
         "states": dict(states),
         "orders_per_second": round(n / elapsed, 3),
         "mean_attempts_per_step": {s: round(statistics.mean(v), 2) for s, v in sorted(attempts.items())},
+        "cpu_seconds_per_order": {k: round((cpu_after[k] - cpu_before.get(k, 0.0)) / n, 3) for k in cpu_after},
     }
 
 
@@ -184,6 +196,21 @@ def floor(budget: Budget, samples: int = 20000) -> dict:
     return percentiles(times)
 
 
+def cpu_seconds(pids: dict[str, list[int]]) -> dict:
+    """CPU time (user + system) each group of processes has used so far."""
+    out = {}
+    for name, group in pids.items():
+        total = 0.0
+        for pid in group:
+            try:
+                times = psutil.Process(pid).cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        out[name] = total
+    return out
+
+
 def peak_memory_mb(pids: dict[str, list[int]]) -> dict:
     """Peak resident memory (VmHWM) of each process, summed over a process's children (Postgres)."""
     out = {}
@@ -198,6 +225,13 @@ def peak_memory_mb(pids: dict[str, list[int]]) -> dict:
                 pass
         out[name] = round(total / 1024, 1)
     return out
+
+
+def postgres_pids(data_dir: Path) -> list[int]:
+    """The postmaster serving data_dir and its children (backends, background workers)."""
+    main = [p for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])]
+    return [p.pid for m in main for p in [m, *m.children(recursive=True)]]
 
 
 async def run(args) -> dict:
@@ -218,6 +252,12 @@ async def run(args) -> dict:
     local.wait_for_port(gateway_port, 60, procs["gateway"], "gateway")
     report = {"budget": Budget().__dict__, "floor_seconds": floor(Budget()), "runs": []}
     try:
+
+        def processes(*names: str) -> dict[str, list[int]]:
+            pids = {**{name: [p.pid] for name, p in procs.items()}, "postgres": postgres_pids(tmp / "pgdata"),
+                    "bench_client": [psutil.Process().pid]}
+            return {name: pids[name] for name in names}
+
         client = await Client.connect(f"127.0.0.1:{temporal_port}")
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway_port}") as channel:
             stub = pb_grpc.OrderGatewayServiceStub(channel)
@@ -227,11 +267,14 @@ async def run(args) -> dict:
                 status_latencies: list[float] = []
                 UNAVAILABLE_CALLS.clear()
                 review_desk.refusals.clear()
-                project = await drive(lambda: project_order(stub, status_latencies), args.orders, concurrency)
+                project = await drive(lambda: project_order(stub, client, status_latencies), args.orders, concurrency,
+                                      lambda: processes("temporal", "order_service", "shipping_service", "gateway",
+                                                        "postgres", "bench_client"))
                 project["status_call_ms"] = {k: round(v * 1000, 1) for k, v in percentiles(status_latencies).items()}
                 project["retried_calls"] = {**UNAVAILABLE_CALLS, **{f"ApproveOrder {k}": v
                                                                     for k, v in review_desk.refusals.items()}}
-                baseline = await drive(lambda: baseline_order(client, baseline_tq), args.orders, concurrency)
+                baseline = await drive(lambda: baseline_order(client, baseline_tq), args.orders, concurrency,
+                                       lambda: processes("temporal", "baseline_worker", "bench_client"))
                 run_report = {"project": project, "baseline": baseline, "ratio_to_baseline": {
                     "throughput": round(project["orders_per_second"] / baseline["orders_per_second"], 3),
                     "p50": round(project["end_to_end_seconds"]["p50"] / baseline["end_to_end_seconds"]["p50"], 3),
@@ -242,11 +285,9 @@ async def run(args) -> dict:
             if reviewer.done():
                 reviewer.result()  # a reviewer that died must fail the run, not skew it
             reviewer.cancel()
-        pg = [p.pid for p in psutil.process_iter(["name", "cmdline"])
-              if p.info["name"] == "postgres" and str(tmp / "pgdata") in " ".join(p.info["cmdline"] or [])]
-        pg_children = [c.pid for pid in pg for c in psutil.Process(pid).children(recursive=True)]
-        report["peak_memory_mb"] = peak_memory_mb(
-            {**{name: [p.pid] for name, p in procs.items()}, "postgres": pg + pg_children, "bench_client": [psutil.Process().pid]})
+        report["peak_memory_mb"] = peak_memory_mb({**{name: [p.pid] for name, p in procs.items()},
+                                                   "postgres": postgres_pids(tmp / "pgdata"),
+                                                   "bench_client": [psutil.Process().pid]})
         print("peak memory (MB):", json.dumps(report["peak_memory_mb"]))
     finally:
         for proc in procs.values():
@@ -275,6 +316,7 @@ def print_run(r: dict) -> None:
     s = p["status_call_ms"]
     print(f"GetOrder  p50 {s['p50']}ms  p90 {s['p90']}ms  p99 {s['p99']}ms  max {s['max']}ms")
     print(f"retried   {p['retried_calls']}")
+    print(f"CPU s per order: project {p['cpu_seconds_per_order']}, baseline {b['cpu_seconds_per_order']}")
 
 
 def main() -> None:
