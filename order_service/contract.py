@@ -85,8 +85,10 @@ class Budget:
     total_seconds: float = 15.0
     # Approval must arrive by this many seconds after start, leaving the rest for charge and shipping.
     review_closes_at_seconds: float = 7.0
-    # Kept free at the end for refund, shipment cancellation and the final write.
-    compensation_reserve_seconds: float = 3.0
+    # Kept free at the end for refund, shipment cancellation and the final write. Sized for a saturated
+    # box, where each workflow task waits up to about 2 s for a worker (stack.bench at concurrency 50):
+    # cancelling a shipment and then refunding takes two of them.
+    compensation_reserve_seconds: float = 4.0
     # Start-to-close of one attempt of a flaky step. The worker cuts the stub's 300 s hang at this
     # minus the time kept for the attempt's database writes (common.attempts).
     attempt_timeout_seconds: float = 0.45

@@ -16,7 +16,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -31,7 +32,7 @@ from common.attempts import PERSIST_ALLOWANCE_SECONDS, REPORT_MARGIN_SECONDS
 from stack import local
 
 TERMINAL = {pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_FAILED}
-REVIEW_POLL_SECONDS = 0.2
+REVIEW_POLL_SECONDS = 0.1
 END_POLL_SECONDS = 1.0
 START_ATTEMPTS = 5
 REFUSAL_BACKOFF_SECONDS = 0.25
@@ -84,7 +85,16 @@ class Reviewer:
             self.busy.discard(order_id)
 
 
-async def project_order(stub, client: Client, status_latencies: list[float]) -> tuple[float, str, dict, float]:
+@dataclass
+class Outcome:
+    seconds: float  # from the start call to the workflow's close
+    workflow_seconds: float  # from the workflow's start to its close
+    state: str
+    attempts: dict[str, int]
+    reason: str = ""
+
+
+async def project_order(stub, client: Client, status_latencies: list[float]) -> Outcome:
     order_id = f"bench-{uuid.uuid4().hex[:12]}"
     request = pb.StartOrderRequest(
         order_id=order_id, payment_id=f"pay-{order_id}", items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
@@ -117,7 +127,8 @@ async def project_order(stub, client: Client, status_latencies: list[float]) -> 
     # Timed by Temporal's record of the workflow's close, not by the status the workflow reports.
     took, in_workflow = await closed_after(client.get_workflow_handle(f"order-{order_id}"), started)
     attempts = {s.name: s.attempts for s in order.steps if s.attempts}
-    return took, pb.OrderState.Name(order.state).removeprefix("ORDER_STATE_"), attempts, in_workflow
+    state = pb.OrderState.Name(order.state).removeprefix("ORDER_STATE_")
+    return Outcome(took, in_workflow, state, attempts, order.reason)
 
 
 async def closed_after(handle, started: float) -> tuple[float, float]:
@@ -129,13 +140,13 @@ async def closed_after(handle, started: float) -> tuple[float, float]:
             (description.close_time - description.start_time).total_seconds())
 
 
-async def baseline_order(client: Client, task_queue: str) -> tuple[float, str, dict, float]:
+async def baseline_order(client: Client, task_queue: str) -> Outcome:
     started = time.time()
     handle = await client.start_workflow("BareOrderWorkflow", Budget(), id=f"bare-{uuid.uuid4().hex[:12]}",
                                          task_queue=task_queue)
     state = await handle.result()
     took, in_workflow = await closed_after(handle, started)
-    return took, state, {}, in_workflow
+    return Outcome(took, in_workflow, state, {})
 
 
 async def drive(make_order, n: int, concurrency: int, processes) -> dict:
@@ -153,14 +164,14 @@ async def drive(make_order, n: int, concurrency: int, processes) -> dict:
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     cpu_after = cpu_seconds(processes())
-    times = [r[0] for r in results]
-    in_workflow = [r[3] for r in results]
+    times = [r.seconds for r in results]
+    in_workflow = [r.workflow_seconds for r in results]
     states = defaultdict(int)
     for r in results:
-        states[r[1]] += 1
+        states[r.state] += 1
     attempts = defaultdict(list)
     for r in results:
-        for step, count in r[2].items():
+        for step, count in r.attempts.items():
             attempts[step].append(count)
     return {
         "orders": n,
@@ -172,6 +183,10 @@ async def drive(make_order, n: int, concurrency: int, processes) -> dict:
         "completed": round(states["COMPLETED"] / n, 4),
         "states": dict(states),
         "orders_per_second": round(n / elapsed, 3),
+        # Why orders did not complete, the step and reason each ended with (counted).
+        "not_completed": dict(Counter(f"{r.state}: {r.reason[:120]}" for r in results if r.state != "COMPLETED")),
+        "slowest": [f"{r.workflow_seconds:.2f}s {r.state} {r.reason[:100]}".rstrip()
+                    for r in sorted(results, key=lambda r: -r.workflow_seconds)[:5]],
         "mean_attempts_per_step": {s: round(statistics.mean(v), 2) for s, v in sorted(attempts.items())},
         "cpu_seconds_per_order": {k: round((cpu_after[k] - cpu_before.get(k, 0.0)) / n, 3) for k in cpu_after},
     }
@@ -313,6 +328,9 @@ def print_run(r: dict) -> None:
     print(f"ratios    throughput {ratio['throughput']:.2f}x  p50 {ratio['p50']:.2f}x  p99 {ratio['p99']:.2f}x of baseline")
     print(f"states    {p['states']}")
     print(f"attempts  {p['mean_attempts_per_step']}")
+    for reason, count in sorted(p["not_completed"].items(), key=lambda kv: -kv[1]):
+        print(f"not completed x{count}: {reason}")
+    print(f"slowest   {p['slowest']}")
     s = p["status_call_ms"]
     print(f"GetOrder  p50 {s['p50']}ms  p90 {s['p90']}ms  p99 {s['p99']}ms  max {s['max']}ms")
     print(f"retried   {p['retried_calls']}")

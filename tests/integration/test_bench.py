@@ -1,0 +1,38 @@
+"""The benchmark script works: a tiny run from start to report. Its figures are not checked here (a shared
+machine is too noisy for timed assertions); `python -m stack.bench` with real sizes gives those."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ORDERS = 2
+
+
+@pytest.mark.timeout(300)
+def test_bench_runs_orders_and_baseline_and_writes_its_report(tmp_path):
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "stack.bench", "--orders", str(ORDERS), "--concurrency", "2",
+                          "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "== concurrency 2, 2 orders ==" in run.stdout
+
+    report = json.loads(out.read_text())
+    (only,) = report["runs"]
+    for side in ("project", "baseline"):
+        figures = only[side]
+        assert figures["orders"] == ORDERS
+        assert sum(figures["states"].values()) == ORDERS
+        assert set(figures["end_to_end_seconds"]) == {"p50", "p90", "p99", "max"}
+        assert 0 < figures["workflow_seconds"]["max"] <= figures["end_to_end_seconds"]["max"]
+        assert figures["cpu_seconds_per_order"]["temporal"] > 0
+    project = only["project"]
+    assert set(project["mean_attempts_per_step"]) >= {"ReceiveOrder", "ValidateOrder"}
+    assert project["status_call_ms"]["p50"] > 0
+    assert set(report["peak_memory_mb"]) == {"temporal", "order_service", "shipping_service", "gateway",
+                                            "baseline_worker", "postgres", "bench_client"}
+    assert all(mb > 0 for mb in report["peak_memory_mb"].values())
+    assert report["floor_seconds"]["p50"] > 0
