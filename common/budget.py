@@ -98,10 +98,12 @@ class Alarms:
 
     def __init__(self, *instants: datetime):
         now = workflow.now()
-        self._fired = {
-            at: asyncio.ensure_future(workflow.sleep(max((at - now).total_seconds(), 0.001)))
-            for at in sorted(set(instants))
-        }
+        self._fired: dict[datetime, asyncio.Future] = {}
+        # One timer per instant given, equal ones included: the number of timers a workflow starts must
+        # not depend on how its budget's numbers happen to line up.
+        for at in sorted(instants):
+            timer = asyncio.ensure_future(workflow.sleep(max((at - now).total_seconds(), 0.001)))
+            self._fired.setdefault(at, timer)
 
     def passed(self, at: datetime) -> bool:
         return self._fired[at].done()

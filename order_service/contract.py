@@ -89,6 +89,9 @@ class Budget:
     # box, where each workflow task waits up to about 2 s for a worker (stack.bench at concurrency 50):
     # cancelling a shipment and then refunding takes two of them.
     compensation_reserve_seconds: float = 4.0
+    # MarkShipped stops this long before the deadline: the final write and the closing workflow task
+    # still need time (with 1 s, one order in 300 closed at 15.1 s at concurrency 50).
+    closing_reserve_seconds: float = 2.0
     # Start-to-close of one attempt of a flaky step. The worker cuts the stub's 300 s hang at this
     # minus the time kept for the attempt's database writes (common.attempts).
     attempt_timeout_seconds: float = 0.45

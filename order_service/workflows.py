@@ -33,8 +33,6 @@ SIGNAL_ADDRESS_CHECK = "signal-address-check"
 ADDRESS_WHILE_CHILD_STARTS = "address-while-child-starts"
 # workflow.patched() id: the status is kept in the workflow's memo as well as served by the query.
 STATUS_MEMO = "status-memo"
-# Time MarkShipped leaves before the deadline: should it run out, the final write still needs a round trip.
-_CLOSING_SECONDS = 1.0
 
 
 def _now() -> str:
@@ -75,7 +73,7 @@ class OrderWorkflow:
         self.work_until = self.deadline - timedelta(seconds=budget.compensation_reserve_seconds)
         # The last moment another dispatch round is worth ordering, and the last for MarkShipped.
         self.retry_cutoff = self.work_until - timedelta(seconds=1.0)
-        self.closing = self.deadline - timedelta(seconds=_CLOSING_SECONDS)
+        self.closing = self.deadline - timedelta(seconds=budget.closing_reserve_seconds)
         self.alarms: Alarms | None = None
         self.status = c.OrderStatus(
             order_id=inp.order_id,
