@@ -211,35 +211,33 @@ def floor(budget: Budget, samples: int = 20000) -> dict:
     return percentiles(times)
 
 
-def cpu_seconds(pids: dict[str, list[int]]) -> dict:
-    """CPU time (user + system) each group of processes has used so far."""
+def per_group(pids: dict[str, list[int]], measure) -> dict:
+    """measure(pid) summed over each named group of processes; a process that has gone counts 0."""
     out = {}
     for name, group in pids.items():
         total = 0.0
         for pid in group:
             try:
-                times = psutil.Process(pid).cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
+                total += measure(pid)
+            except (psutil.NoSuchProcess, FileNotFoundError):
                 pass
         out[name] = total
     return out
 
 
+def cpu_seconds(pids: dict[str, list[int]]) -> dict:
+    """CPU time (user + system) each group of processes has used so far."""
+    return per_group(pids, lambda pid: sum(psutil.Process(pid).cpu_times()[:2]))
+
+
 def peak_memory_mb(pids: dict[str, list[int]]) -> dict:
-    """Peak resident memory (VmHWM) of each process, summed over a process's children (Postgres)."""
-    out = {}
-    for name, group in pids.items():
-        total = 0
-        for pid in group:
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
-            except FileNotFoundError:
-                pass
-        out[name] = round(total / 1024, 1)
-    return out
+    """Peak resident memory (VmHWM) of each group of processes (Postgres: all its processes)."""
+
+    def peak_kb(pid: int) -> int:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+    return {name: round(kb / 1024, 1) for name, kb in per_group(pids, peak_kb).items()}
 
 
 def postgres_pids(data_dir: Path) -> list[int]:
