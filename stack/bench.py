@@ -24,7 +24,7 @@ import grpc
 import psutil
 from temporalio.client import Client
 
-from order_service.contract import Budget
+from order_service.contract import Budget, workflow_id
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from common import codec
@@ -125,7 +125,7 @@ async def project_order(stub, client: Client, status_latencies: list[float]) -> 
         if order.state in TERMINAL:
             break
     # Timed by Temporal's record of the workflow's close, not by the status the workflow reports.
-    took, in_workflow = await closed_after(client.get_workflow_handle(f"order-{order_id}"), started)
+    took, in_workflow = await closed_after(client.get_workflow_handle(workflow_id(order_id)), started)
     attempts = {s.name: s.attempts for s in order.steps if s.attempts}
     state = pb.OrderState.Name(order.state).removeprefix("ORDER_STATE_")
     return Outcome(took, in_workflow, state, attempts, order.reason)
@@ -166,9 +166,7 @@ async def drive(make_order, n: int, concurrency: int, processes) -> dict:
     cpu_after = cpu_seconds(processes())
     times = [r.seconds for r in results]
     in_workflow = [r.workflow_seconds for r in results]
-    states = defaultdict(int)
-    for r in results:
-        states[r.state] += 1
+    states = Counter(r.state for r in results)
     attempts = defaultdict(list)
     for r in results:
         for step, count in r.attempts.items():
