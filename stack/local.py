@@ -18,10 +18,13 @@ BIN = Path(sys.executable).parent
 SCHEMAS = ("orders", "shipping")
 # The dev server's default timer processing fires retry and timeout timers up to ~1 s late, and its
 # timer-queue poll rate limit adds 100-300 ms to each 20 ms retry; measured in stack/bench.py's notes.
+# One partition per task queue: on one server the default four only forward tasks and polls to each other.
 DEV_SERVER_TUNING = (
     'history.timerProcessorMaxTimeShift="10ms"',
     "history.timerProcessorMaxPollRPS=10000",
     "history.timerProcessorMaxPollHostRPS=10000",
+    "matching.numTaskqueueReadPartitions=1",
+    "matching.numTaskqueueWritePartitions=1",
 )
 
 
