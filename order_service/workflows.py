@@ -13,7 +13,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, compensate, run_step, wait_until
-    from order_service import contract as c
+    import order_service.contract as c
     from order_service.activities import (
         ChargeInput,
         FinalizeInput,
@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         ReceiveInput,
         ValidateInput,
     )
-    from shipping_service import contract as shipping
+    import shipping_service.contract as shipping
 
 # Errors that end an order as REJECTED rather than FAILED.
 _REJECTING = {"ValueError", "OrderConflict", "PaymentConflict"}

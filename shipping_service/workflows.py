@@ -11,8 +11,8 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, compensate, run_step, wait_until
-    from order_service import contract as order
-    from shipping_service import contract as s
+    import order_service.contract as order
+    import shipping_service.contract as s
     from shipping_service.activities import CancelInput, DispatchInput, PackageInput, ShippingActivities
 
 

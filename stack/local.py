@@ -121,6 +121,9 @@ def spawn(args: list[str], log_file: Path, env: dict, detach: bool) -> subproces
 
 def service_env(admin_url: str, temporal_port: int, gateway_port: int) -> dict:
     env = os.environ.copy()
+    # The workflow sandbox imports the workflow module afresh for every workflow run: without cached
+    # bytecode that is a compile of the module each time.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
         DATABASE_URL=admin_url,
         TEMPORAL_ADDRESS=f"127.0.0.1:{temporal_port}",
