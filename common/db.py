@@ -16,10 +16,20 @@ def url_for_role(url: str, role: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
 
 
+class _Connection(asyncpg.Connection):
+    """A pooled connection returned without asyncpg's reset query (RESET ALL, UNLISTEN, CLOSE ALL, advisory
+    unlock): the services keep no session state, and the query cost a round trip on every release.
+    asyncpg still rolls back a transaction left open."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def connect(url: str, attempts: int = 30) -> asyncpg.Pool:
     for attempt in range(1, attempts + 1):
         try:
-            return await asyncpg.create_pool(url, min_size=1, max_size=10, command_timeout=5)
+            return await asyncpg.create_pool(url, min_size=1, max_size=10, command_timeout=5,
+                                             connection_class=_Connection)
         except (OSError, asyncpg.PostgresError) as err:
             if attempt == attempts:
                 raise
