@@ -17,13 +17,14 @@ class ReadRepository:
     async def attempts(self, order_id: str) -> list[dict]:
         return [dict(r) for r in await self.pool.fetch(ATTEMPTS, order_id)]
 
-    async def list_orders(self, state: str | None, limit: int) -> list[asyncpg.Record]:
+    async def list_orders(self, states: tuple[str, ...] | None, limit: int) -> list[asyncpg.Record]:
+        """The newest orders whose row is in one of `states` (all orders when None)."""
         return await self.pool.fetch(
             """
             SELECT order_id, state, reason, updated_at FROM orders.orders
-            WHERE $1::text IS NULL OR state = $1
+            WHERE $1::text[] IS NULL OR state = ANY($1)
             ORDER BY created_at DESC, order_id LIMIT $2
             """,
-            state,
+            None if states is None else list(states),
             limit,
         )

@@ -45,6 +45,15 @@ WATCH_INTERVAL_SECONDS = 0.2
 MAX_REQUEST_BYTES = 1 << 20
 
 
+# The states an order's database row can show while its workflow is in a given state. The activities
+# record a state when a step ends, so VALIDATING and CHARGING have no row state of their own: the row
+# shows the step before until the step ends, and the next state until the workflow has taken the result.
+ROW_STATES = {
+    c.VALIDATING: (c.RECEIVED, c.AWAITING_REVIEW),
+    c.CHARGING: (c.AWAITING_REVIEW, c.SHIPPING_STATE),
+}
+
+
 class Refused(Exception):
     """A transition the order's state does not allow."""
 
@@ -271,7 +280,8 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         if request.state and request.state not in mapping.PROTO_TO_STATE:
             raise mapping.InvalidArgument("state", f"unknown state {request.state}")
         wanted = mapping.PROTO_TO_STATE.get(request.state)
-        rows = await self.reader.list_orders(wanted, request.limit or 20)
+        row_states = None if wanted is None else ROW_STATES.get(wanted, (wanted,))
+        rows = await self.reader.list_orders(row_states, request.limit or 20)
         states = await asyncio.gather(*(self._live_state(r["order_id"], r["state"]) for r in rows))
         return pb.ListOrdersResponse(
             orders=[

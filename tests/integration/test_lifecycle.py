@@ -269,6 +269,27 @@ async def test_refused_transitions_name_the_reason(stack):
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_list_orders_in_the_states_the_database_does_not_record(stack):
+    """VALIDATING and CHARGING last as long as their step; the order's row shows them only as the step before."""
+    validating, charging = new_order_id("validating"), new_order_id("charging")
+    stack.flaky.script(validating, ValidateOrder=["hang"] * 8 + ["ok"])
+    stack.flaky.script(charging, ChargePayment=["hang"] * 8 + ["ok"])
+    await stack.gateway.StartOrder(start_request(validating))
+    await stack.gateway.StartOrder(start_request(charging))
+    await wait_review(stack, charging)
+    await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=charging, reviewer="test"))
+    for order_id, state in ((validating, pb.ORDER_STATE_VALIDATING), (charging, pb.ORDER_STATE_CHARGING)):
+        await wait_for(stack, order_id, lambda o, state=state: o.state == state)
+        listed = await stack.gateway.ListOrders(pb.ListOrdersRequest(state=state, limit=100))
+        assert order_id in [o.order_id for o in listed.orders]
+        assert all(o.state == state for o in listed.orders)
+    awaiting = await stack.gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_AWAITING_REVIEW, limit=100))
+    assert charging not in [o.order_id for o in awaiting.orders]
+    await wait_review(stack, validating)
+    await stack.gateway.RejectOrder(pb.RejectOrderRequest(order_id=validating, reviewer="test"))
+    assert (await wait_terminal(stack, charging)).state == pb.ORDER_STATE_COMPLETED
+
+
 async def test_list_orders_awaiting_review(stack):
     order_id = new_order_id()
     stack.flaky.script(order_id)
