@@ -179,7 +179,7 @@ async def test_dispatch_that_never_works_fails_the_order_and_refunds(stack):
     order = await wait_terminal(stack, order_id)
     assert order.state == pb.ORDER_STATE_FAILED
     assert order.payment.status == "refunded"
-    assert len(order.shipment.dispatch_failures) == 3
+    assert len(order.shipment.dispatch_failures) == 5
     [shipment] = await rows(stack, "SELECT status FROM shipping.shipments WHERE order_id = $1", order_id)
     assert shipment["status"] == "cancelled"
     assert (order.ended_at.ToDatetime() - order.started_at.ToDatetime()).total_seconds() <= 15

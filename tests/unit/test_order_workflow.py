@@ -114,7 +114,7 @@ async def test_dispatch_that_keeps_failing_fails_the_order_with_a_refund(env, ru
         await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
         result = await handle.result()
     assert result.state == c.FAILED
-    assert "dispatch failed 3 time(s)" in result.reason
+    assert "dispatch failed 5 time(s)" in result.reason
     assert script.refunded and script.shipment == "cancelled"
 
 
