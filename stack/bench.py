@@ -131,13 +131,17 @@ async def project_order(stub, client: Client, status_latencies: list[float]) -> 
     return Outcome(took, in_workflow, state, attempts, order.reason)
 
 
+def close_times(description, started: float) -> tuple[float, float]:
+    """(seconds from `started` to the closed workflow's close, seconds from its start to its close)."""
+    return (description.close_time.timestamp() - started,
+            (description.close_time - description.start_time).total_seconds())
+
+
 async def closed_after(handle, started: float) -> tuple[float, float]:
-    """(seconds from `started` to the workflow's close, seconds from its start to its close)."""
     while (description := await handle.describe()).close_time is None:
         # The status can read terminal a workflow task before the close (an update still answering).
         await asyncio.sleep(0.05)
-    return (description.close_time.timestamp() - started,
-            (description.close_time - description.start_time).total_seconds())
+    return close_times(description, started)
 
 
 async def baseline_order(client: Client, task_queue: str, status_latencies: list[float]) -> Outcome:
@@ -153,7 +157,7 @@ async def baseline_order(client: Client, task_queue: str, status_latencies: list
         if description.close_time is not None:
             break
     state = await handle.result()
-    took, in_workflow = await closed_after(handle, started)
+    took, in_workflow = close_times(description, started)
     return Outcome(took, in_workflow, state, {})
 
 
@@ -306,9 +310,7 @@ async def run(args) -> dict:
             if reviewer.done():
                 reviewer.result()  # a reviewer that died must fail the run, not skew it
             reviewer.cancel()
-        report["peak_memory_mb"] = peak_memory_mb({**{name: [p.pid] for name, p in procs.items()},
-                                                   "postgres": postgres_pids(tmp / "pgdata"),
-                                                   "bench_client": [psutil.Process().pid]})
+        report["peak_memory_mb"] = peak_memory_mb(processes(*procs, "postgres", "bench_client"))
         print("peak memory (MB):", json.dumps(report["peak_memory_mb"]))
     finally:
         for proc in procs.values():
