@@ -17,6 +17,8 @@ from opentelemetry.trace import Status, StatusCode
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from common import db
+
 T = TypeVar("T")
 log = activity.logger
 
@@ -103,5 +105,5 @@ async def _record(pool: asyncpg.Pool, schema: str, order_id: str, outcome: str, 
             message[:500],
             int((time.monotonic() - started) * 1000),
         )
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as err:
+    except db.BACKEND_ERRORS as err:
         log.warning("attempt_not_recorded", extra={"order_id": order_id, "error": str(err)})

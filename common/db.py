@@ -8,6 +8,13 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
+# What Postgres and its client raise while the server is down, restarting or has dropped a connection: a
+# passing condition, answered UNAVAILABLE by the gateway and retried by activities. InternalClientError is
+# how asyncpg reports a connection a restart left mid-protocol ("cannot switch to state 12; another
+# operation (2) is in progress", MagicStack/asyncpg#1069); the pool's reset query on release finds such a
+# connection and terminates it, so it is raised once and the connection is never used again.
+BACKEND_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
 
 def url_for_role(url: str, role: str) -> str:
     """The same server and database as `url`, logged in as `role` (no password: trust or peer auth)."""
@@ -16,20 +23,12 @@ def url_for_role(url: str, role: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
 
 
-class _Connection(asyncpg.Connection):
-    """A pooled connection returned without asyncpg's reset query (RESET ALL, UNLISTEN, CLOSE ALL, advisory
-    unlock): the services keep no session state, and the query cost a round trip on every release.
-    asyncpg still rolls back a transaction left open."""
-
-    def get_reset_query(self) -> str:
-        return ""
-
-
 async def connect(url: str, attempts: int = 30) -> asyncpg.Pool:
+    # asyncpg's default reset query stays on: besides clearing session state it is what finds a connection
+    # broken mid-protocol before the pool hands it out again.
     for attempt in range(1, attempts + 1):
         try:
-            return await asyncpg.create_pool(url, min_size=1, max_size=10, command_timeout=5,
-                                             connection_class=_Connection)
+            return await asyncpg.create_pool(url, min_size=1, max_size=10, command_timeout=5)
         except (OSError, asyncpg.PostgresError) as err:
             if attempt == attempts:
                 raise

@@ -57,6 +57,13 @@ def setup(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     keep_event_names()
+    sys.excepthook = _log_crash
+
+
+def _log_crash(kind, err, tb) -> None:
+    """A process that dies of an exception says so in a JSON line too, not in a bare traceback."""
+    logging.getLogger("crash").critical("process_crashed", exc_info=(kind, err, tb),
+                                        extra={"error": f"{kind.__name__}: {err}"})
 
 
 def keep_event_names() -> None:

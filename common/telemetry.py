@@ -5,10 +5,18 @@ OTEL_* variables; otherwise the global provider stays the no-op one and nothing 
 Metrics: the Temporal SDK's own runtime serves /metrics on METRICS_LISTEN (host:port) when set.
 """
 
+import logging
 import os
 
 from opentelemetry import trace
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 
 _provider = None
 
@@ -47,10 +55,14 @@ def shutdown_tracing() -> None:
 
 
 def runtime(metrics_listen: str | None = None) -> Runtime:
+    """The SDK runtime: its own logs (Rust core: retried calls, lost completions) go through Python logging,
+    so they come out as JSON lines like every other log line; metrics on METRICS_LISTEN when set."""
     listen = metrics_listen if metrics_listen is not None else os.environ.get("METRICS_LISTEN")
-    if not listen:
-        return Runtime.default()
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=listen)))
+    return Runtime(telemetry=TelemetryConfig(
+        logging=LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                              forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"))),
+        metrics=PrometheusConfig(bind_address=listen) if listen else None,
+    ))
 
 
 def trace_ids() -> tuple[str, str]:

@@ -7,7 +7,6 @@ import logging
 import time
 from datetime import timedelta
 
-import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -22,7 +21,7 @@ from temporalio.common import MetricMeter, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from common import telemetry
+from common import db, telemetry
 from gateway import mapping, security
 from gateway.config import Settings
 from gateway.repository import ReadRepository
@@ -87,7 +86,7 @@ def _failure(err: Exception, request) -> tuple[grpc.StatusCode, str]:
         if err.status == RPCStatusCode.NOT_FOUND:
             return grpc.StatusCode.NOT_FOUND, f"order {request.order_id!r} not found"
         return grpc.StatusCode.UNAVAILABLE, f"Temporal is unavailable: {err}"
-    if isinstance(err, (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)):
+    if isinstance(err, db.BACKEND_ERRORS):
         return grpc.StatusCode.UNAVAILABLE, f"a backing service is unavailable: {err}"
     return grpc.StatusCode.INTERNAL, "internal error"
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,10 +54,17 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout}s")
 
 
+def _pgserver():
+    """pgserver, imported without platformdirs' warning about an unset XDG_RUNTIME_DIR (it falls back to /tmp)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import pgserver
+    return pgserver
+
+
 def start_postgres(data_dir: Path) -> str:
     """Embedded Postgres (pgserver) in data_dir, left running; returns the admin URL (unix socket)."""
-    import pgserver
-
+    pgserver = _pgserver()
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir, cleanup_mode=None)
     server.ensure_postgres_running()  # a handle kept from before a stop does not restart it by itself
@@ -66,8 +74,7 @@ def start_postgres(data_dir: Path) -> str:
 def stop_postgres(data_dir: Path) -> None:
     if not (data_dir / "postmaster.pid").exists():
         return
-    import pgserver
-
+    pgserver = _pgserver()
     user = "pgserver" if os.geteuid() == 0 else None
     try:
         pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
@@ -90,12 +97,13 @@ def migrate(admin_url: str) -> None:
 
 def start_temporal(port: int, ui_port: int, db_file: Path | None, log_file: Path, detach: bool = False) -> subprocess.Popen:
     args = [binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
-            "--ui-port", str(ui_port), "--log-level", "warn"]
+            "--ui-port", str(ui_port), "--log-level", "warn", "--log-format", "json"]
     for value in DEV_SERVER_TUNING:
         args += ["--dynamic-config-value", value]
     if db_file is not None:
         args += ["--db-filename", str(db_file)]
-    proc = spawn(args, log_file, os.environ.copy(), detach)
+    # Its logs (JSON) go to stderr; stdout has only a banner of addresses, which the stack prints itself.
+    proc = spawn(args, log_file, os.environ.copy(), detach, stdout_too=False)
     wait_for_port(port, 60, proc, "temporal dev server")
     return proc
 
@@ -112,11 +120,11 @@ def start_temporal_on_free_ports(log_file: Path, attempts: int = 3) -> tuple[sub
     raise AssertionError("unreachable")
 
 
-def spawn(args: list[str], log_file: Path, env: dict, detach: bool) -> subprocess.Popen:
+def spawn(args: list[str], log_file: Path, env: dict, detach: bool, stdout_too: bool = True) -> subprocess.Popen:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                start_new_session=detach)
+        return subprocess.Popen(args, stdout=out if stdout_too else subprocess.DEVNULL, stderr=out, env=env,
+                                cwd=ROOT, start_new_session=detach)
 
 
 def service_env(admin_url: str, temporal_port: int, gateway_port: int) -> dict:

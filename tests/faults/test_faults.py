@@ -6,14 +6,18 @@ and of a shipment are written to tests/replay/histories/fault_*.json for the rep
 """
 
 import asyncio
+import json
 import os
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 
+import asyncpg
 import grpc
 import pytest
 
+from common import db
 from gateway.server import REQUEST_DEADLINE_SECONDS
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from tests.faults.conftest import batch_with_fault, drive
@@ -78,6 +82,46 @@ async def test_postgres_restarted_mid_batch(faults):
     assert_nothing_lost(report)
 
 
+async def test_a_connection_broken_by_a_postgres_restart_is_used_no_more(faults):
+    """A restart can leave a pooled connection mid-protocol; asyncpg then raises InternalClientError on it.
+    Such a connection must be dropped, not handed out again: it was reused (and every read on it failed)
+    while the pool skipped asyncpg's reset query on release."""
+    pool = await db.connect(faults.admin_url)
+    broken_on: Counter = Counter()
+    errors: Counter = Counter()
+    running = True
+
+    async def reader(n: int) -> None:
+        while running:
+            try:
+                async with pool.acquire() as conn:
+                    try:
+                        # Short client deadlines on some readers cancel queries in flight, as the gateway's do.
+                        async with asyncio.timeout((0.01, 0.05, 1)[n % 3]):
+                            await conn.fetch("SELECT pg_sleep(0.02), $1::text", "x")
+                    except asyncpg.InternalClientError:
+                        broken_on[id(conn._con)] += 1
+                        raise
+            except Exception as err:
+                assert isinstance(err, db.BACKEND_ERRORS), repr(err)
+                errors[type(err).__name__] += 1
+            await asyncio.sleep(0.001)
+
+    readers = [asyncio.create_task(reader(n)) for n in range(20)]
+    try:
+        for _ in range(4):
+            await asyncio.sleep(1)
+            await faults.restart_postgres(down_seconds=0.5)
+        await asyncio.sleep(1)
+    finally:
+        running = False
+        await asyncio.gather(*readers)
+    print(f"\nerrors while Postgres restarted: {dict(errors)}")
+    assert all(n == 1 for n in broken_on.values()), broken_on
+    assert [await pool.fetchval("SELECT $1::int", n) for n in range(20)] == list(range(20))
+    await pool.close()
+
+
 async def test_temporal_restarted_mid_batch(faults):
     async def fault():
         faults.kill("temporal", signal.SIGTERM)
@@ -122,3 +166,12 @@ async def test_gateway_answers_unavailable_in_time_while_temporal_is_down_then_r
     assert again.state == done.state and faults.procs["gateway"].pid == gateway_pid
     after = await drive(faults, "temporal_down-after", timeout=60)
     assert after.state in (pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_FAILED, pb.ORDER_STATE_REJECTED)
+
+
+def test_every_log_file_is_json_lines(fault_stack):
+    """After the faults above, each process's log (the dev server's included) is one JSON object a line."""
+    files = sorted(fault_stack.tmp.glob("*.log"))
+    assert {f.name for f in files} >= {"temporal.log", "gateway.log", "order_service.log", "shipping_service.log"}
+    for file in files:
+        for n, line in enumerate(file.read_text().splitlines(), 1):
+            assert isinstance(json.loads(line), dict), f"{file.name}:{n}: {line[:200]}"
