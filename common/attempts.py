@@ -29,6 +29,9 @@ REPORT_MARGIN_SECONDS = 0.05
 PERSIST_ALLOWANCE_SECONDS = 0.3
 MIN_CUT_SECONDS = 0.05
 
+# Data Postgres refuses (an untranslatable character, a value too long, a check violated): no retry can fix it.
+PERMANENT_DB_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
 _INSERT = """
 INSERT INTO {schema}.step_attempts
     (order_id, step, workflow_id, run_id, activity_id, attempt, outcome, message, duration_ms)
@@ -66,6 +69,8 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
         span.record_exception(err)
         span.set_status(Status(StatusCode.ERROR, message))
         await _record(pool, schema, order_id, "error", message, started)
+        if isinstance(err, PERMANENT_DB_ERRORS):
+            raise ApplicationError(message, type="InvalidData", non_retryable=True) from err
         raise
     await _record(pool, schema, order_id, "ok", "", started)
     log.info("attempt_succeeded", extra=context)

@@ -1,22 +1,32 @@
-"""Activity options derived from the time left before a deadline, and deadlines as durable timers.
+"""How a step spends the time it is given: activity options derived from the time left before a deadline,
+and deadlines as durable timers.
 
 Safe inside workflow code: no I/O, time only from the workflow.
 """
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-# Errors that retrying cannot fix: bad input and conflicting ids.
-NON_RETRYABLE = ["ValueError", "OrderConflict", "PaymentConflict", "ShipmentCancelled"]
+# Errors that retrying cannot fix: bad input, data Postgres refuses, conflicting ids.
+NON_RETRYABLE = ["ValueError", "InvalidData", "OrderConflict", "PaymentConflict", "ShipmentCancelled"]
 # Smallest slice worth scheduling an attempt into.
 MIN_SLICE_SECONDS = 0.05
-# The workflow.patched() id of deciding deadlines by timers (Alarms) rather than by workflow.now().
-DEADLINE_ALARMS = "deadline-alarms"
-# The workflow.patched() id of running compensation and final writes as local activities.
-LOCAL_COMPENSATION = "local-compensation"
+
+
+@dataclass
+class StepTiming:
+    """The timing of each attempt of a flaky step; carried in both workflows' inputs so a replay sees it."""
+
+    # Start-to-close of one attempt. The worker cuts the stub's 300 s hang at this minus the time kept
+    # for the attempt's database writes (common.attempts).
+    attempt_timeout_seconds: float = 0.45
+    retry_initial_interval_seconds: float = 0.02
+    retry_max_interval_seconds: float = 0.08
 
 
 class OutOfBudget(Exception):
@@ -25,38 +35,24 @@ class OutOfBudget(Exception):
         self.step = step
 
 
-def step_options(
-    step: str,
-    now: datetime,
-    until: datetime,
-    attempt_timeout: float,
-    retry_initial: float,
-    retry_max: float,
-    max_attempts: int = 0,
-) -> dict:
+class Stopped(Exception):
+    """The step was called off (the order is being cancelled); the attempt in flight has ended."""
+
+    def __init__(self, step: str):
+        super().__init__(f"{step} was stopped")
+        self.step = step
+
+
+def attempt_options(now: datetime, until: datetime, timing: StepTiming, max_attempts: int = 0) -> dict:
     """Tight start-to-close to cut hangs, short retries, and nothing scheduled past `until`."""
-    if (until - now).total_seconds() < MIN_SLICE_SECONDS:
-        raise OutOfBudget(step)
-    return attempt_options(now, until, attempt_timeout, retry_initial, retry_max, max_attempts)
-
-
-def attempt_options(
-    now: datetime,
-    until: datetime,
-    attempt_timeout: float,
-    retry_initial: float,
-    retry_max: float,
-    max_attempts: int = 0,
-) -> dict:
-    """The same options, never refusing: with Alarms, whether time is left is the alarm's to say."""
     left = max((until - now).total_seconds(), MIN_SLICE_SECONDS)
     return {
-        "start_to_close_timeout": timedelta(seconds=min(attempt_timeout, left)),
+        "start_to_close_timeout": timedelta(seconds=min(timing.attempt_timeout_seconds, left)),
         "schedule_to_close_timeout": timedelta(seconds=left),
         "retry_policy": RetryPolicy(
-            initial_interval=timedelta(seconds=retry_initial),
+            initial_interval=timedelta(seconds=timing.retry_initial_interval_seconds),
             backoff_coefficient=2.0,
-            maximum_interval=timedelta(seconds=retry_max),
+            maximum_interval=timedelta(seconds=timing.retry_max_interval_seconds),
             maximum_attempts=max_attempts,
             non_retryable_error_types=NON_RETRYABLE,
         ),
@@ -80,11 +76,8 @@ async def compensate(activity, arg):
     """A refund, cancellation or final write: a short database write with no flaky_call(), run as a local
     activity. It runs in the workflow's own task, as soon as the workflow decides on it, instead of
     queueing behind the flaky steps' attempts on a saturated activity queue; it is recorded in the
-    history as a marker, and a worker that crashes before recording it has the task run again.
-    A charged order must never end neither shipped nor refunded, so it retries until it succeeds."""
-    if workflow.patched(LOCAL_COMPENSATION):
-        return await workflow.execute_local_activity_method(activity, arg, **compensation_options())
-    return await workflow.execute_activity_method(activity, arg, **compensation_options())
+    history as a marker, and a worker that crashes before recording it has the task run again."""
+    return await workflow.execute_local_activity_method(activity, arg, **compensation_options())
 
 
 class Alarms:
@@ -109,29 +102,27 @@ class Alarms:
         return self._fired[at].done()
 
 
-
-async def run_step(alarms: Alarms | None, step: str, activity, arg, until: datetime, attempt_timeout: float,
-                   retry_initial: float, retry_max: float, max_attempts: int = 0):
-    """One step's activity, given until `until`: its result, or OutOfBudget (the activity cancelled)."""
-    timing = (attempt_timeout, retry_initial, retry_max, max_attempts)
-    if alarms is None:  # histories from before DEADLINE_ALARMS
-        options = step_options(step, workflow.now(), until, *timing)
-        return await workflow.execute_activity_method(activity, arg, **options)
+async def run_step(alarms: Alarms, step: str, activity, arg, until: datetime, timing: StepTiming,
+                   max_attempts: int = 0, stop: Callable[[], bool] = lambda: False):
+    """One step's activity, given until `until`: its result, OutOfBudget once `until` has come, or Stopped
+    as soon as `stop()` is true. Either way no new attempt starts, and this returns only once an attempt in
+    flight can no longer act: the worker ends every attempt by its start-to-close (common.attempts), so
+    whatever it did (a charge) is in the database, or never will be, when compensation reads it."""
     if alarms.passed(until):
         raise OutOfBudget(step)
-    running = workflow.start_activity_method(activity, arg, **attempt_options(workflow.now(), until, *timing))
-    await workflow.wait_condition(lambda: running.done() or alarms.passed(until))
-    if not running.done():
-        running.cancel()
-        raise OutOfBudget(step)
-    return running.result()
+    running = workflow.start_activity_method(activity, arg, **attempt_options(workflow.now(), until, timing, max_attempts))
+    await workflow.wait_condition(lambda: running.done() or alarms.passed(until) or stop())
+    if running.done():
+        return running.result()
+    running.cancel()
+    # Cancelling an attempt that does not heartbeat cannot interrupt it; waiting for the server to confirm
+    # (WAIT_CANCELLATION_COMPLETED) lasts as long as this, and the time-skipping test server never confirms.
+    await workflow.sleep(timing.attempt_timeout_seconds)
+    raise Stopped(step) if stop() else OutOfBudget(step)
 
 
-async def wait_until(alarms: Alarms | None, condition, until: datetime) -> None:
+async def wait_until(alarms: Alarms, condition, until: datetime) -> None:
     """workflow.wait_condition(condition), giving up with asyncio.TimeoutError once `until` has come."""
-    if alarms is None:  # histories from before DEADLINE_ALARMS
-        await workflow.wait_condition(condition, timeout=max((until - workflow.now()).total_seconds(), 0.001))
-        return
     await workflow.wait_condition(lambda: condition() or alarms.passed(until))
     if not condition():
         raise asyncio.TimeoutError

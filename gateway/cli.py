@@ -4,18 +4,43 @@
     orders approve o-1 | reject o-1 --reason "fraud" | cancel o-1 --reason "changed mind"
     orders address o-1 --name Ada --line1 "2 New St" --city Springfield --postal-code 12345 --country US
     orders status o-1 | watch o-1 | list --state AWAITING_REVIEW
+    orders status o-1 -o json    # the response as grpcurl prints it
 """
 
 import argparse
+import math
 import os
+import queue
 import sys
 from datetime import datetime, timezone
 
 import grpc
+from google.protobuf import json_format
 
-from gateway import security
+from gateway import review, security
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
+
+EXIT = {"ok": 0, "rpc": 1, "usage": 2, "unreachable": 3, "local": 4, "interrupted": 130, "closed": 141}
+STATES = [name.removeprefix("ORDER_STATE_") for name in pb.OrderState.keys() if name != "ORDER_STATE_UNSPECIFIED"]
+EPILOG = f"""\
+exit codes:
+  {EXIT['ok']:<3}  done
+  {EXIT['rpc']:<3}  the gateway answered with a gRPC error, printed as CODE: details (e.g. NOT_FOUND: ...)
+  {EXIT['usage']:<3}  bad command line
+  {EXIT['unreachable']:<3}  the gateway could not be reached (UNAVAILABLE or DEADLINE_EXCEEDED while connecting)
+  {EXIT['local']:<3}  a local file could not be read (--tls-ca)
+  {EXIT['interrupted']:<3}  interrupted (Ctrl-C), watch included
+  {EXIT['closed']:<3}  the output was closed early (e.g. piped into head); as a SIGPIPE would, silently
+
+environment:
+  GATEWAY_ADDRESS  default for --gateway
+  GATEWAY_TOKEN    default for --token
+  GATEWAY_TLS_CA   default for --tls-ca
+"""
+
+
+_BEFORE_DECISION = (pb.ORDER_STATE_RECEIVED, pb.ORDER_STATE_VALIDATING, pb.ORDER_STATE_AWAITING_REVIEW)
 
 
 def _time(ts) -> str:
@@ -39,7 +64,11 @@ def render(order: pb.Order) -> str:
         lines.append(f"  ended in {took:.2f}s" + (f": {order.reason}" if order.reason else ""))
     elif order.deadline.seconds:
         left = (order.deadline.ToDatetime(timezone.utc) - now).total_seconds()
-        lines.append(f"  {left:.1f}s left of the 15s budget")
+        lines.append(f"  {max(left, 0):.1f}s left of the 15s budget")
+        review_left = (order.review_deadline.ToDatetime(timezone.utc) - now).total_seconds()
+        if order.review_deadline.seconds and order.state in _BEFORE_DECISION:
+            lines.append(f"  review closes in {review_left:.1f}s: approve before then ({_time(order.review_deadline)})"
+                         if review_left > 0 else "  the review window has closed")
     for step in order.steps:
         took = ""
         if step.started_at.seconds and step.ended_at.seconds:
@@ -59,8 +88,8 @@ def render(order: pb.Order) -> str:
 
 def _address_args(p: argparse.ArgumentParser) -> None:
     for name in ("name", "line1", "city", "postal-code", "country"):
-        p.add_argument(f"--{name}", required=True)
-    p.add_argument("--line2", default="")
+        p.add_argument(f"--{name}", required=True, help=f"shipping address: {name.replace('-', ' ')}")
+    p.add_argument("--line2", default="", help="shipping address: second line (optional)")
 
 
 def _address_msg(args) -> pb.Address:
@@ -70,35 +99,104 @@ def _address_msg(args) -> pb.Address:
 
 def _item(text: str) -> pb.Item:
     sku, _, qty = text.partition(":")
-    return pb.Item(sku=sku, qty=int(qty or 1))
+    try:
+        return pb.Item(sku=sku, qty=int(qty or 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SKU or SKU:QTY with a whole-number QTY") from None
+
+
+def _order_state(text: str) -> int:
+    name = text.upper().removeprefix("ORDER_STATE_")
+    if name not in STATES:
+        raise argparse.ArgumentTypeError(f"unknown state {text!r}; one of {', '.join(STATES)}")
+    return pb.OrderState.Value(f"ORDER_STATE_{name}")
+
+
+def _seconds(text: str) -> float:
+    try:
+        if 0 < float(text) < math.inf:
+            return float(text)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+
+
+def _global_flags(defaults: bool) -> argparse.ArgumentParser:
+    """The flags every command takes, before or after its name.
+
+    The subcommands' copies default to SUPPRESS, so a flag given before the command is not
+    overwritten by the subcommand's default.
+    """
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--gateway", metavar="HOST:PORT",
+                   default=default(os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:50051")),
+                   help="the gateway's address (env GATEWAY_ADDRESS; default 127.0.0.1:50051)")
+    p.add_argument("--token", default=default(os.environ.get("GATEWAY_TOKEN", "")),
+                   help="bearer token sent with every call (env GATEWAY_TOKEN)")
+    p.add_argument("--tls-ca", metavar="FILE", default=default(os.environ.get("GATEWAY_TLS_CA", "")),
+                   help="CA or server certificate file; switches TLS on (env GATEWAY_TLS_CA)")
+    p.add_argument("--timeout", metavar="SECONDS", type=_seconds, default=default(30.0),
+                   help="seconds to connect, then per call (watch: for the whole stream; default 30)")
+    p.add_argument("-o", "--output", choices=["text", "json"], default=default("text"),
+                   help="text for people (default) or json: each response as grpcurl prints it")
+    return p
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="orders", description="Order lifecycle gateway client")
-    p.add_argument("--gateway", default=os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:50051"))
-    p.add_argument("--token", default=os.environ.get("GATEWAY_TOKEN", ""), help="bearer token (env GATEWAY_TOKEN)")
-    p.add_argument("--tls-ca", default=os.environ.get("GATEWAY_TLS_CA", ""),
-                   help="CA or server certificate file; switches TLS on (env GATEWAY_TLS_CA)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per call (watch: for the whole stream)")
-    sub = p.add_subparsers(dest="command", required=True)
-    start = sub.add_parser("start", help="start an order")
-    start.add_argument("order_id")
-    start.add_argument("--item", action="append", type=_item, required=True, help="SKU:QTY, repeatable")
+    p = argparse.ArgumentParser(prog="orders", description="Order lifecycle gateway client", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter, parents=[_global_flags(True)])
+    common = [_global_flags(False)]
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="orders COMMAND --help lists the command's flags")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help, description=help, parents=common)
+        if name != "list":
+            cmd.add_argument("order_id", help="the order's id")
+        return cmd
+
+    start = command("start", "start an order")
+    start.add_argument("--item", action="append", type=_item, required=True, metavar="SKU[:QTY]",
+                       help="an item and its quantity (default 1); repeatable")
     start.add_argument("--payment-id", help="defaults to pay-<order_id>")
+    start.add_argument("--watch", action="store_true",
+                       help="then watch it as `watch` does (at a terminal: one key approves or rejects it in review)")
+    start.add_argument("--reviewer", default=os.environ.get("USER", "cli"), help="who decides with --watch (default: $USER)")
     _address_args(start)
-    for name in ("approve", "reject", "cancel"):
-        cmd = sub.add_parser(name, help=f"{name} an order")
-        cmd.add_argument("order_id")
-        cmd.add_argument("--reviewer", default=os.environ.get("USER", "cli"))
-        cmd.add_argument("--reason", default="")
-    address = sub.add_parser("address", help="change the shipping address")
-    address.add_argument("order_id")
-    _address_args(address)
-    for name in ("status", "watch"):
-        sub.add_parser(name, help=f"{name} an order").add_argument("order_id")
-    listing = sub.add_parser("list", help="list orders")
-    listing.add_argument("--state", default="", help="e.g. AWAITING_REVIEW")
-    listing.add_argument("--limit", type=int, default=20)
+    approve = command("approve", "approve an order awaiting review")
+    reject = command("reject", "reject an order awaiting review")
+    for cmd in (approve, reject):
+        cmd.add_argument("--reviewer", default=os.environ.get("USER", "cli"), help="who decided (default: $USER)")
+    reject.add_argument("--reason", default="", help="why, recorded on the order")
+    command("cancel", "cancel an order before dispatch").add_argument(
+        "--reason", default="", help="why, recorded on the order")
+    _address_args(command("address", "change the shipping address before dispatch"))
+    command("status", "show an order")
+    command("watch", "show an order on every change until it ends; at a terminal, when it awaits review, "
+                     "a key approves (a) or rejects (r) it before the countdown runs out").add_argument(
+        "--reviewer", default=os.environ.get("USER", "cli"), help="who decides (default: $USER)")
+    wait = command("wait", "wait until an order is in a state (for scripts: approve once it awaits review)")
+    wait.add_argument("--for", dest="state", type=_order_state, required=True, metavar="STATE",
+                      help=f"the state to wait for, one of {', '.join(STATES)}")
+    desk = sub.add_parser("review", parents=common, help="the review desk: every order awaiting review, live",
+                          description="Every order awaiting review, pushed by the gateway the moment it starts "
+                                      "waiting, with its items, amount, address and seconds left. At a terminal: "
+                                      "a approves, r rejects the selected order, j/k select, q quits. Without a "
+                                      "terminal it prints each order that starts waiting.")
+    desk.add_argument("--reviewer", default=os.environ.get("USER", "cli"), help="who decides (default: $USER)")
+    decide_all = desk.add_mutually_exclusive_group()
+    decide_all.add_argument("--approve-all", action="store_const", const="approve", dest="auto",
+                            help="approve every order as it starts waiting (no terminal needed)")
+    decide_all.add_argument("--reject-all", action="store_const", const="reject", dest="auto",
+                            help="reject every order as it starts waiting")
+    listing = command("list", "list orders, newest first")
+    listing.add_argument("--state", type=_order_state, default=pb.ORDER_STATE_UNSPECIFIED, metavar="STATE",
+                         help=f"only orders in this state, one of {', '.join(STATES)} (default: all)")
+    listing.add_argument("--page-size", type=int, default=20, help="at most this many orders (default 20, at most 100)")
+    listing.add_argument("--page-token", default="", help="the next_page_token a previous list printed, for the next page")
     return p
 
 
@@ -113,42 +211,119 @@ class _Gateway:
         return lambda request: method(request, metadata=self.metadata, timeout=self.timeout)
 
 
-def run(args, stub: pb_grpc.OrderGatewayServiceStub) -> None:
+def _call(args) -> tuple[str, object]:
+    """The RPC a command stands for, and its request."""
     if args.command == "start":
-        resp = stub.StartOrder(pb.StartOrderRequest(order_id=args.order_id, items=args.item,
-                                                    payment_id=args.payment_id or f"pay-{args.order_id}",
-                                                    address=_address_msg(args)))
-        print(("already started\n" if resp.already_existed else "") + render(resp.order))
-    elif args.command == "approve":
-        print(render(stub.ApproveOrder(pb.ApproveOrderRequest(order_id=args.order_id, reviewer=args.reviewer)).order))
-    elif args.command == "reject":
-        req = pb.RejectOrderRequest(order_id=args.order_id, reviewer=args.reviewer, reason=args.reason)
-        print(render(stub.RejectOrder(req).order))
-    elif args.command == "cancel":
-        print(render(stub.CancelOrder(pb.CancelOrderRequest(order_id=args.order_id, reason=args.reason)).order))
-    elif args.command == "address":
-        req = pb.UpdateAddressRequest(order_id=args.order_id, address=_address_msg(args))
-        print(render(stub.UpdateAddress(req).order))
-    elif args.command == "status":
-        print(render(stub.GetOrder(pb.GetOrderRequest(order_id=args.order_id)).order))
-    elif args.command == "watch":
+        return "StartOrder", pb.StartOrderRequest(order_id=args.order_id, items=args.item,
+                                                  payment_id=args.payment_id or f"pay-{args.order_id}",
+                                                  address=_address_msg(args))
+    if args.command == "approve":
+        return "ApproveOrder", pb.ApproveOrderRequest(order_id=args.order_id, reviewer=args.reviewer)
+    if args.command == "reject":
+        return "RejectOrder", pb.RejectOrderRequest(order_id=args.order_id, reviewer=args.reviewer, reason=args.reason)
+    if args.command == "cancel":
+        return "CancelOrder", pb.CancelOrderRequest(order_id=args.order_id, reason=args.reason)
+    if args.command == "address":
+        return "UpdateAddress", pb.UpdateAddressRequest(order_id=args.order_id, address=_address_msg(args))
+    if args.command == "status":
+        return "GetOrder", pb.GetOrderRequest(order_id=args.order_id)
+    if args.command == "watch":
+        return "WatchOrder", pb.WatchOrderRequest(order_id=args.order_id)
+    return "ListOrders", pb.ListOrdersRequest(state=args.state, page_size=args.page_size, page_token=args.page_token)
+
+
+def _text(command: str, resp) -> str:
+    if command == "list":
+        rows = [("ORDER_ID", "STATE", "STARTED", "ENDED", "REASON")]
+        rows += [(o.order_id, _state(o.state), _time(o.started_at), _time(o.ended_at), o.reason) for o in resp.orders]
+        lines = [f"{i:<24} {s:<16} {b:<12}  {e:<12}  {r}".rstrip() for i, s, b, e, r in rows]
+        if resp.next_page_token:
+            lines.append(f"more: --page-token {resp.next_page_token}")
+        return "\n".join(lines)
+    return ("already started\n" if command == "start" and resp.already_existed else "") + render(resp.order)
+
+
+class WaitedInVain(Exception):
+    """The order ended without reaching the state waited for."""
+
+
+def run(args, stub) -> None:
+    """One command; `stub` is a _Gateway (the stub with the token and a deadline on every call)."""
+    if args.command == "review":  # open-ended: no deadline on the stream
+        waiting = stub.stub.WatchReviews(pb.WatchReviewsRequest(), metadata=stub.metadata)
+        review.desk(waiting, stub, args.reviewer, args.auto or "")
+        return
+    if args.command == "wait":
         for update in stub.WatchOrder(pb.WatchOrderRequest(order_id=args.order_id)):
-            print(render(update.order), end="\n\n", flush=True)
-    elif args.command == "list":
-        state = pb.OrderState.Value(f"ORDER_STATE_{args.state.upper()}") if args.state else 0
-        for o in stub.ListOrders(pb.ListOrdersRequest(state=state, limit=args.limit)).orders:
-            print(f"{o.order_id:<24} {_state(o.state):<16} {_time(o.updated_at)}  {o.reason}")
+            if update.order.state == args.state:
+                print(f"{args.order_id} is {_state(args.state)}")
+                return
+        raise WaitedInVain(f"order {args.order_id} ended {_state(update.order.state)} before it was {_state(args.state)}")
+    if args.command != "watch" or args.output == "json":
+        method, request = _call(args)
+        answer = getattr(stub, method)(request)
+        for resp in answer if args.command == "watch" else [answer]:
+            if args.output == "json":
+                print(json_format.MessageToJson(resp, indent=2), flush=True)
+            else:
+                print(_text(args.command, resp), end="\n\n" if args.command == "watch" else "\n", flush=True)
+    if args.command == "watch" and args.output == "text" or args.command == "start" and args.watch:
+        ask = args.output == "text" and review.at_a_terminal()
+        show = (lambda order: print(render(order), end="\n\n", flush=True)) if args.output == "text" else (
+            lambda order: print(json_format.MessageToJson(order, indent=2), flush=True))
+        review.watch(stub, args.order_id, show, ask, args.reviewer)
+
+
+def _connect(channel: grpc.Channel, timeout: float) -> grpc.ChannelConnectivity | None:
+    """How the first connection attempt ended (READY or TRANSIENT_FAILURE), None if it outlasted the timeout.
+
+    Only then can an UNAVAILABLE from an unreachable gateway be told from one the gateway sent
+    (Temporal or Postgres down).
+    """
+    settled = queue.Queue()
+
+    def seen(state: grpc.ChannelConnectivity) -> None:
+        if state in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
+            settled.put(state)
+
+    channel.subscribe(seen, try_to_connect=True)
+    try:
+        return settled.get(timeout=timeout)
+    except queue.Empty:
+        return None
+    finally:
+        channel.unsubscribe(seen)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    with security.channel(args.gateway, args.tls_ca) as channel:
+    try:
+        channel = security.channel(args.gateway, args.tls_ca)
+    except OSError as err:
+        print(f"cannot read --tls-ca file {args.tls_ca!r}: {err.strerror or err}", file=sys.stderr)
+        return EXIT["local"]
+    with channel:
         try:
+            connected = _connect(channel, args.timeout)
+            if connected is None:
+                print(f"DEADLINE_EXCEEDED: no connection to the gateway at {args.gateway} within {args.timeout:g}s",
+                      file=sys.stderr)
+                return EXIT["unreachable"]
             run(args, _Gateway(pb_grpc.OrderGatewayServiceStub(channel), args.token, args.timeout))
         except grpc.RpcError as err:
-            print(f"{err.code().name}: {err.details()}", file=sys.stderr)
-            return 1
-    return 0
+            print(f"{err.code().name}: {' '.join((err.details() or '').splitlines())}", file=sys.stderr)
+            lost = err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            return EXIT["unreachable" if lost and connected is not grpc.ChannelConnectivity.READY else "rpc"]
+        except WaitedInVain as err:
+            print(f"FAILED_PRECONDITION: {err}", file=sys.stderr)
+            return EXIT["rpc"]
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT["closed"]
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return EXIT["interrupted"]
+    return EXIT["ok"]
 
 
 if __name__ == "__main__":

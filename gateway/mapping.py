@@ -2,19 +2,15 @@
 
 import hashlib
 import json
-import re
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from common.checks import Problem, id_problem
 from order_service import contract as c
 from orderlife.gateway.v1 import gateway_pb2 as pb
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
-MAX_ITEMS = 100
-MAX_QTY = 1000
-MAX_TEXT = c.MAX_TEXT_LENGTH
 RECENT_ERRORS = 10
 
 STATE_TO_PROTO = {
@@ -32,60 +28,72 @@ PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
 
 
 class InvalidArgument(Exception):
-    def __init__(self, field: str, problem: str):
-        super().__init__(f"{field}: {problem}")
-        self.field = field
+    """A request that breaks the contract's rules; `violations` are (field, what is wrong) pairs."""
+
+    def __init__(self, violations: list[Problem]):
+        super().__init__("; ".join(f"{field}: {problem}" for field, problem in violations))
+        self.violations = violations
+
+
+def checked(value, problems: list[Problem]):
+    if problems:
+        raise InvalidArgument(problems)
+    return value
 
 
 def check_id(field: str, value: str) -> str:
-    if not value:
-        raise InvalidArgument(field, "is required")
-    if len(value) > c.MAX_ID_LENGTH:
-        raise InvalidArgument(field, f"is {len(value)} characters; at most {c.MAX_ID_LENGTH}")
-    if not ID_PATTERN.fullmatch(value):
-        raise InvalidArgument(field, "may hold only letters, digits and . _ : - (starting with a letter or digit)")
-    return value
+    problem = id_problem(value)
+    return checked(value, [(field, problem)] if problem else [])
 
 
-def _text(field: str, value: str, required: bool = True) -> str:
-    value = value.strip()
-    if required and not value:
-        raise InvalidArgument(field, "is required")
-    if len(value) > MAX_TEXT:
-        raise InvalidArgument(field, f"is {len(value)} characters; at most {MAX_TEXT}")
-    return value
-
-
-def address_from_proto(msg: pb.Address, field: str = "address") -> c.Address:
-    country = _text(f"{field}.country", msg.country).upper()
-    if not re.fullmatch(r"[A-Z]{2}", country):
-        raise InvalidArgument(f"{field}.country", "must be a two-letter ISO 3166 code")
-    return c.Address(
-        name=_text(f"{field}.name", msg.name),
-        line1=_text(f"{field}.line1", msg.line1),
-        line2=_text(f"{field}.line2", msg.line2, required=False),
-        city=_text(f"{field}.city", msg.city),
-        postal_code=_text(f"{field}.postal_code", msg.postal_code),
-        country=country,
-    )
+def address_from_proto(msg: pb.Address) -> c.Address:
+    return c.Address(name=msg.name, line1=msg.line1, line2=msg.line2, city=msg.city, postal_code=msg.postal_code,
+                     country=msg.country)
 
 
 def order_input(req: pb.StartOrderRequest) -> c.OrderInput:
-    order_id = check_id("order_id", req.order_id)
-    payment_id = check_id("payment_id", req.payment_id)
-    if not req.items:
-        raise InvalidArgument("items", "at least one item is required")
-    if len(req.items) > MAX_ITEMS:
-        raise InvalidArgument("items", f"{len(req.items)} items; at most {MAX_ITEMS}")
-    items = []
-    for n, item in enumerate(req.items):
-        sku = check_id(f"items[{n}].sku", item.sku)
-        if not 1 <= item.qty <= MAX_QTY:
-            raise InvalidArgument(f"items[{n}].qty", f"is {item.qty}; must be 1 to {MAX_QTY}")
-        items.append(c.Item(sku, item.qty))
     if not req.HasField("address"):
-        raise InvalidArgument("address", "is required")
-    return c.OrderInput(order_id, payment_id, items, address_from_proto(req.address))
+        raise InvalidArgument([("address", "is required")])
+    inp = c.OrderInput(req.order_id, req.payment_id, [c.Item(i.sku, i.qty) for i in req.items],
+                       address_from_proto(req.address))
+    return checked(inp, inp.problems())
+
+
+def address_update(req: pb.UpdateAddressRequest) -> c.AddressUpdate:
+    check_id("order_id", req.order_id)
+    if not req.HasField("address"):
+        raise InvalidArgument([("address", "is required")])
+    address = address_from_proto(req.address)
+    return c.AddressUpdate(checked(address, address.problems()))
+
+
+def review_decision(req: pb.ApproveOrderRequest | pb.RejectOrderRequest) -> c.ReviewDecision:
+    check_id("order_id", req.order_id)
+    decision = c.ReviewDecision(reviewer=req.reviewer, reason=getattr(req, "reason", ""))
+    return checked(decision, decision.problems())
+
+
+def cancel_request(req: pb.CancelOrderRequest) -> c.CancelRequest:
+    check_id("order_id", req.order_id)
+    cancel = c.CancelRequest(req.reason or "cancelled by request")
+    return checked(cancel, cancel.problems())
+
+
+def visibility_query(state: str | None) -> str:
+    """Orders (in one state, when given) as Temporal's visibility finds them, by the OrderState search attribute."""
+    query = f"WorkflowType='{c.WORKFLOW}'"
+    return query if state is None else query + f" AND {c.ORDER_STATE_ATTRIBUTE.name}='{state}'"
+
+
+def order_summary(execution, status: c.OrderStatus | None) -> pb.ListOrdersResponse.Summary:
+    state = execution.typed_search_attributes.get(c.ORDER_STATE_ATTRIBUTE) or ""
+    return pb.ListOrdersResponse.Summary(
+        order_id=execution.id.removeprefix(c.workflow_id("")),
+        state=STATE_TO_PROTO.get(state, pb.ORDER_STATE_UNSPECIFIED),
+        reason=status.reason if status else "",
+        started_at=timestamp(execution.start_time),
+        ended_at=timestamp(execution.close_time),
+    )
 
 
 def fingerprint(inp: c.OrderInput) -> str:
@@ -114,7 +122,7 @@ def order_message(status: c.OrderStatus, attempts: list[dict], workflow_id: str)
         steps.append(pb.Step(name=s.step, status=s.status, attempts=per_step.get(s.step, 0), error=s.error,
                              started_at=timestamp(s.started_at), ended_at=timestamp(s.ended_at)))
         if s.step == c.SHIPPING:
-            steps.extend(_child_steps(attempts))
+            steps.extend(_child_steps(attempts, status))
     errors = [
         pb.StepError(step=a["step"], attempt=a["attempt"], kind=a["outcome"], message=a["message"], time=timestamp(a["ts"]))
         for a in attempts if a["outcome"] != "ok"
@@ -135,14 +143,16 @@ def order_message(status: c.OrderStatus, attempts: list[dict], workflow_id: str)
         recent_errors=errors,
         started_at=timestamp(status.started_at),
         deadline=timestamp(status.deadline),
+        review_deadline=timestamp(status.review_deadline),
         ended_at=timestamp(status.ended_at),
         reason=status.reason,
         trace_id=status.trace_id,
     )
 
 
-def _child_steps(attempts: list[dict]) -> list[pb.Step]:
-    """The shipping child's steps, seen through its attempt log (rows carry their end time and duration)."""
+def _child_steps(attempts: list[dict], status: c.OrderStatus) -> list[pb.Step]:
+    """The shipping child's steps, seen through its attempt log (rows carry their end time and duration).
+    Once the order has ended, a step with no successful attempt ended with its last one."""
     steps: dict[str, pb.Step] = {}
     for a in attempts:
         if a["service"] != "shipping":
@@ -157,8 +167,12 @@ def _child_steps(attempts: list[dict]) -> list[pb.Step]:
         else:
             step.error = a["message"]
     counts = _attempt_counts([a for a in attempts if a["service"] == "shipping"])
+    last = {a["step"]: a["ts"] for a in attempts if a["service"] == "shipping"}
     for step in steps.values():
         step.attempts = counts[step.name]
+        if step.status == "running" and status.state in c.TERMINAL_STATES:
+            step.status = "cancelled" if status.state == c.CANCELLED else "failed"
+            step.ended_at.CopyFrom(timestamp(last[step.name]))
     return list(steps.values())
 
 

@@ -1,4 +1,4 @@
-"""The gateway's reads, through the read-only gateway_reader role; it never writes."""
+"""The gateway's one read of Postgres, the attempt log, through the read-only gateway_reader role; it never writes."""
 
 import asyncpg
 
@@ -17,14 +17,3 @@ class ReadRepository:
     async def attempts(self, order_id: str) -> list[dict]:
         return [dict(r) for r in await self.pool.fetch(ATTEMPTS, order_id)]
 
-    async def list_orders(self, states: tuple[str, ...] | None, limit: int) -> list[asyncpg.Record]:
-        """The newest orders whose row is in one of `states` (all orders when None)."""
-        return await self.pool.fetch(
-            """
-            SELECT order_id, state, reason, updated_at FROM orders.orders
-            WHERE $1::text[] IS NULL OR state = ANY($1)
-            ORDER BY created_at DESC, order_id LIMIT $2
-            """,
-            None if states is None else list(states),
-            limit,
-        )

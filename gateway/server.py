@@ -1,6 +1,7 @@
 """The gRPC gateway: start, steer and inspect orders. Talks to Temporal; reads the attempt log from Postgres."""
 
 import asyncio
+import base64
 import contextlib
 import functools
 import logging
@@ -41,16 +42,9 @@ CANCEL_TIMEOUT = timedelta(seconds=20)
 REQUEST_DEADLINE_SECONDS = 5.0
 DEADLINES_SECONDS = {"CancelOrder": CANCEL_TIMEOUT.total_seconds() + 2}
 WATCH_INTERVAL_SECONDS = 0.2
+# How often the review queue looks for orders that started or stopped waiting (one visibility query).
+REVIEW_POLL_SECONDS = 0.2
 MAX_REQUEST_BYTES = 1 << 20
-
-
-# The states an order's database row can show while its workflow is in a given state. The activities
-# record a state when a step ends, so VALIDATING and CHARGING have no row state of their own: the row
-# shows the step before until the step ends, and the next state until the workflow has taken the result.
-ROW_STATES = {
-    c.VALIDATING: (c.RECEIVED, c.AWAITING_REVIEW),
-    c.CHARGING: (c.AWAITING_REVIEW, c.SHIPPING_STATE),
-}
 
 
 class Refused(Exception):
@@ -137,6 +131,7 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         self.settings = settings
         self.requests = meter.create_counter("gateway_requests", "gateway RPCs by method and status code")
         self.latency = meter.create_histogram_float("gateway_request_seconds", "gateway RPC latency", "s")
+        self.reviews = ReviewQueue(client)
 
     @contextlib.contextmanager
     def _call(self, method: str, request):
@@ -169,7 +164,7 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         """The status the workflow keeps in its memo: one describe, no worker round trip. None for orders
         started before it kept one, or that have not yet run their first workflow task."""
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-        return await description.memo_value(c.STATUS_MEMO, None, type_hint=c.OrderStatus)
+        return await description.memo_value(c.STATUS_MEMO_KEY, None, type_hint=c.OrderStatus)
 
     async def _status(self, handle) -> c.OrderStatus:
         status = await self._memo_status(handle)
@@ -226,31 +221,25 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
 
     @_rpc
     async def ApproveOrder(self, request: pb.ApproveOrderRequest, context) -> pb.ApproveOrderResponse:
-        await self._update(request.order_id, c.APPROVE_ORDER, c.ReviewDecision(reviewer=request.reviewer[:200]))
+        await self._update(request.order_id, c.APPROVE_ORDER, mapping.review_decision(request))
         log.info("order_approved", extra={"order_id": request.order_id})
         return pb.ApproveOrderResponse(order=await self._order(request.order_id))
 
     @_rpc
     async def RejectOrder(self, request: pb.RejectOrderRequest, context) -> pb.RejectOrderResponse:
-        decision = c.ReviewDecision(reviewer=request.reviewer[:200], reason=request.reason[:500])
-        await self._update(request.order_id, c.REJECT_ORDER, decision)
+        await self._update(request.order_id, c.REJECT_ORDER, mapping.review_decision(request))
         log.info("order_rejected", extra={"order_id": request.order_id})
         return pb.RejectOrderResponse(order=await self._order(request.order_id))
 
     @_rpc
     async def CancelOrder(self, request: pb.CancelOrderRequest, context) -> pb.CancelOrderResponse:
-        reason = request.reason[:500] or "cancelled by request"
-        await self._update(request.order_id, c.CANCEL_ORDER, c.CancelRequest(reason), CANCEL_TIMEOUT)
+        await self._update(request.order_id, c.CANCEL_ORDER, mapping.cancel_request(request), CANCEL_TIMEOUT)
         log.info("order_cancelled", extra={"order_id": request.order_id})
         return pb.CancelOrderResponse(order=await self._order(request.order_id))
 
     @_rpc
     async def UpdateAddress(self, request: pb.UpdateAddressRequest, context) -> pb.UpdateAddressResponse:
-        mapping.check_id("order_id", request.order_id)
-        if not request.HasField("address"):
-            raise mapping.InvalidArgument("address", "is required")
-        address = mapping.address_from_proto(request.address)
-        await self._update(request.order_id, c.UPDATE_ADDRESS, c.AddressUpdate(address))
+        await self._update(request.order_id, c.UPDATE_ADDRESS, mapping.address_update(request))
         log.info("address_updated", extra={"order_id": request.order_id})
         return pb.UpdateAddressResponse(order=await self._order(request.order_id))
 
@@ -274,40 +263,77 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
 
     @_rpc
     async def ListOrders(self, request: pb.ListOrdersRequest, context) -> pb.ListOrdersResponse:
-        if request.limit < 0 or request.limit > 100:
-            raise mapping.InvalidArgument("limit", f"is {request.limit}; must be 0 to 100")
+        """One visibility query on the OrderState search attribute, newest first, a page at a time."""
+        if not 0 <= request.page_size <= 100:
+            raise mapping.InvalidArgument([("page_size", f"is {request.page_size}; must be 0 to 100")])
         if request.state and request.state not in mapping.PROTO_TO_STATE:
-            raise mapping.InvalidArgument("state", f"unknown state {request.state}")
-        wanted = mapping.PROTO_TO_STATE.get(request.state)
-        row_states = None if wanted is None else ROW_STATES.get(wanted, (wanted,))
-        rows = await self.reader.list_orders(row_states, request.limit or 20)
-        states = await asyncio.gather(*(self._live_state(r["order_id"], r["state"]) for r in rows))
-        return pb.ListOrdersResponse(
-            orders=[
-                pb.ListOrdersResponse.Summary(
-                    order_id=r["order_id"],
-                    state=mapping.STATE_TO_PROTO.get(state, pb.ORDER_STATE_UNSPECIFIED),
-                    reason=r["reason"],
-                    updated_at=mapping.timestamp(r["updated_at"]),
-                )
-                for r, state in zip(rows, states)
-                # The database can run a workflow task ahead (ValidateOrder writes AWAITING_REVIEW just
-                # before the workflow opens the review): list an order under the state it is really in.
-                if wanted is None or state == wanted
-            ]
-        )
-
-    async def _live_state(self, order_id: str, recorded: str) -> str:
-        """The order's state from its workflow's memo; the database row's once it has ended (final)."""
-        if recorded in c.TERMINAL_STATES:
-            return recorded
+            raise mapping.InvalidArgument([("state", f"unknown state {request.state}")])
         try:
-            status = await self._memo_status(self._handle(order_id))
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                return recorded
-            raise
-        return status.state if status is not None else recorded
+            token = base64.urlsafe_b64decode(request.page_token) if request.page_token else None
+        except ValueError:
+            raise mapping.InvalidArgument([("page_token", "is not a token this service gave")]) from None
+        query = mapping.visibility_query(mapping.PROTO_TO_STATE.get(request.state))
+        page = self.client.list_workflows(query, page_size=request.page_size or 20, next_page_token=token,
+                                          rpc_timeout=RPC_TIMEOUT)
+        await page.fetch_next_page()
+        return pb.ListOrdersResponse(
+            orders=[mapping.order_summary(e, await e.memo_value(c.STATUS_MEMO_KEY, None, type_hint=c.OrderStatus))
+                    for e in page.current_page or []],
+            next_page_token=base64.urlsafe_b64encode(page.next_page_token).decode() if page.next_page_token else "")
+
+    @_rpc_stream
+    async def WatchReviews(self, request: pb.WatchReviewsRequest, context):
+        async for waiting in self.reviews.subscribe():
+            yield pb.WatchReviewsResponse(waiting=waiting)
+
+
+class ReviewQueue:
+    """The orders awaiting review, for every review desk at once: one visibility query per interval, whoever
+    is watching, and each desk is sent the whole queue when it changes."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.current: list[pb.Order] | None = None
+        self.changed = asyncio.Condition()
+        self.watchers = 0
+        self.poller: asyncio.Task | None = None
+
+    async def subscribe(self):
+        self.watchers += 1
+        if self.poller is None or self.poller.done():
+            self.poller = asyncio.create_task(self._poll())
+        try:
+            sent = None
+            while True:
+                async with self.changed:
+                    await self.changed.wait_for(lambda: self.current is not None and self.current != sent)
+                    sent = self.current
+                yield sent
+        finally:
+            self.watchers -= 1
+
+    async def _poll(self) -> None:
+        while self.watchers > 0:
+            try:
+                waiting = await self._waiting()
+            except (RPCError, TimeoutError) as err:
+                log.warning("review_queue_unavailable", extra={"error": str(err)})
+            else:
+                async with self.changed:
+                    if waiting != self.current:
+                        self.current = waiting
+                        self.changed.notify_all()
+            await asyncio.sleep(REVIEW_POLL_SECONDS)
+        self.current = None
+
+    async def _waiting(self) -> list[pb.Order]:
+        query = mapping.visibility_query(c.AWAITING_REVIEW) + " AND ExecutionStatus='Running'"
+        waiting = []
+        async for execution in self.client.list_workflows(query, page_size=100, rpc_timeout=RPC_TIMEOUT):
+            status = await execution.memo_value(c.STATUS_MEMO_KEY, None, type_hint=c.OrderStatus)
+            if status is not None and status.state == c.AWAITING_REVIEW:
+                waiting.append(mapping.order_message(status, [], execution.id))
+        return sorted(waiting, key=lambda o: o.review_deadline.ToDatetime())
 
 
 def _link_to_order_trace(trace_id: str, span_id: str) -> None:

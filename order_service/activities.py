@@ -10,8 +10,6 @@ from common.attempts import run_attempt, within_hang_cut
 from order_service import contract as c
 from order_service.repository import SCHEMA, OrderConflict, OrdersRepository, PaymentConflict, check_payment
 
-MAX_UNITS_PER_ORDER = 50
-
 
 @dataclass
 class OrderRef:
@@ -78,12 +76,9 @@ class OrderActivities:
     async def validate_order(self, inp: ValidateInput) -> None:
         async def work():
             await within_hang_cut(brief.order_validated(_order(inp.order_id, inp.items)))
-            bad = [i.sku for i in inp.items if i.qty <= 0]
-            if bad:
-                raise ValueError(f"items {bad} have no quantity")
-            units = sum(i.qty for i in inp.items)
-            if units > MAX_UNITS_PER_ORDER:
-                raise ValueError(f"order has {units} units; the limit is {MAX_UNITS_PER_ORDER}")
+            problems = c.item_problems(inp.items)
+            if problems:
+                raise ValueError("; ".join(f"{field}: {problem}" for field, problem in problems))
             await self.repo.set_state(inp.order_id, c.AWAITING_REVIEW, "validated")
 
         await self._attempt(inp.order_id, work)

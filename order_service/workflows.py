@@ -12,7 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, compensate, run_step, wait_until
+    from common.budget import Alarms, OutOfBudget, Stopped, compensate, run_step, wait_until
     import order_service.contract as c
     from order_service.activities import (
         ChargeInput,
@@ -26,13 +26,7 @@ with workflow.unsafe.imports_passed_through():
     import shipping_service.contract as shipping
 
 # Errors that end an order as REJECTED rather than FAILED.
-_REJECTING = {"ValueError", "OrderConflict", "PaymentConflict"}
-# workflow.patched() id: an address arriving by signal (e.g. from the Temporal CLI) is checked as the gateway would.
-SIGNAL_ADDRESS_CHECK = "signal-address-check"
-# workflow.patched() id: an address that arrives while the child is being started is forwarded to it.
-ADDRESS_WHILE_CHILD_STARTS = "address-while-child-starts"
-# workflow.patched() id: the status is kept in the workflow's memo as well as served by the query.
-STATUS_MEMO = "status-memo"
+_REJECTING = {"ValueError", "InvalidData", "OrderConflict", "PaymentConflict"}
 
 
 def _now() -> str:
@@ -74,7 +68,6 @@ class OrderWorkflow:
         # The last moment another dispatch round is worth ordering, and the last for MarkShipped.
         self.retry_cutoff = self.work_until - timedelta(seconds=1.0)
         self.closing = self.deadline - timedelta(seconds=budget.closing_reserve_seconds)
-        self.alarms: Alarms | None = None
         self.status = c.OrderStatus(
             order_id=inp.order_id,
             state=c.RECEIVED,
@@ -83,6 +76,7 @@ class OrderWorkflow:
             items=inp.items,
             payment_id=inp.payment_id,
             deadline=self.deadline.isoformat(),
+            review_deadline=self.review_closes.isoformat(),
             started_at=start.isoformat(),
             trace_id=inp.trace_id,
             span_id=inp.span_id,
@@ -95,11 +89,9 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, inp: c.OrderInput) -> c.OrderResult:
-        if workflow.patched(DEADLINE_ALARMS):
-            self.alarms = Alarms(self.review_closes, self.retry_cutoff, self.work_until, self.closing)
-        publishing = workflow.patched(STATUS_MEMO)
-        if publishing:
-            asyncio.ensure_future(self._publish_status())
+        self.alarms = Alarms(self.review_closes, self.retry_cutoff, self.work_until, self.closing)
+        workflow.upsert_search_attributes([c.ORDER_STATE_ATTRIBUTE.value_set(self.status.state)])
+        asyncio.ensure_future(self._publish_status())
         try:
             await self._lifecycle()
             state, reason = c.COMPLETED, self.status.reason
@@ -108,10 +100,12 @@ class OrderWorkflow:
             await self._compensate(state, reason)
         self._enter(state, "", reason)
         self.status.ended_at = _now()
+        for step in self.status.steps:  # a step the end overtook (review, when cancelled in review)
+            if step.status == "running":
+                step.status, step.ended_at = ("cancelled" if state == c.CANCELLED else "failed"), self.status.ended_at
         workflow.metric_meter().create_counter("orders_ended", "orders by terminal state").add(1, {"state": state})
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if publishing:
-            workflow.upsert_memo({c.STATUS_MEMO: self.status})
+        workflow.upsert_memo({c.STATUS_MEMO_KEY: self.status})
         return c.OrderResult(inp.order_id, state, reason, self.status.payment, self.status.shipment_status)
 
     async def _publish_status(self) -> None:
@@ -121,16 +115,14 @@ class OrderWorkflow:
         while True:
             await workflow.wait_condition(lambda: self.status != published)
             published = copy.deepcopy(self.status)
-            workflow.upsert_memo({c.STATUS_MEMO: published})
+            workflow.upsert_memo({c.STATUS_MEMO_KEY: published})
 
     async def _lifecycle(self) -> None:
         inp = self.inp
         await self._step(c.RECEIVE, c.RECEIVED, OrderActivities.receive_order,
                          ReceiveInput(inp.order_id, inp.payment_id, inp.items, inp.address), self.review_closes)
-        self._stop_if_cancelled()
         await self._step(c.VALIDATE, c.VALIDATING, OrderActivities.validate_order,
                          ValidateInput(inp.order_id, inp.items), self.review_closes)
-        self._stop_if_cancelled()
         await self._review()
         self.charge_started = True
         self.status.payment = await self._step(c.CHARGE, c.CHARGING, OrderActivities.charge_payment,
@@ -146,13 +138,19 @@ class OrderWorkflow:
             await self._finalize(c.COMPLETED, self.status.reason)
 
     async def _step(self, step: str, state: str, activity, arg, until):
+        """One flaky step until `until`; a cancel stops it at once (the attempt in flight is waited for)."""
+        stoppable = step != c.MARK_SHIPPED  # once dispatched, the order ships whatever came before
+        if stoppable:
+            self._stop_if_cancelled()
         self._enter(state, step)
         progress = c.StepProgress(step, "running", started_at=_now())
         self.status.steps.append(progress)
-        b = self.inp.budget
         try:
-            result = await run_step(self.alarms, step, activity, arg, until, b.attempt_timeout_seconds,
-                                    b.retry_initial_interval_seconds, b.retry_max_interval_seconds)
+            result = await run_step(self.alarms, step, activity, arg, until, self.inp.budget.steps,
+                                    stop=lambda: stoppable and self.cancel is not None)
+        except Stopped:
+            progress.status, progress.ended_at = "cancelled", _now()
+            self._stop_if_cancelled()
         except (ActivityError, OutOfBudget) as err:
             state, reason = _describe(err)
             progress.status, progress.error, progress.ended_at = "failed", reason, _now()
@@ -178,7 +176,9 @@ class OrderWorkflow:
             workflow.logger.info("review_expired", extra=self._log())
             raise _Ended(c.REJECTED, "review window expired without approval") from None
         progress.ended_at = _now()
-        self._stop_if_cancelled()
+        if self.cancel is not None:
+            progress.status = "cancelled"
+            self._stop_if_cancelled()
         verdict, decision = self.decision
         workflow.logger.info("review_decided", extra=self._log(fields={"verdict": verdict, "reviewer": decision.reviewer}))
         if verdict == "reject":
@@ -188,7 +188,7 @@ class OrderWorkflow:
 
     async def _ship(self) -> None:
         """Run the child and steer it: forward address changes and cancellation, decide on dispatch retries."""
-        inp, b = self.inp, self.inp.budget
+        inp = self.inp
         self._enter(c.SHIPPING_STATE, c.SHIPPING)
         progress = c.StepProgress(c.SHIPPING, "running", started_at=_now())
         self.status.steps.append(progress)
@@ -200,19 +200,15 @@ class OrderWorkflow:
                 items=inp.items,
                 address=self.status.address,
                 ship_by=self.work_until.isoformat(),
-                attempt_timeout_seconds=b.attempt_timeout_seconds,
-                retry_initial_interval_seconds=b.retry_initial_interval_seconds,
-                retry_max_interval_seconds=b.retry_max_interval_seconds,
+                timing=inp.budget.steps,
             ),
             id=shipping.workflow_id(inp.order_id),
             task_queue=inp.shipping_task_queue,
             result_type=shipping.ShipmentResult,
         )
         result_task = asyncio.ensure_future(child)
-        if workflow.patched(ADDRESS_WHILE_CHILD_STARTS):
-            sent_address = address_in_input
-        else:  # histories from before: an address that came while the child was starting stayed with the parent
-            sent_address = self.address_version
+        # An address that came while the child was being started is forwarded below.
+        sent_address = address_in_input
         sent_cancel, answered = False, 0
         while True:
             await workflow.wait_condition(
@@ -225,7 +221,7 @@ class OrderWorkflow:
                 break
             if self.address_version != sent_address:
                 sent_address = self.address_version
-                await self._signal_child(child, shipping.UPDATE_ADDRESS, c.AddressUpdate(self.status.address))
+                await self._signal_child(child, shipping.UPDATE_ADDRESS, shipping.AddressUpdate(self.status.address))
             if self.cancel is not None and not sent_cancel:
                 sent_cancel = True
                 await self._signal_child(child, shipping.CANCEL_SHIPMENT,
@@ -241,19 +237,17 @@ class OrderWorkflow:
         if result.status == shipping.DISPATCHED:
             progress.status = "ok"
             return
-        progress.status, progress.error = "failed", result.reason
+        progress.status, progress.error = ("cancelled" if self.cancel else "failed"), result.reason
         if self.cancel is not None:
             raise _Ended(c.CANCELLED, self.cancel.reason or "cancelled by request")
         raise _Ended(c.FAILED, f"shipping: {result.reason}")
 
-    async def _answer_dispatch_failure(self, child, failure: c.DispatchFailure, cancelling: bool) -> None:
+    async def _answer_dispatch_failure(self, child, failure: shipping.DispatchFailure, cancelling: bool) -> None:
+        """The parent's half of the dispatch protocol (shipping_service/contract.py): another round while
+        rounds and time are left, else cancel the shipment (the order then fails and is refunded)."""
         if cancelling:
             return
-        if self.alarms is None:  # histories from before DEADLINE_ALARMS
-            time_left = (self.retry_cutoff - workflow.now()).total_seconds() > 0
-        else:
-            time_left = not self.alarms.passed(self.retry_cutoff)
-        if failure.round <= self.inp.budget.dispatch_retries and time_left:
+        if failure.round <= self.inp.budget.dispatch_retries and not self.alarms.passed(self.retry_cutoff):
             workflow.logger.info("dispatch_retry_ordered", extra=self._log(fields={"round": failure.round + 1}))
             await self._signal_child(child, shipping.RETRY_DISPATCH, shipping.RetryDispatch(failure.round + 1))
         else:
@@ -293,6 +287,7 @@ class OrderWorkflow:
         if reason:
             self.status.reason = reason
         if changed:
+            workflow.upsert_search_attributes([c.ORDER_STATE_ATTRIBUTE.value_set(state)])
             workflow.logger.info("state_changed", extra=self._log(reason=reason or None))
 
     def _log(self, **extra) -> dict:
@@ -308,7 +303,8 @@ class OrderWorkflow:
         return None
 
     def _address_refusal(self, address: c.Address) -> str | None:
-        return self._cancel_refusal() or ("order is being cancelled" if self.cancel else None) or address.problem()
+        problems = "; ".join(f"{field}: {problem}" for field, problem in address.problems())
+        return self._cancel_refusal() or ("order is being cancelled" if self.cancel else None) or problems or None
 
     def _review_refusal(self, window_closed: bool = False) -> str | None:
         if self.status.state != c.AWAITING_REVIEW:
@@ -325,11 +321,11 @@ class OrderWorkflow:
         """For update validators. By the clock, not by the review alarm: a decision that arrives in the same
         workflow task as the alarm is refused whichever of the two the SDK hands the workflow first (an
         accepted update is recorded after the commands the workflow gave before it ran)."""
-        return self.alarms is not None and workflow.now() >= self.review_closes
+        return workflow.now() >= self.review_closes
 
     def _review_alarm_fired(self) -> bool:
         """For signals, which are events in the history: the alarm decides, the same way on every replay."""
-        return self.alarms is not None and self.alarms.passed(self.review_closes)
+        return self.alarms.passed(self.review_closes)
 
     @staticmethod
     def _refuse(refusal: str | None) -> None:
@@ -355,7 +351,8 @@ class OrderWorkflow:
         self._accept_cancel(req)
         await workflow.wait_condition(lambda: self.status.state in c.TERMINAL_STATES)
         if self.status.state != c.CANCELLED:
-            self._refuse(f"order ended {self.status.state} before the cancellation took effect: {self.status.reason}")
+            why = self.status.reason or ("the parcel was dispatched first" if self.status.state == c.COMPLETED else "")
+            self._refuse(f"order ended {self.status.state} before the cancellation took effect" + (f": {why}" if why else ""))
         return c.OrderResult(self.inp.order_id, self.status.state, self.status.reason, self.status.payment,
                              self.status.shipment_status)
 
@@ -396,11 +393,7 @@ class OrderWorkflow:
 
     @workflow.signal(name=c.UPDATE_ADDRESS)
     def address_signal(self, update: c.AddressUpdate) -> None:
-        if workflow.patched(SIGNAL_ADDRESS_CHECK):
-            refusal = self._address_refusal(update.address)
-        else:  # histories from before SIGNAL_ADDRESS_CHECK accepted any address a signal carried
-            refusal = self._cancel_refusal() or ("order is being cancelled" if self.cancel else None)
-        self._signal(refusal, lambda: self._accept_address(update))
+        self._signal(self._address_refusal(update.address), lambda: self._accept_address(update))
 
     @workflow.signal(name=c.APPROVE_ORDER)
     def approve_signal(self, decision: c.ReviewDecision) -> None:
@@ -416,8 +409,8 @@ class OrderWorkflow:
         else:
             accept()
 
-    @workflow.signal(name=c.DISPATCH_FAILED)
-    def dispatch_failed(self, failure: c.DispatchFailure) -> None:
+    @workflow.signal(name=shipping.DISPATCH_FAILED)
+    def dispatch_failed(self, failure: shipping.DispatchFailure) -> None:
         workflow.logger.warning("dispatch_failed", extra=self._log(error=failure.reason, fields={"round": failure.round}))
         self.dispatch_failures.append(failure)
         self.status.dispatch_failures.append(f"round {failure.round}: {failure.reason}")

@@ -7,7 +7,7 @@ from temporalio.exceptions import ApplicationError
 
 from common import brief
 from common.attempts import run_attempt, within_hang_cut
-from order_service.contract import Address, Item
+from shipping_service.contract import Address, Item
 from shipping_service import contract as s
 from shipping_service.repository import SCHEMA, ShipmentCancelled, ShippingRepository
 

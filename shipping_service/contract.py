@@ -1,7 +1,18 @@
-"""What other services may know about the shipping service: names, ids and the data it exchanges."""
+"""What other services may know about the shipping service: names, ids, and the data it takes and sends.
 
-from dataclasses import dataclass
-from order_service.contract import Address, Item
+The shipping service owns the shipment's types (items, the address a carrier can use) and the messages
+of its protocol with the order that started it; the order service imports this module, never the reverse.
+
+The dispatch protocol, child → parent: when a round of DispatchCarrier attempts fails, the shipment
+signals its parent DISPATCH_FAILED(DispatchFailure) and waits. The parent decides: RETRY_DISPATCH(round)
+starts another round, CANCEL_SHIPMENT(reason) ends the shipment cancelled. The parent's handlers are in
+order_service/workflows.py (`dispatch_failed`, `_answer_dispatch_failure`).
+"""
+
+from dataclasses import dataclass, field
+
+from common.budget import StepTiming
+from common.checks import Problem, id_problem, text_problem
 
 TASK_QUEUE = "shipping-tq"
 WORKFLOW = "ShippingWorkflow"
@@ -10,7 +21,10 @@ WORKFLOW = "ShippingWorkflow"
 UPDATE_ADDRESS = "UpdateAddress"
 RETRY_DISPATCH = "RetryDispatch"
 CANCEL_SHIPMENT = "CancelShipment"
+# The signal the shipment sends its parent when a dispatch round fails.
+DISPATCH_FAILED = "DispatchFailed"
 
+# Activities.
 PREPARE = "PreparePackage"
 DISPATCH = "DispatchCarrier"
 CANCEL = "CancelShipment"
@@ -19,9 +33,52 @@ CANCEL = "CancelShipment"
 DISPATCHED = "dispatched"
 CANCELLED = "cancelled"
 
+MAX_QTY = 50
+
 
 def workflow_id(order_id: str) -> str:
     return f"shipment-{order_id}"
+
+
+@dataclass
+class Item:
+    sku: str
+    qty: int
+
+    def problems(self, field: str = "item") -> list[Problem]:
+        found = []
+        if sku := id_problem(self.sku):
+            found.append((f"{field}.sku", sku))
+        if not 1 <= self.qty <= MAX_QTY:
+            found.append((f"{field}.qty", f"is {self.qty}; must be 1 to {MAX_QTY}"))
+        return found
+
+
+@dataclass
+class Address:
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str = ""
+
+    def problems(self, field: str = "address") -> list[Problem]:
+        """Why a carrier could not use this address (empty when it can)."""
+        found = []
+        for name in ("name", "line1", "line2", "city", "postal_code", "country"):
+            if problem := text_problem(getattr(self, name), required=name != "line2"):
+                found.append((f"{field}.{name}", problem))
+        if not any(f == f"{field}.country" for f, _ in found) and not (
+                len(self.country) == 2 and self.country.isascii() and self.country.isalpha()
+                and self.country.isupper()):
+            found.append((f"{field}.country", f"is {self.country!r}; must be a two-letter ISO 3166 code such as US"))
+        return found
+
+
+@dataclass
+class AddressUpdate:
+    address: Address
 
 
 @dataclass
@@ -31,11 +88,15 @@ class ShipmentInput:
     address: Address
     # The parent's deadline for shipping: every activity here ends by then.
     ship_by: str  # ISO-8601
-    attempt_timeout_seconds: float = 0.45
-    retry_initial_interval_seconds: float = 0.02
-    retry_max_interval_seconds: float = 0.08
+    timing: StepTiming = field(default_factory=StepTiming)
     # Attempts of DispatchCarrier per round before the parent is told DispatchFailed.
     dispatch_attempts_per_round: int = 6
+
+
+@dataclass
+class DispatchFailure:
+    reason: str
+    round: int = 1
 
 
 @dataclass
@@ -53,5 +114,4 @@ class ShipmentResult:
     order_id: str
     status: str  # dispatched | cancelled
     address: Address
-    dispatch_rounds: int
     reason: str = ""

@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 import asyncpg
 
-from order_service.contract import Address, Item
+from shipping_service.contract import Address, Item
 
 SCHEMA = "shipping"
 

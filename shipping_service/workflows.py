@@ -10,8 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from common.budget import DEADLINE_ALARMS, Alarms, OutOfBudget, compensate, run_step, wait_until
-    import order_service.contract as order
+    from common.budget import Alarms, OutOfBudget, compensate, run_step, wait_until
     import shipping_service.contract as s
     from shipping_service.activities import CancelInput, DispatchInput, PackageInput, ShippingActivities
 
@@ -36,13 +35,11 @@ class ShippingWorkflow:
         self.retry_allowed_round = 1
         self.cancel: s.CancelShipment | None = None
         self.dispatching = False
-        self.alarms: Alarms | None = None
 
     @workflow.run
     async def run(self, inp: s.ShipmentInput) -> s.ShipmentResult:
         log = {"order_id": inp.order_id}
-        if workflow.patched(DEADLINE_ALARMS):
-            self.alarms = Alarms(self.ship_by)
+        self.alarms = Alarms(self.ship_by)
         try:
             await self._step(s.PREPARE, ShippingActivities.prepare_package, PackageInput(inp.order_id, inp.items, self.address))
         except (ActivityError, OutOfBudget) as err:
@@ -59,13 +56,13 @@ class ShippingWorkflow:
                     max_attempts=inp.dispatch_attempts_per_round,
                 )
                 workflow.logger.info("shipment_dispatched", extra={**log, "fields": {"round": self.round}})
-                return s.ShipmentResult(inp.order_id, s.DISPATCHED, self.address, self.round)
+                return s.ShipmentResult(inp.order_id, s.DISPATCHED, self.address)
             except (ActivityError, OutOfBudget) as err:
                 reason = _reason(err)
             finally:
                 self.dispatching = False
             workflow.logger.warning("dispatch_failed", extra={**log, "error": reason, "fields": {"round": self.round}})
-            if not await self._tell_parent(order.DispatchFailure(reason, self.round)):
+            if not await self._tell_parent(s.DispatchFailure(reason, self.round)):
                 return await self._cancel(f"dispatch failed: {reason}")
 
             def answered() -> bool:
@@ -80,7 +77,7 @@ class ShippingWorkflow:
                 workflow.logger.info("dispatch_retry", extra={**log, "fields": {"round": self.round}})
 
     @workflow.signal(name=s.UPDATE_ADDRESS)
-    def update_address(self, update: order.AddressUpdate) -> None:
+    def update_address(self, update: s.AddressUpdate) -> None:
         self.address = update.address
         if self.dispatching:
             # The running attempt carries the old address; a retry round takes the new one.
@@ -96,20 +93,20 @@ class ShippingWorkflow:
             self.cancel = cancel
 
     async def _step(self, step: str, activity, arg, max_attempts: int = 0) -> None:
-        await run_step(self.alarms, step, activity, arg, self.ship_by, self.inp.attempt_timeout_seconds,
-                       self.inp.retry_initial_interval_seconds, self.inp.retry_max_interval_seconds, max_attempts)
+        await run_step(self.alarms, step, activity, arg, self.ship_by, self.inp.timing, max_attempts)
 
-    async def _tell_parent(self, failure: order.DispatchFailure) -> bool:
+    async def _tell_parent(self, failure: s.DispatchFailure) -> bool:
+        """The child's half of the dispatch protocol (contract.py): tell the parent and wait for its answer."""
         parent = workflow.info().parent
         if parent is None:
             return False
-        await workflow.get_external_workflow_handle(parent.workflow_id).signal(order.DISPATCH_FAILED, failure)
+        await workflow.get_external_workflow_handle(parent.workflow_id).signal(s.DISPATCH_FAILED, failure)
         return True
 
     async def _cancel(self, reason: str) -> s.ShipmentResult:
         status = await compensate(ShippingActivities.cancel_shipment,
                                   CancelInput(self.inp.order_id, self.inp.items, self.address, reason))
         if status == s.DISPATCHED:
-            return s.ShipmentResult(self.inp.order_id, s.DISPATCHED, self.address, self.round)
+            return s.ShipmentResult(self.inp.order_id, s.DISPATCHED, self.address)
         workflow.logger.info("shipment_cancelled", extra={"order_id": self.inp.order_id, "reason": reason})
-        return s.ShipmentResult(self.inp.order_id, s.CANCELLED, self.address, self.round, reason)
+        return s.ShipmentResult(self.inp.order_id, s.CANCELLED, self.address, reason)

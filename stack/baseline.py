@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     from common import brief
-    from common.budget import step_options
+    from common.budget import attempt_options
     from order_service.contract import Budget
 
 STEPS = ("ReceiveOrder", "ValidateOrder", "ChargePayment", "PreparePackage", "DispatchCarrier", "MarkShipped")
@@ -33,8 +33,7 @@ class BareOrderWorkflow:
         until = workflow.info().workflow_start_time + timedelta(seconds=budget.total_seconds)
         try:
             for step in STEPS:
-                options = step_options(step, workflow.now(), until, budget.attempt_timeout_seconds,
-                                       budget.retry_initial_interval_seconds, budget.retry_max_interval_seconds)
+                options = attempt_options(workflow.now(), until, budget.steps)
                 await workflow.execute_activity(bare_step, step, **options)
         except Exception:
             return "FAILED"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -32,7 +33,6 @@ from common.attempts import PERSIST_ALLOWANCE_SECONDS, REPORT_MARGIN_SECONDS
 from stack import local
 
 TERMINAL = {pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_FAILED}
-REVIEW_POLL_SECONDS = 0.1
 END_POLL_SECONDS = 1.0
 START_ATTEMPTS = 5
 REFUSAL_BACKOFF_SECONDS = 0.25
@@ -53,7 +53,8 @@ def percentiles(values: list[float]) -> dict:
 
 
 class Reviewer:
-    """One reviewer for the whole run, as a review desk works: list what awaits review, approve it."""
+    """One reviewer for the whole run, on the review desk's stream (WatchReviews, as `orders review` uses it):
+    each order is approved the moment the gateway pushes it as waiting."""
 
     def __init__(self, stub):
         self.stub = stub
@@ -63,24 +64,34 @@ class Reviewer:
 
     async def run(self) -> None:
         while True:
-            listed = await self.stub.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_AWAITING_REVIEW, limit=100))
-            waiting = [o.order_id for o in listed.orders if o.order_id not in self.approved and o.order_id not in self.busy]
-            for order_id in waiting:
-                self.busy.add(order_id)
-                asyncio.create_task(self.approve(order_id))
-            await asyncio.sleep(REVIEW_POLL_SECONDS)
+            try:
+                async for update in self.stub.WatchReviews(pb.WatchReviewsRequest()):
+                    for order in update.waiting:
+                        if order.order_id not in self.approved and order.order_id not in self.busy:
+                            self.busy.add(order.order_id)
+                            asyncio.create_task(self.approve(order.order_id))
+            except grpc.aio.AioRpcError as err:
+                if err.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                self.refusals["WatchReviews UNAVAILABLE"] += 1
+                await asyncio.sleep(REFUSAL_BACKOFF_SECONDS)
 
     async def approve(self, order_id: str) -> None:
+        """Approves; an overloaded stack's UNAVAILABLE is tried again, a refusal (the window closed) is counted."""
         try:
-            await self.stub.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="bench"))
-            self.approved.add(order_id)
-        except grpc.aio.AioRpcError as err:
-            # The list reads the database, which can be a workflow task ahead of the order, and an
-            # overloaded stack answers UNAVAILABLE: both are tried again on the next round.
-            if err.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAVAILABLE):
-                raise
-            self.refusals[err.code().name] += 1
-            await asyncio.sleep(REFUSAL_BACKOFF_SECONDS)
+            while True:
+                try:
+                    await self.stub.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="bench"))
+                    self.approved.add(order_id)
+                    return
+                except grpc.aio.AioRpcError as err:
+                    if err.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAVAILABLE):
+                        raise
+                    self.refusals[err.code().name] += 1
+                    if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                        self.approved.add(order_id)  # decided one way or another: not offered again
+                        return
+                    await asyncio.sleep(REFUSAL_BACKOFF_SECONDS)
         finally:
             self.busy.discard(order_id)
 
@@ -205,18 +216,18 @@ async def drive(make_order, n: int, concurrency: int, processes) -> dict:
 def floor(budget: Budget, samples: int = 20000) -> dict:
     """The chain with zero overhead: only flaky_call()'s odds, the hang cut and the retry waits."""
     rng = random.Random(7)
-    cut = budget.attempt_timeout_seconds - PERSIST_ALLOWANCE_SECONDS - REPORT_MARGIN_SECONDS
+    cut = budget.steps.attempt_timeout_seconds - PERSIST_ALLOWANCE_SECONDS - REPORT_MARGIN_SECONDS
     times = []
     for _ in range(samples):
         total = 0.0
         for _ in range(FLAKY_STEPS):
-            wait = budget.retry_initial_interval_seconds
+            wait = budget.steps.retry_initial_interval_seconds
             while True:
                 r = rng.random()
                 if r >= 0.67:
                     break
                 total += (cut if r >= 0.33 else 0.0) + wait
-                wait = min(wait * 2, budget.retry_max_interval_seconds)
+                wait = min(wait * 2, budget.steps.retry_max_interval_seconds)
         times.append(total)
     return percentiles(times)
 
@@ -273,7 +284,7 @@ async def run(args) -> dict:
     procs["baseline_worker"] = local.spawn([sys.executable, "-m", "stack.baseline", f"127.0.0.1:{temporal_port}",
                                             baseline_tq], tmp / "baseline.log", env, False)
     local.wait_for_port(gateway_port, 60, procs["gateway"], "gateway")
-    report = {"budget": Budget().__dict__, "floor_seconds": floor(Budget()), "runs": []}
+    report = {"budget": asdict(Budget()), "floor_seconds": floor(Budget()), "runs": []}
     try:
 
         def processes(*names: str) -> dict[str, list[int]]:

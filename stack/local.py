@@ -14,6 +14,8 @@ import time
 import warnings
 from pathlib import Path
 
+from order_service.contract import ORDER_STATE_ATTRIBUTE
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SCHEMAS = ("orders", "shipping")
@@ -98,6 +100,7 @@ def migrate(admin_url: str) -> None:
 def start_temporal(port: int, ui_port: int, db_file: Path | None, log_file: Path, detach: bool = False) -> subprocess.Popen:
     args = [binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
             "--ui-port", str(ui_port), "--log-level", "warn", "--log-format", "json"]
+    args += ["--search-attribute", f"{ORDER_STATE_ATTRIBUTE.name}=Keyword"]
     for value in DEV_SERVER_TUNING:
         args += ["--dynamic-config-value", value]
     if db_file is not None:

@@ -184,7 +184,7 @@ async def test_every_other_rpc_with_hostile_input(stack, fuzz, rpc):
             if address is not None:
                 request.address.CopyFrom(address)
         elif rpc == "ListOrders":
-            request = pb.ListOrdersRequest(state=state, limit=limit)
+            request = pb.ListOrdersRequest(state=state, page_size=limit)
         else:
             request = getattr(pb, f"{rpc}Request")(order_id=order_id)
         code = code_of(lambda: getattr(fuzz, rpc)(request, timeout=25))

@@ -1,10 +1,13 @@
 """The order lifecycle through the gateway, on the real stack, with scripted flaky_call() outcomes."""
 
+import asyncio
+import time
 
 import grpc
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
+from order_service import contract as c
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from tests.integration.conftest import new_order_id, start_request, wait_for, wait_review, wait_terminal
 
@@ -145,13 +148,23 @@ async def test_review_window_expiry_rejects_without_charge(stack):
     assert "already ended" in late.value.details()
 
 
-async def test_validation_failure_rejects_the_order(stack):
+async def test_an_order_that_bypassed_the_gateway_is_held_to_the_same_rules_by_validate_order(stack):
+    """The gateway refuses 51 units at the door; an order started on Temporal directly (its CLI, a script)
+    meets the same contract rule in ValidateOrder, which rejects it without retrying."""
     order_id = new_order_id()
+    refused = start_request(order_id, items=[pb.Item(sku="BULK", qty=30), pb.Item(sku="MORE", qty=21)])
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.gateway.StartOrder(refused)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "at most 50" in err.value.details()
     stack.flaky.script(order_id, ValidateOrder=["fail", "ok"])
-    await stack.gateway.StartOrder(start_request(order_id, items=[pb.Item(sku="BULK", qty=51)]))
+    inp = c.OrderInput(order_id, f"pay-{order_id}", [c.Item("BULK", 30), c.Item("MORE", 21)],
+                       c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"),
+                       shipping_task_queue=stack.gateway_settings.shipping_task_queue)
+    await stack.client.start_workflow(c.WORKFLOW, inp, id=c.workflow_id(order_id),
+                                      task_queue=stack.gateway_settings.order_task_queue)
     order = await wait_terminal(stack, order_id)
     assert order.state == pb.ORDER_STATE_REJECTED
-    assert "limit is 50" in order.reason
+    assert "items: 51 units in the order; at most 50" in order.reason
     validate = {s.name: s for s in order.steps}["ValidateOrder"]
     assert validate.attempts == 2, "ValueError is not retried"
     assert await rows(stack, "SELECT * FROM orders.payments WHERE order_id = $1", order_id) == []
@@ -269,8 +282,20 @@ async def test_refused_transitions_name_the_reason(stack):
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_list_orders_in_the_states_the_database_does_not_record(stack):
-    """VALIDATING and CHARGING last as long as their step; the order's row shows them only as the step before."""
+async def listed(stack, state: int, order_id: str, present: bool = True, timeout: float = 5.0):
+    """The order appears in (or leaves) the listing of `state` within `timeout`: visibility lags a little."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page = await stack.gateway.ListOrders(pb.ListOrdersRequest(state=state, page_size=100))
+        assert all(o.state == state for o in page.orders)
+        if (order_id in [o.order_id for o in page.orders]) == present:
+            return page
+        assert time.monotonic() < deadline, f"{order_id} {'not ' if present else ''}listed as {state} after {timeout}s"
+        await asyncio.sleep(0.05)
+
+
+async def test_list_orders_by_state_while_steps_run(stack):
+    """VALIDATING and CHARGING last as long as their step; the OrderState search attribute shows them."""
     validating, charging = new_order_id("validating"), new_order_id("charging")
     stack.flaky.script(validating, ValidateOrder=["hang"] * 8 + ["ok"])
     stack.flaky.script(charging, ChargePayment=["hang"] * 8 + ["ok"])
@@ -280,22 +305,31 @@ async def test_list_orders_in_the_states_the_database_does_not_record(stack):
     await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=charging, reviewer="test"))
     for order_id, state in ((validating, pb.ORDER_STATE_VALIDATING), (charging, pb.ORDER_STATE_CHARGING)):
         await wait_for(stack, order_id, lambda o, state=state: o.state == state)
-        listed = await stack.gateway.ListOrders(pb.ListOrdersRequest(state=state, limit=100))
-        assert order_id in [o.order_id for o in listed.orders]
-        assert all(o.state == state for o in listed.orders)
-    awaiting = await stack.gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_AWAITING_REVIEW, limit=100))
-    assert charging not in [o.order_id for o in awaiting.orders]
+        await listed(stack, state, order_id)
+    await listed(stack, pb.ORDER_STATE_AWAITING_REVIEW, charging, present=False)
     await wait_review(stack, validating)
     await stack.gateway.RejectOrder(pb.RejectOrderRequest(order_id=validating, reviewer="test"))
     assert (await wait_terminal(stack, charging)).state == pb.ORDER_STATE_COMPLETED
+    await listed(stack, pb.ORDER_STATE_COMPLETED, charging)
 
 
-async def test_list_orders_awaiting_review(stack):
-    order_id = new_order_id()
-    stack.flaky.script(order_id)
-    await stack.gateway.StartOrder(start_request(order_id))
-    await wait_review(stack, order_id)
-    listed = await stack.gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_AWAITING_REVIEW, limit=100))
-    assert order_id in [o.order_id for o in listed.orders]
-    assert all(o.state == pb.ORDER_STATE_AWAITING_REVIEW for o in listed.orders)
-    await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id))
+async def test_list_orders_awaiting_review_page_by_page(stack):
+    order_ids = [new_order_id() for _ in range(3)]
+    for order_id in order_ids:
+        stack.flaky.script(order_id)
+        await stack.gateway.StartOrder(start_request(order_id))
+    for order_id in order_ids:
+        await wait_review(stack, order_id)
+        await listed(stack, pb.ORDER_STATE_AWAITING_REVIEW, order_id)
+    seen, token = [], ""
+    while True:
+        page = await stack.gateway.ListOrders(pb.ListOrdersRequest(
+            state=pb.ORDER_STATE_AWAITING_REVIEW, page_size=1, page_token=token))
+        assert len(page.orders) <= 1
+        seen += [o.order_id for o in page.orders]
+        token = page.next_page_token
+        if not token:
+            break
+    assert set(order_ids) <= set(seen) and len(seen) == len(set(seen))
+    for order_id in order_ids:
+        await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id))

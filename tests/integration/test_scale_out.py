@@ -126,9 +126,9 @@ async def test_status_and_listings_are_served_while_no_worker_runs(stack, infra)
 
             # A database row ahead of its workflow: listings go by the workflow's state.
             await stack.admin.execute("UPDATE orders.orders SET state = 'CHARGING' WHERE order_id = $1", order_id)
-            charging = await gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_CHARGING, limit=100))
+            charging = await gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_CHARGING, page_size=100))
             assert order_id not in [o.order_id for o in charging.orders]
-            everything = await gateway.ListOrders(pb.ListOrdersRequest(limit=100))
+            everything = await gateway.ListOrders(pb.ListOrdersRequest(page_size=100))
             assert {o.order_id: o.state for o in everything.orders}[order_id] == pb.ORDER_STATE_AWAITING_REVIEW
     finally:
         await grpc_server.stop(0)

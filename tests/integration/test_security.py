@@ -140,7 +140,7 @@ async def test_request_rate_is_bounded(stack):
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.OrderGatewayServiceStub(channel)
-            codes = await asyncio.gather(*(code_of(lambda: stub.ListOrders(pb.ListOrdersRequest(limit=1)))
+            codes = await asyncio.gather(*(code_of(lambda: stub.ListOrders(pb.ListOrdersRequest(page_size=1)))
                                            for _ in range(30)))
     finally:
         await grpc_server.stop(0)

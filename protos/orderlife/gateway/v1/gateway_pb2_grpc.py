@@ -75,6 +75,11 @@ class OrderGatewayServiceStub:
                 request_serializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.ListOrdersRequest.SerializeToString,
                 response_deserializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.ListOrdersResponse.FromString,
                 _registered_method=True)
+        self.WatchReviews = channel.unary_stream(
+                '/orderlife.gateway.v1.OrderGatewayService/WatchReviews',
+                request_serializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WatchReviewsRequest.SerializeToString,
+                response_deserializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WatchReviewsResponse.FromString,
+                _registered_method=True)
 
 
 class OrderGatewayServiceServicer:
@@ -138,6 +143,14 @@ class OrderGatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchReviews(self, request, context):
+        """For a review desk: the orders waiting for review, sent whenever that set changes (an order starts
+        waiting, or is decided, cancelled or expires), until the caller hangs up.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderGatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -180,6 +193,11 @@ def add_OrderGatewayServiceServicer_to_server(servicer, server):
                     servicer.ListOrders,
                     request_deserializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.ListOrdersRequest.FromString,
                     response_serializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.ListOrdersResponse.SerializeToString,
+            ),
+            'WatchReviews': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchReviews,
+                    request_deserializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WatchReviewsRequest.FromString,
+                    response_serializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WatchReviewsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -399,6 +417,33 @@ class OrderGatewayService:
             '/orderlife.gateway.v1.OrderGatewayService/ListOrders',
             orderlife_dot_gateway_dot_v1_dot_gateway__pb2.ListOrdersRequest.SerializeToString,
             orderlife_dot_gateway_dot_v1_dot_gateway__pb2.ListOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/orderlife.gateway.v1.OrderGatewayService/WatchReviews',
+            orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WatchReviewsRequest.SerializeToString,
+            orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WatchReviewsResponse.FromString,
             options,
             channel_credentials,
             insecure,

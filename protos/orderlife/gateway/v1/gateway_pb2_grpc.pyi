@@ -51,6 +51,10 @@ class OrderGatewayServiceStub:
     """Streams the order's status on every change until it ends."""
     ListOrders: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListOrdersRequest, _gateway_pb2.ListOrdersResponse]
     """Lists orders, newest first, optionally in one state (e.g. ORDER_STATE_AWAITING_REVIEW)."""
+    WatchReviews: _grpc.UnaryStreamMultiCallable[_gateway_pb2.WatchReviewsRequest, _gateway_pb2.WatchReviewsResponse]
+    """For a review desk: the orders waiting for review, sent whenever that set changes (an order starts
+    waiting, or is decided, cancelled or expires), until the caller hangs up.
+    """
 
 @_typing.type_check_only
 class OrderGatewayServiceAsyncStub(OrderGatewayServiceStub):
@@ -75,6 +79,10 @@ class OrderGatewayServiceAsyncStub(OrderGatewayServiceStub):
     """Streams the order's status on every change until it ends."""
     ListOrders: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListOrdersRequest, _gateway_pb2.ListOrdersResponse]  # type: ignore[assignment]
     """Lists orders, newest first, optionally in one state (e.g. ORDER_STATE_AWAITING_REVIEW)."""
+    WatchReviews: _aio.UnaryStreamMultiCallable[_gateway_pb2.WatchReviewsRequest, _gateway_pb2.WatchReviewsResponse]  # type: ignore[assignment]
+    """For a review desk: the orders waiting for review, sent whenever that set changes (an order starts
+    waiting, or is decided, cancelled or expires), until the caller hangs up.
+    """
 
 class OrderGatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """Fronts the order lifecycle: start, steer and inspect orders."""
@@ -144,5 +152,15 @@ class OrderGatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.ListOrdersResponse, _abc.Awaitable[_gateway_pb2.ListOrdersResponse]]:
         """Lists orders, newest first, optionally in one state (e.g. ORDER_STATE_AWAITING_REVIEW)."""
+
+    @_abc_1.abstractmethod
+    def WatchReviews(
+        self,
+        request: _gateway_pb2.WatchReviewsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_gateway_pb2.WatchReviewsResponse], _abc.AsyncIterator[_gateway_pb2.WatchReviewsResponse]]:
+        """For a review desk: the orders waiting for review, sent whenever that set changes (an order starts
+        waiting, or is decided, cancelled or expires), until the caller hangs up.
+        """
 
 def add_OrderGatewayServiceServicer_to_server(servicer: OrderGatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
