@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 
 import grpc
 from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from gateway import review, security
 from orderlife.gateway.v1 import gateway_pb2 as pb
@@ -295,6 +297,26 @@ def _connect(channel: grpc.Channel, timeout: float) -> grpc.ChannelConnectivity 
         channel.unsubscribe(seen)
 
 
+def _error_details(err: grpc.RpcError) -> str:
+    """The google.rpc details a gateway error carries, for the end of its line: the reason of a refusal and
+    when to try again (the field violations are in the message already)."""
+    try:
+        status = rpc_status.from_call(err)
+    except (AttributeError, ValueError):
+        return ""
+    text = ""
+    for packed in status.details if status else []:
+        if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            packed.Unpack(info)
+            text += f" [reason {info.reason}]"
+        elif packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            packed.Unpack(retry)
+            text += f" [retry in {retry.retry_delay.ToTimedelta().total_seconds():g}s]"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -311,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT["unreachable"]
             run(args, _Gateway(pb_grpc.OrderGatewayServiceStub(channel), args.token, args.timeout))
         except grpc.RpcError as err:
-            print(f"{err.code().name}: {' '.join((err.details() or '').splitlines())}", file=sys.stderr)
+            print(f"{err.code().name}: {' '.join((err.details() or '').splitlines())}{_error_details(err)}",
+                  file=sys.stderr)
             lost = err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
             return EXIT["unreachable" if lost and connected is not grpc.ChannelConnectivity.READY else "rpc"]
         except WaitedInVain as err:

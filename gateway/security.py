@@ -6,6 +6,8 @@ from pathlib import Path
 
 import grpc
 
+from gateway import errors
+
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 
 
@@ -25,11 +27,11 @@ class Guard(grpc.aio.ServerInterceptor):
         if details.method.startswith(HEALTH_PREFIX):
             return await continuation(details)
         if self.expected is not None and not self._authorized(details.invocation_metadata or ()):
-            return _refusal(await continuation(details), grpc.StatusCode.UNAUTHENTICATED,
-                            "missing or wrong 'authorization: Bearer <token>' metadata")
+            return _refusal(await continuation(details), errors.make(
+                grpc.StatusCode.UNAUTHENTICATED, "missing or wrong 'authorization: Bearer <token>' metadata"))
         if not self._take():
-            return _refusal(await continuation(details), grpc.StatusCode.RESOURCE_EXHAUSTED,
-                            f"more than {self.max_rps:g} requests a second; slow down")
+            return _refusal(await continuation(details), errors.unavailable(
+                f"more than {self.max_rps:g} requests a second; slow down", grpc.StatusCode.RESOURCE_EXHAUSTED))
         return await continuation(details)
 
     def _authorized(self, metadata) -> bool:
@@ -49,16 +51,16 @@ class Guard(grpc.aio.ServerInterceptor):
         return True
 
 
-def _refusal(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode, message: str):
-    """A handler of the same shape as the refused one that only aborts."""
+def _refusal(handler: grpc.RpcMethodHandler | None, refused):
+    """A handler of the same shape as the refused one that only aborts with `refused` (a google.rpc.Status)."""
     if handler is None:
         return None
 
     async def unary(request, context):
-        await context.abort(code, message)
+        await context.abort_with_status(errors.as_grpc(refused))
 
     async def stream(request, context):
-        await context.abort(code, message)
+        await context.abort_with_status(errors.as_grpc(refused))
         yield  # pragma: no cover - makes this an async generator
 
     kwargs = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)

@@ -13,17 +13,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from temporalio.client import (
-    Client,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
+from temporalio.client import Client
 from temporalio.common import MetricMeter, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from common import db, telemetry
-from gateway import mapping, security
+from common import telemetry
+from gateway import errors, mapping, security
 from gateway.config import Settings
 from gateway.repository import ReadRepository
 from order_service import contract as c
@@ -47,44 +43,6 @@ REVIEW_POLL_SECONDS = 0.2
 MAX_REQUEST_BYTES = 1 << 20
 
 
-class Refused(Exception):
-    """A transition the order's state does not allow."""
-
-
-class AlreadyExists(Exception):
-    """The order id is taken by a different request."""
-
-
-class Unavailable(Exception):
-    """A passing condition: the caller should try again."""
-
-
-def _failure(err: Exception, request) -> tuple[grpc.StatusCode, str]:
-    """The gRPC status for a failure, with a message naming what is wrong."""
-    if isinstance(err, mapping.InvalidArgument):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(err)
-    if isinstance(err, Refused):
-        return grpc.StatusCode.FAILED_PRECONDITION, str(err)
-    if isinstance(err, AlreadyExists):
-        return grpc.StatusCode.ALREADY_EXISTS, str(err)
-    if isinstance(err, Unavailable):
-        return grpc.StatusCode.UNAVAILABLE, str(err)
-    if isinstance(err, TimeoutError):
-        return grpc.StatusCode.UNAVAILABLE, "Temporal or Postgres did not answer in time; try again"
-    if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
-        return grpc.StatusCode.UNAVAILABLE, "the order did not take the request in time; try again"
-    if isinstance(err, WorkflowUpdateFailedError):
-        cause = err.cause.cause if err.cause and err.cause.cause else err.cause
-        return grpc.StatusCode.FAILED_PRECONDITION, cause.message if isinstance(cause, ApplicationError) else str(cause)
-    if isinstance(err, RPCError):
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return grpc.StatusCode.NOT_FOUND, f"order {request.order_id!r} not found"
-        return grpc.StatusCode.UNAVAILABLE, f"Temporal is unavailable: {err}"
-    if isinstance(err, db.BACKEND_ERRORS):
-        return grpc.StatusCode.UNAVAILABLE, f"a backing service is unavailable: {err}"
-    return grpc.StatusCode.INTERNAL, "internal error"
-
-
 def _rpc(method):
     """Maps failures to status codes and counts every call by method and code."""
 
@@ -93,7 +51,7 @@ def _rpc(method):
         with self._call(method.__name__, request) as call:
             async with asyncio.timeout(_deadline(method.__name__, context)):
                 return await method(self, request, context)
-        await context.abort(call.code, call.message)
+        await context.abort_with_status(errors.as_grpc(call.status))
 
     return wrapper
 
@@ -106,8 +64,8 @@ def _rpc_stream(method):
         with self._call(method.__name__, request) as call:
             async for response in method(self, request, context):
                 yield response
-        if call.code != grpc.StatusCode.OK:
-            await context.abort(call.code, call.message)
+        if call.status is not None:
+            await context.abort_with_status(errors.as_grpc(call.status))
 
     return wrapper
 
@@ -122,6 +80,7 @@ def _deadline(method: str, context: grpc.aio.ServicerContext) -> float:
 class _Call:
     code = grpc.StatusCode.OK
     message = ""
+    status = None
 
 
 class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
@@ -140,7 +99,8 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         try:
             yield call
         except Exception as err:
-            call.code, call.message = _failure(err, request)
+            call.status = errors.status(err, getattr(request, "order_id", ""))
+            call.code, call.message = errors.code_of(call.status), call.status.message
             level = logging.ERROR if call.code == grpc.StatusCode.INTERNAL else logging.WARNING
             log.log(level, "request_failed", exc_info=err, extra={
                 "order_id": getattr(request, "order_id", None), "error": call.message,
@@ -181,7 +141,7 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
             description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         if description.close_time is not None:
             order = await self._order(order_id)
-            raise Refused(f"order {order_id!r} already ended {mapping.PROTO_TO_STATE[order.state]}")
+            raise errors.Refused(c.ORDER_ENDED, f"order {order_id!r} already ended {mapping.PROTO_TO_STATE[order.state]}")
         try:
             await handle.execute_update(name, arg, rpc_timeout=timeout)
         except RPCError as err:
@@ -189,8 +149,8 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
                 raise
             # The order exists (described above): it ended meanwhile, or it cannot take updates yet.
             if (await handle.describe(rpc_timeout=RPC_TIMEOUT)).close_time is not None:
-                raise Refused(f"order {order_id!r} ended before the request reached it") from None
-            raise Unavailable(f"order {order_id!r} cannot take the request yet; try again") from None
+                raise errors.Refused(c.ORDER_ENDED, f"order {order_id!r} ended before the request reached it") from None
+            raise errors.Unavailable(f"order {order_id!r} cannot take the request yet; try again") from None
 
     @_rpc
     async def StartOrder(self, request: pb.StartOrderRequest, context) -> pb.StartOrderResponse:
@@ -215,7 +175,7 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         except WorkflowAlreadyStartedError:
             description = await self._handle(inp.order_id).describe(rpc_timeout=RPC_TIMEOUT)
             if await description.memo_value("request", None) != fingerprint:
-                raise AlreadyExists(f"order {inp.order_id!r} already exists with a different request") from None
+                raise errors.AlreadyExists(f"order {inp.order_id!r} already exists with a different request") from None
             already = True
         return pb.StartOrderResponse(order=await self._order(inp.order_id), already_existed=already)
 

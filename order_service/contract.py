@@ -27,6 +27,16 @@ ORDER_STATE_ATTRIBUTE = SearchAttributeKey.for_keyword("OrderState")
 # The memo key the workflow keeps its OrderStatus under, so status reads need no worker round trip.
 STATUS_MEMO_KEY = "status"
 
+# Why a request was refused: the stable reason (google.rpc.ErrorInfo) sent with FAILED_PRECONDITION.
+ORDER_ENDED = "ORDER_ENDED"
+ALREADY_DISPATCHED = "ALREADY_DISPATCHED"
+BEING_CANCELLED = "BEING_CANCELLED"
+NOT_AWAITING_REVIEW = "NOT_AWAITING_REVIEW"
+REVIEW_WINDOW_CLOSED = "REVIEW_WINDOW_CLOSED"
+ALREADY_DECIDED = "ALREADY_DECIDED"
+INVALID_ADDRESS = "INVALID_ADDRESS"
+CANCEL_TOO_LATE = "CANCEL_TOO_LATE"
+
 # Steps, as they appear in status, logs and the step_attempts table.
 RECEIVE = "ReceiveOrder"
 VALIDATE = "ValidateOrder"

@@ -295,26 +295,30 @@ class OrderWorkflow:
 
     # Refusals, shared by the updates (the caller sees them) and the signals (logged).
 
-    def _cancel_refusal(self) -> str | None:
+    def _cancel_refusal(self) -> tuple[str, str] | None:
         if self.status.state in c.TERMINAL_STATES:
-            return f"order already ended {self.status.state}"
+            return c.ORDER_ENDED, f"order already ended {self.status.state}"
         if self.status.shipment_status == shipping.DISPATCHED:
-            return "order was already dispatched"
+            return c.ALREADY_DISPATCHED, "order was already dispatched"
         return None
 
-    def _address_refusal(self, address: c.Address) -> str | None:
+    def _address_refusal(self, address: c.Address) -> tuple[str, str] | None:
+        if refusal := self._cancel_refusal():
+            return refusal
+        if self.cancel:
+            return c.BEING_CANCELLED, "order is being cancelled"
         problems = "; ".join(f"{field}: {problem}" for field, problem in address.problems())
-        return self._cancel_refusal() or ("order is being cancelled" if self.cancel else None) or problems or None
+        return (c.INVALID_ADDRESS, problems) if problems else None
 
-    def _review_refusal(self, window_closed: bool = False) -> str | None:
+    def _review_refusal(self, window_closed: bool = False) -> tuple[str, str] | None:
         if self.status.state != c.AWAITING_REVIEW:
-            return f"order is not awaiting review (state {self.status.state})"
+            return c.NOT_AWAITING_REVIEW, f"order is not awaiting review (state {self.status.state})"
         if window_closed:
-            return "the review window has closed"
+            return c.REVIEW_WINDOW_CLOSED, "the review window has closed"
         if self.decision is not None:
-            return f"order was already {self.decision[0]}d"
+            return c.ALREADY_DECIDED, f"order was already {self.decision[0]}d"
         if self.cancel is not None:
-            return "order is being cancelled"
+            return c.BEING_CANCELLED, "order is being cancelled"
         return None
 
     def _review_window_closed(self) -> bool:
@@ -328,9 +332,11 @@ class OrderWorkflow:
         return self.alarms.passed(self.review_closes)
 
     @staticmethod
-    def _refuse(refusal: str | None) -> None:
+    def _refuse(refusal: tuple[str, str] | None) -> None:
+        """Refuses an update: the caller sees the message, and the reason as the error's detail."""
         if refusal:
-            raise ApplicationError(refusal, type="FailedPrecondition", non_retryable=True)
+            reason, message = refusal
+            raise ApplicationError(message, reason, type="FailedPrecondition", non_retryable=True)
 
     def _accept_cancel(self, req: c.CancelRequest) -> None:
         if self.cancel is None:
@@ -352,7 +358,8 @@ class OrderWorkflow:
         await workflow.wait_condition(lambda: self.status.state in c.TERMINAL_STATES)
         if self.status.state != c.CANCELLED:
             why = self.status.reason or ("the parcel was dispatched first" if self.status.state == c.COMPLETED else "")
-            self._refuse(f"order ended {self.status.state} before the cancellation took effect" + (f": {why}" if why else ""))
+            self._refuse((c.CANCEL_TOO_LATE, f"order ended {self.status.state} before the cancellation took effect"
+                          + (f": {why}" if why else "")))
         return c.OrderResult(self.inp.order_id, self.status.state, self.status.reason, self.status.payment,
                              self.status.shipment_status)
 
@@ -403,9 +410,9 @@ class OrderWorkflow:
     def reject_signal(self, decision: c.ReviewDecision) -> None:
         self._signal(self._review_refusal(self._review_alarm_fired()), lambda: self._accept_decision("reject", decision))
 
-    def _signal(self, refusal: str | None, accept) -> None:
+    def _signal(self, refusal: tuple[str, str] | None, accept) -> None:
         if refusal:
-            workflow.logger.warning("signal_refused", extra=self._log(reason=refusal))
+            workflow.logger.warning("signal_refused", extra=self._log(reason=refusal[1], fields={"refusal": refusal[0]}))
         else:
             accept()
 

@@ -206,3 +206,16 @@ async def wait_terminal(stack: Stack, order_id: str, timeout: float = 25.0) -> p
 
 async def wait_review(stack: Stack, order_id: str) -> pb.Order:
     return await wait_for(stack, order_id, lambda o: o.state == pb.ORDER_STATE_AWAITING_REVIEW or o.state in TERMINAL)
+
+
+async def approve_in_time(stack: Stack, order_id: str, reviewer: str) -> bool:
+    """Approves an order seen awaiting review. On the real flaky_call() (or a loaded machine) receive and
+    validate can use up the window, and the approval is then refused as too late: False."""
+    try:
+        await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer=reviewer))
+    except grpc.aio.AioRpcError as err:
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err
+        assert "review window has closed" in err.details() or "not awaiting review" in err.details(), err
+        return False
+    return True
+

@@ -5,6 +5,8 @@ import time
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from temporalio.service import RPCError, RPCStatusCode
 
 from order_service import contract as c
@@ -333,3 +335,42 @@ async def test_list_orders_awaiting_review_page_by_page(stack):
     assert set(order_ids) <= set(seen) and len(seen) == len(set(seen))
     for order_id in order_ids:
         await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id))
+
+
+def rpc_details(err: grpc.aio.AioRpcError) -> dict:
+    """The google.rpc details of a gateway error, by kind, as a program reads them."""
+    found = {}
+    for packed in rpc_status.from_call(err).details:
+        for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo):
+            if packed.Is(kind.DESCRIPTOR):
+                found[kind.__name__] = kind()
+                packed.Unpack(found[kind.__name__])
+    return found
+
+
+async def test_errors_carry_google_rpc_details(stack):
+    bad = start_request(new_order_id(), items=[pb.Item(sku="A", qty=0)],
+                        address=pb.Address(name="", line1="1", city="X", postal_code="1", country="us"))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.gateway.StartOrder(bad)
+    violations = rpc_details(err.value)["BadRequest"].field_violations
+    assert [v.field for v in violations] == ["items[0].qty", "address.name", "address.country"]
+
+    order_id = new_order_id()
+    stack.flaky.script(order_id, ReceiveOrder=["hang"] * 3 + ["ok"])
+    await stack.gateway.StartOrder(start_request(order_id))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="early"))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert rpc_details(err.value)["ErrorInfo"].reason == "NOT_AWAITING_REVIEW"
+    review = await wait_review(stack, order_id)
+    assert review.state == pb.ORDER_STATE_AWAITING_REVIEW, review
+    await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="test"))
+    assert (await wait_terminal(stack, order_id)).state == pb.ORDER_STATE_COMPLETED
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id))
+    assert rpc_details(err.value)["ErrorInfo"].reason == "ORDER_ENDED"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.gateway.GetOrder(pb.GetOrderRequest(order_id="nobody-here"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert rpc_details(err.value)["ErrorInfo"].reason == "ORDER_NOT_FOUND"

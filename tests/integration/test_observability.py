@@ -10,7 +10,7 @@ import pytest
 
 from common.logs import JsonFormatter
 from orderlife.gateway.v1 import gateway_pb2 as pb
-from tests.integration.conftest import new_order_id, start_request, wait_for, wait_review, wait_terminal
+from tests.integration.conftest import approve_in_time, new_order_id, start_request, wait_for, wait_review, wait_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 async def run_order(stack, order_id: str) -> pb.Order:
     await stack.gateway.StartOrder(start_request(order_id))
     if (await wait_review(stack, order_id)).state == pb.ORDER_STATE_AWAITING_REVIEW:
-        await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="ops"))
+        await approve_in_time(stack, order_id, "ops")
     return await wait_terminal(stack, order_id)
 
 

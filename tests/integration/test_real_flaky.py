@@ -7,7 +7,7 @@ import pytest
 
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from tests import consistency
-from tests.integration.conftest import new_order_id, start_request, wait_review, wait_terminal
+from tests.integration.conftest import approve_in_time, new_order_id, start_request, wait_review, wait_terminal
 
 pytestmark = pytest.mark.integration
 BATCH = 20
@@ -16,8 +16,10 @@ BATCH = 20
 async def run_one(stack, order_id: str) -> pb.Order:
     await stack.gateway.StartOrder(start_request(order_id))
     seen = await wait_review(stack, order_id)
-    if seen.state == pb.ORDER_STATE_AWAITING_REVIEW:
-        await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="batch"))
+    if seen.state == pb.ORDER_STATE_AWAITING_REVIEW and not await approve_in_time(stack, order_id, "batch"):
+        ended = await wait_terminal(stack, order_id, timeout=30)
+        assert ended.state == pb.ORDER_STATE_REJECTED and "review window expired" in ended.reason, ended
+        return ended
     return await wait_terminal(stack, order_id, timeout=30)
 
 

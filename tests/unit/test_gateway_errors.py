@@ -1,27 +1,36 @@
-"""Every failure reaches the caller as a specific gRPC status, with a message naming what is wrong."""
+"""Every failure reaches the caller as a specific gRPC status, with a message naming what is wrong and the
+google.rpc details a program reads: BadRequest field violations, ErrorInfo reasons, RetryInfo."""
 
 import asyncio
 
 import asyncpg
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
-from gateway import mapping
-from gateway.server import AlreadyExists, Refused, Unavailable, _failure
-from orderlife.gateway.v1 import gateway_pb2 as pb
+from gateway import errors, mapping
 
-REQUEST = pb.GetOrderRequest(order_id="o-1")
+
+def details(status) -> list:
+    found = []
+    for packed in status.details:
+        for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo):
+            if packed.Is(kind.DESCRIPTOR):
+                message = kind()
+                packed.Unpack(message)
+                found.append(message)
+    return found
 
 
 @pytest.mark.parametrize(
     "err, code, message",
     [
         (mapping.InvalidArgument([("items[0].qty", "is 0")]), grpc.StatusCode.INVALID_ARGUMENT, "items[0].qty: is 0"),
-        (Refused("order 'o-1' already ended"), grpc.StatusCode.FAILED_PRECONDITION, "already ended"),
-        (AlreadyExists("different request"), grpc.StatusCode.ALREADY_EXISTS, "different request"),
-        (Unavailable("try again"), grpc.StatusCode.UNAVAILABLE, "try again"),
+        (errors.Refused("ORDER_ENDED", "order 'o-1' already ended"), grpc.StatusCode.FAILED_PRECONDITION, "already ended"),
+        (errors.AlreadyExists("different request"), grpc.StatusCode.ALREADY_EXISTS, "different request"),
+        (errors.Unavailable("try again"), grpc.StatusCode.UNAVAILABLE, "try again"),
         (WorkflowUpdateRPCTimeoutOrCancelledError(), grpc.StatusCode.UNAVAILABLE, "try again"),
         (RPCError("gone", RPCStatusCode.NOT_FOUND, b""), grpc.StatusCode.NOT_FOUND, "order 'o-1' not found"),
         (RPCError("down", RPCStatusCode.UNAVAILABLE, b""), grpc.StatusCode.UNAVAILABLE, "Temporal is unavailable"),
@@ -35,6 +44,21 @@ REQUEST = pb.GetOrderRequest(order_id="o-1")
     ],
 )
 def test_failure_maps_to_status(err, code, message):
-    got_code, got_message = _failure(err, REQUEST)
-    assert got_code == code
-    assert message in got_message
+    status = errors.status(err, "o-1")
+    assert errors.code_of(status) == code
+    assert message in status.message
+    if code == grpc.StatusCode.UNAVAILABLE:
+        [retry] = details(status)
+        assert retry.retry_delay.seconds >= 1
+
+
+def test_bad_request_names_every_field():
+    status = errors.status(mapping.InvalidArgument([("order_id", "is required"), ("items[0].qty", "is 0")]))
+    [bad] = details(status)
+    assert [(v.field, v.description) for v in bad.field_violations] == [("order_id", "is required"),
+                                                                          ("items[0].qty", "is 0")]
+
+
+def test_a_refusal_carries_a_stable_reason():
+    [info] = details(errors.status(errors.Refused("REVIEW_WINDOW_CLOSED", "the review window has closed")))
+    assert (info.reason, info.domain) == ("REVIEW_WINDOW_CLOSED", errors.DOMAIN)
