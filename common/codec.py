@@ -5,21 +5,20 @@ message is sealed with AES-256-GCM under PAYLOAD_KEY before it leaves the proces
 read a history back:
 
     python -m common.codec new-key             a fresh key for PAYLOAD_KEY
-    python -m common.codec show order-o-1      an order's history, decrypted (needs PAYLOAD_KEY, TEMPORAL_ADDRESS)
+
+Reading a history back is Temporal's own way: the codec server (common/codec_server.py) behind the Web UI
+and `temporal workflow show --codec-endpoint`.
 """
 
-import asyncio
 import base64
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
@@ -80,52 +79,8 @@ def new_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
-async def show(workflow_id: str) -> None:
-    from common import temporal
-    from common.settings import TemporalSettings
-
-    settings = TemporalSettings.from_env()
-    client = await temporal.connect(settings, attempts=1)
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    codec = client.data_converter.payload_codec
-    for event in history.events:
-        if codec is not None:
-            await _decode_in_place(event, codec)
-        print(json.dumps(_readable(json_format.MessageToDict(event))))
-
-
-def _readable(value):
-    """JSON payloads shown as the values they hold rather than base64."""
-    if isinstance(value, dict):
-        encoding = value.get("metadata", {}).get("encoding", "") if isinstance(value.get("metadata"), dict) else ""
-        if encoding and "data" in value and base64.b64decode(encoding) == b"json/plain":
-            return {**value, "metadata": {"encoding": "json/plain"}, "data": json.loads(base64.b64decode(value["data"]))}
-        return {k: _readable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_readable(v) for v in value]
-    return value
-
-
-async def _decode_in_place(message, codec: PayloadCodec) -> None:
-    """Opens every sealed payload inside a history event (inputs, results, memos, failure details)."""
-    for field, value in message.ListFields():
-        if field.type != field.TYPE_MESSAGE:
-            continue
-        if field.message_type.GetOptions().map_entry:
-            items = list(value.values())
-        else:
-            items = list(value) if field.is_repeated else [value]
-        for item in items:
-            if isinstance(item, Payload):
-                item.CopyFrom((await codec.decode([item]))[0])
-            elif hasattr(item, "ListFields"):
-                await _decode_in_place(item, codec)
-
-
 if __name__ == "__main__":
     if sys.argv[1:2] == ["new-key"]:
         print(new_key())
-    elif sys.argv[1:2] == ["show"] and len(sys.argv) == 3:
-        asyncio.run(show(sys.argv[2]))
     else:
         raise SystemExit(__doc__)

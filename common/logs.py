@@ -39,6 +39,8 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 line[name] = value
+        if "order_id" not in line and line.get("workflow_id"):  # the SDK's own lines about an order's workflow
+            line["order_id"] = str(line["workflow_id"]).split("-", 1)[-1]
         for name, value in getattr(record, "fields", {}).items():
             line[name] = value
         span = trace.get_current_span().get_span_context()

@@ -147,8 +147,15 @@ def _global_flags(defaults: bool) -> argparse.ArgumentParser:
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line on stderr (`orders COMMAND --help` shows the usage)."""
+
+    def error(self, message: str):
+        self.exit(EXIT["usage"], f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="orders", description="Order lifecycle gateway client", epilog=EPILOG,
+    p = _Parser(prog="orders", description="Order lifecycle gateway client", epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, parents=[_global_flags(True)])
     common = [_global_flags(False)]
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -266,13 +273,13 @@ def run(args, stub) -> None:
         answer = getattr(stub, method)(request)
         for resp in answer if args.command == "watch" else [answer]:
             if args.output == "json":
-                print(json_format.MessageToJson(resp, indent=2), flush=True)
+                print(json_format.MessageToJson(resp, indent=2, preserving_proto_field_name=True), flush=True)
             else:
                 print(_text(args.command, resp), end="\n\n" if args.command == "watch" else "\n", flush=True)
     if args.command == "watch" and args.output == "text" or args.command == "start" and args.watch:
         ask = args.output == "text" and review.at_a_terminal()
         show = (lambda order: print(render(order), end="\n\n", flush=True)) if args.output == "text" else (
-            lambda order: print(json_format.MessageToJson(order, indent=2), flush=True))
+            lambda order: print(json_format.MessageToJson(order, indent=2, preserving_proto_field_name=True), flush=True))
         review.watch(stub, args.order_id, show, ask, args.reviewer)
 
 
@@ -344,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT["closed"]
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+            print("\ninterrupted" if sys.stdout.isatty() else "interrupted", file=sys.stderr)
             return EXIT["interrupted"]
     return EXIT["ok"]
 

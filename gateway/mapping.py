@@ -52,11 +52,12 @@ def address_from_proto(msg: pb.Address) -> c.Address:
 
 
 def order_input(req: pb.StartOrderRequest) -> c.OrderInput:
-    if not req.HasField("address"):
-        raise InvalidArgument([("address", "is required")])
     inp = c.OrderInput(req.order_id, req.payment_id, [c.Item(i.sku, i.qty) for i in req.items],
                        address_from_proto(req.address))
-    return checked(inp, inp.problems())
+    problems = inp.problems()
+    if not req.HasField("address"):  # named once, not field by field
+        problems = [p for p in problems if not p[0].startswith("address.")] + [("address", "is required")]
+    return checked(inp, problems)
 
 
 def address_update(req: pb.UpdateAddressRequest) -> c.AddressUpdate:

@@ -173,7 +173,10 @@ def desk(stream, gateway, reviewer: str, auto: str = "") -> None:
                 return
             if update is not None:
                 waiting = list(update.waiting)
-            waiting = [o for o in waiting if seconds_left(o.review_deadline) > 0]
+            expired = [o.order_id for o in waiting if seconds_left(o.review_deadline) <= 0]
+            if expired:
+                note = f"{', '.join(expired)}: review window closed without a decision (the order is rejected)"
+                waiting = [o for o in waiting if o.order_id not in expired]
             selected = min(selected, max(len(waiting) - 1, 0))
             screen = ["review desk: [a] approve  [r] reject  [j/k] select  [q] quit", ""]
             screen += desk_lines(waiting, selected) + ["", note]

@@ -25,16 +25,18 @@ PIDS = STATE / "pids.json"
 TEMPORAL_PORT = int(os.environ.get("TEMPORAL_PORT", "7233"))
 TEMPORAL_UI_PORT = int(os.environ.get("TEMPORAL_UI_PORT", "8233"))
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "50051"))
+CODEC_PORT = int(os.environ.get("CODEC_PORT", "8089"))
 # Each service and the Prometheus port its Temporal runtime serves /metrics on.
 SERVICES = {"order_service": 9101, "shipping_service": 9102, "gateway": 9103}
 # The workers' grpc.health.v1 ports (the gateway answers health checks on its own port).
 HEALTH = {"order_service": 9201, "shipping_service": 9202}
 
 
-def up() -> None:
+def up() -> bool:
+    """Starts the stack; False if it was already up."""
     if PIDS.exists():
-        print("the stack is already up (./dev down stops it)")
-        return
+        print("the stack is already up (./dev down stops it; ./dev demo runs another demo order)")
+        return False
     STATE.mkdir(exist_ok=True)
     logs = STATE / "logs"
     admin_url = os.environ.get("DATABASE_URL") or local.start_postgres(STATE / "pgdata")
@@ -42,11 +44,20 @@ def up() -> None:
     local.migrate(admin_url)
     print("migrations    applied (db/orders, db/shipping)")
     pids = {}
-    temporal = local.start_temporal(TEMPORAL_PORT, TEMPORAL_UI_PORT, STATE / "temporal.db", logs / "temporal.log", detach=True)
-    pids["temporal"] = temporal.pid
-    print(f"temporal      127.0.0.1:{TEMPORAL_PORT}, Web UI http://127.0.0.1:{TEMPORAL_UI_PORT}")
     env = local.service_env(admin_url, TEMPORAL_PORT, GATEWAY_PORT)
     env["PAYLOAD_KEY"] = payload_key()
+    codec_url = f"http://127.0.0.1:{CODEC_PORT}"
+    codec_env = {**env, "CODEC_LISTEN": f"127.0.0.1:{CODEC_PORT}", "CODEC_CORS_ORIGINS":
+                 f"http://127.0.0.1:{TEMPORAL_UI_PORT},http://localhost:{TEMPORAL_UI_PORT}"}
+    pids["codec_server"] = local.start_service("common.codec_server", codec_env, logs / "codec_server.log",
+                                               detach=True).pid
+    temporal = local.start_temporal(TEMPORAL_PORT, TEMPORAL_UI_PORT, STATE / "temporal.db", logs / "temporal.log",
+                                    detach=True, codec_endpoint=codec_url)
+    pids["temporal"] = temporal.pid
+    print(f"temporal      127.0.0.1:{TEMPORAL_PORT}, Web UI http://127.0.0.1:{TEMPORAL_UI_PORT} (payloads decoded "
+          f"through the codec server)")
+    print(f"codec server  {codec_url} (Temporal's remote codec protocol: temporal workflow show -w order-<id> "
+          f"--codec-endpoint {codec_url})")
     for module, metrics_port in SERVICES.items():
         env["METRICS_LISTEN"] = f"127.0.0.1:{metrics_port}"
         env["HEALTH_LISTEN"] = f"127.0.0.1:{HEALTH[module]}" if module in HEALTH else ""
@@ -58,8 +69,8 @@ def up() -> None:
     print("health        " + ", ".join(f"{m} 127.0.0.1:{p}" for m, p in HEALTH.items())
           + f", gateway 127.0.0.1:{GATEWAY_PORT} (python -m common.health ADDRESS)")
     print(f"logs          {logs}/*.log (JSON lines)")
-    print(f"histories     sealed with {STATE / 'payload.key'}; read one: PAYLOAD_KEY=$(cat .stack/payload.key) "
-          ".venv/bin/python -m common.codec show order-<id>\n")
+    print(f"histories     sealed with {STATE / 'payload.key'}; the Web UI and the codec server above read them\n")
+    return True
 
 
 def payload_key() -> str:
@@ -117,8 +128,8 @@ def demo() -> None:
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else "up"
     if command == "up":
-        up()
-        demo()
+        if up():
+            demo()
     elif command == "down":
         down()
     elif command == "demo":

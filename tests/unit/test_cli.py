@@ -93,13 +93,13 @@ def _one_line(err: str) -> str:
     return err.strip()
 
 
-def test_status_json_is_grpcurl_style_camel_case(gateway, capsys):
+def test_status_json_is_as_grpcurl_prints_it(gateway, capsys):
     assert cli.main(["--gateway", gateway, "-o", "json", "status", "o-1"]) == cli.EXIT["ok"]
     doc = json.loads(capsys.readouterr().out)
-    assert doc["order"]["orderId"] == "o-1"
+    assert doc["order"]["order_id"] == "o-1"
     assert doc["order"]["state"] == "ORDER_STATE_AWAITING_REVIEW"
-    assert doc["order"]["address"]["postalCode"] == "12345"
-    assert "reason" not in doc["order"] and "order_id" not in doc["order"]
+    assert doc["order"]["address"]["postal_code"] == "12345"
+    assert "reason" not in doc["order"] and "orderId" not in doc["order"]  # defaults left out, field names as in the proto
 
 
 @pytest.mark.parametrize("argv", [
@@ -111,7 +111,7 @@ def test_status_json_is_grpcurl_style_camel_case(gateway, capsys):
 def test_global_flags_work_before_and_after_the_command(fake, capsys, argv):
     address, servicer = fake
     assert cli.main([a.format(gw=address) for a in argv]) == cli.EXIT["ok"]
-    assert json.loads(capsys.readouterr().out)["order"]["orderId"] == "o-1"
+    assert json.loads(capsys.readouterr().out)["order"]["order_id"] == "o-1"
     assert servicer.metadata[-1]["authorization"] == "Bearer t-1"
 
 
@@ -140,9 +140,9 @@ def test_list_json_is_the_whole_response(fake, capsys):
     assert cli.main(["--gateway", address, "list", "--state", "awaiting_review", "-o", "json"]) == 0
     assert servicer.list_requests[-1] == pb.ListOrdersRequest(state=pb.ORDER_STATE_AWAITING_REVIEW, page_size=20)
     doc = json.loads(capsys.readouterr().out)
-    assert [o["orderId"] for o in doc["orders"]] == ["o-1", "o-2"]
-    assert doc["orders"][1] == {"orderId": "o-2", "state": "ORDER_STATE_REJECTED", "reason": "fraud",
-                                "startedAt": "2023-11-14T22:13:20.123Z"}
+    assert [o["order_id"] for o in doc["orders"]] == ["o-1", "o-2"]
+    assert doc["orders"][1] == {"order_id": "o-2", "state": "ORDER_STATE_REJECTED", "reason": "fraud",
+                                "started_at": "2023-11-14T22:13:20.123Z"}
 
 
 def test_grpc_error_is_one_line_with_its_code(gateway, capsys):
@@ -204,6 +204,7 @@ def test_bad_values_are_usage_errors(capsys, argv, message):
     assert stopped.value.code == cli.EXIT["usage"]
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_help_lists_exit_codes_environment_and_states(capsys):
