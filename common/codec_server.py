@@ -17,6 +17,7 @@ import json
 import logging
 import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
@@ -36,7 +37,8 @@ class CodecHandler(BaseHTTPRequestHandler):
         self._answer(204, b"")
 
     def do_POST(self) -> None:
-        if self.path not in ("/encode", "/decode"):
+        path = urlsplit(self.path).path.rstrip("/")  # the Web UI adds ?preserveStorageRefs=true
+        if path not in ("/encode", "/decode"):
             return self._answer(404, b'{"error": "POST /encode or /decode"}')
         if self.token and not hmac.compare_digest(self.headers.get("Authorization", ""), f"Bearer {self.token}"):
             return self._answer(401, b'{"error": "missing or wrong Authorization: Bearer <token>"}')
@@ -45,7 +47,7 @@ class CodecHandler(BaseHTTPRequestHandler):
             return self._answer(413, b'{"error": "body too large"}')
         try:
             payloads = json_format.Parse(self.rfile.read(length) or b"{}", Payloads())
-            work = self.codec.decode if self.path == "/decode" else self.codec.encode
+            work = self.codec.decode if path == "/decode" else self.codec.encode
             done = asyncio.run(work(payloads.payloads))
         except (json_format.ParseError, ValueError) as err:
             return self._answer(400, json.dumps({"error": str(err)}).encode())

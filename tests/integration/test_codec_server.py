@@ -51,7 +51,8 @@ def test_encode_then_decode_round_trips_as_the_web_ui_asks(endpoint):
     [payload] = sealed["payloads"]
     assert base64.b64decode(payload["metadata"]["encoding"]) == b"binary/encrypted"
     assert b"Loop" not in base64.b64decode(payload["data"])
-    status, _, opened = post(f"{endpoint}/decode", sealed, **auth)
+    # The Web UI asks for /decode?preserveStorageRefs=true.
+    status, _, opened = post(f"{endpoint}/decode?preserveStorageRefs=true", sealed, **auth)
     assert status == 200 and opened == {"payloads": [PLAIN]}
 
 
