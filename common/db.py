@@ -6,6 +6,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from common import health
+
 log = logging.getLogger(__name__)
 
 # What Postgres and its client raise while the server is down, restarting or has dropped a connection: a
@@ -23,15 +25,18 @@ def url_for_role(url: str, role: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
 
 
-async def connect(url: str, attempts: int = 30) -> asyncpg.Pool:
+async def connect(url: str, attempts: int | None = None) -> asyncpg.Pool:
+    """A pool, once Postgres answers: a service started before Postgres waits for it (with backoff, without
+    end unless `attempts` is given) instead of exiting."""
     # asyncpg's default reset query stays on: besides clearing session state it is what finds a connection
     # broken mid-protocol before the pool hands it out again.
-    for attempt in range(1, attempts + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return await asyncpg.create_pool(url, min_size=1, max_size=10, command_timeout=5)
-        except (OSError, asyncpg.PostgresError) as err:
-            if attempt == attempts:
+        except BACKEND_ERRORS as err:
+            if attempts is not None and attempt >= attempts:
                 raise
             log.warning("postgres_unavailable", extra={"attempt": attempt, "error": str(err)})
-            await asyncio.sleep(1)
-    raise AssertionError("unreachable")
+            await asyncio.sleep(health.backoff(attempt))

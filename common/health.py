@@ -1,4 +1,5 @@
-"""grpc.health.v1 for the workers (the gateway serves it on its own port), and a probe for HEALTHCHECKs.
+"""grpc.health.v1 for the workers (the gateway serves it on its own port), a probe for HEALTHCHECKs, and how
+long a service waits between tries of a dependency that is not up yet.
 
     python -m common.health HOST:PORT    exits 0 when the server there answers SERVING, 1 otherwise
 """
@@ -18,6 +19,11 @@ async def serve(listen: str) -> tuple[grpc.aio.Server, health.aio.HealthServicer
     await server.start()
     await servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     return server, servicer
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before trying a dependency again: 0.5, 1, 2, 4, then 5 s."""
+    return min(0.5 * 2 ** (attempt - 1), 5.0)
 
 
 def probe(address: str, timeout: float = 2.0) -> bool:

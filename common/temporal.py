@@ -4,6 +4,7 @@ PAYLOAD_KEY is set (common/codec.py), and patient at start. Running a worker unt
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from grpc_health.v1 import health_pb2
@@ -25,39 +26,47 @@ STICKY_TIMEOUT = timedelta(seconds=3)
 GRACEFUL_SHUTDOWN = timedelta(seconds=5)
 
 
-async def connect(settings: TemporalSettings, runtime: Runtime | None = None, attempts: int = 60) -> Client:
-    for attempt in range(1, attempts + 1):
+async def connect(settings: TemporalSettings, runtime: Runtime | None = None, attempts: int | None = None) -> Client:
+    """A client, once Temporal answers: a service started before Temporal waits for it (with backoff, without
+    end unless `attempts` is given) instead of exiting."""
+    converter = codec.data_converter()
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return await Client.connect(
                 settings.address, namespace=settings.namespace, api_key=settings.api_key or None,
                 tls=settings.tls_config(), interceptors=[TracingInterceptor()], runtime=runtime,
-                data_converter=codec.data_converter(),
+                data_converter=converter,
             )
         except (RuntimeError, RPCError) as err:
-            if attempt == attempts:
+            if attempts is not None and attempt >= attempts:
                 raise
             log.warning("temporal_unavailable", extra={"attempt": attempt, "error": str(err)})
-            await asyncio.sleep(1)
-    raise AssertionError("unreachable")
+            await asyncio.sleep(health.backoff(attempt))
 
 
-async def run_worker(worker: Worker, health_listen: str = "") -> None:
-    """Runs a worker until SIGTERM or SIGINT, then shuts it down cleanly. Meanwhile grpc.health.v1 on
-    health_listen (if set) answers SERVING, and NOT_SERVING once shutdown has begun."""
-    health_server = None
+async def run_worker(build: Callable[[], Awaitable[Worker]], health_listen: str = "") -> None:
+    """Builds the worker (connecting to what it needs, however long that takes) and runs it until SIGTERM or
+    SIGINT, then shuts it down cleanly. grpc.health.v1 on health_listen (if set) answers from the start:
+    NOT_SERVING while the worker waits for Temporal or Postgres, SERVING while it polls, NOT_SERVING again
+    once shutdown has begun."""
+    health_server = health_status = None
+    if health_listen:
+        health_server, health_status = await health.serve(health_listen)
     try:
+        worker = await build()
         async with worker:
-            if health_listen:
-                health_server, health_status = await health.serve(health_listen)
+            if health_status is not None:
                 await health_status.set("", health_pb2.HealthCheckResponse.SERVING)
             log.info("worker_started", extra={"fields": {"task_queue": worker.task_queue}})
             await until_terminated()
-            if health_server is not None:
+            if health_status is not None:
                 await health_status.enter_graceful_shutdown()
+        log.info("worker_stopped", extra={"fields": {"task_queue": worker.task_queue}})
     finally:
         if health_server is not None:
             await health_server.stop(None)
-    log.info("worker_stopped", extra={"fields": {"task_queue": worker.task_queue}})
 
 
 async def until_terminated() -> None:

@@ -7,15 +7,25 @@ from gateway.repository import ReadRepository
 
 
 async def main(settings: Settings) -> None:
+    """Listens at once (health NOT_SERVING, calls UNAVAILABLE) and serves once Temporal and Postgres answer,
+    however long they take to come up."""
     runtime = telemetry.runtime()
-    client = await temporal.connect(settings.temporal, runtime)
-    pool = await db.connect(settings.database_url)
-    grpc_server, _ = await server.serve(client, ReadRepository(pool), settings, runtime.metric_meter)
+    grpc_server, _, gateway = await server.listen(settings, runtime.metric_meter)
+    pools = []
+
+    async def connect() -> None:
+        client = await temporal.connect(settings.temporal, runtime)
+        pools.append(await db.connect(settings.database_url))
+        await gateway.ready(client, ReadRepository(pools[0]))
+
+    connecting = asyncio.create_task(connect())
     try:
         await temporal.until_terminated()
+        connecting.cancel()
         await grpc_server.stop(grace=5)
     finally:
-        await pool.close()
+        for pool in pools:
+            await pool.close()
 
 
 settings = Settings.from_env()

@@ -41,6 +41,7 @@ WATCH_INTERVAL_SECONDS = 0.2
 # How often the review queue looks for orders that started or stopped waiting (one visibility query).
 REVIEW_POLL_SECONDS = 0.2
 MAX_REQUEST_BYTES = 1 << 20
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["OrderGatewayService"].full_name
 
 
 def _rpc(method):
@@ -49,6 +50,7 @@ def _rpc(method):
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         with self._call(method.__name__, request) as call:
+            self._check_ready()
             async with asyncio.timeout(_deadline(method.__name__, context)):
                 return await method(self, request, context)
         await context.abort_with_status(errors.as_grpc(call.status))
@@ -62,6 +64,7 @@ def _rpc_stream(method):
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         with self._call(method.__name__, request) as call:
+            self._check_ready()
             async for response in method(self, request, context):
                 yield response
         if call.status is not None:
@@ -84,13 +87,25 @@ class _Call:
 
 
 class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
-    def __init__(self, client: Client, reader: ReadRepository, settings: Settings, meter: MetricMeter = MetricMeter.noop):
-        self.client = client
-        self.reader = reader
+    def __init__(self, settings: Settings, meter: MetricMeter = MetricMeter.noop):
+        """Listens before Temporal and Postgres are reached (UNAVAILABLE, health NOT_SERVING); see ready()."""
+        self.client: Client | None = None
+        self.reader: ReadRepository | None = None
         self.settings = settings
         self.requests = meter.create_counter("gateway_requests", "gateway RPCs by method and status code")
         self.latency = meter.create_histogram_float("gateway_request_seconds", "gateway RPC latency", "s")
-        self.reviews = ReviewQueue(client)
+        self.reviews: ReviewQueue | None = None
+        self.health = health.aio.HealthServicer()
+
+    async def ready(self, client: Client, reader: ReadRepository) -> None:
+        self.client, self.reader, self.reviews = client, reader, ReviewQueue(client)
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("gateway_ready")
+
+    def _check_ready(self) -> None:
+        if self.client is None:
+            raise errors.Unavailable("the gateway is starting: Temporal or Postgres not reached yet; try again")
 
     @contextlib.contextmanager
     def _call(self, method: str, request):
@@ -304,28 +319,34 @@ def _link_to_order_trace(trace_id: str, span_id: str) -> None:
         trace.get_current_span().add_link(order_span, {"link.kind": "order"})
 
 
-async def serve(client: Client, reader: ReadRepository, settings: Settings,
-                meter: MetricMeter = MetricMeter.noop) -> tuple[grpc.aio.Server, int]:
-    """Starts the gateway with health and reflection on; returns the running server and its port."""
+async def listen(settings: Settings, meter: MetricMeter = MetricMeter.noop) -> tuple[grpc.aio.Server, int, OrderGateway]:
+    """Starts the gateway with health (NOT_SERVING until ready()) and reflection on; returns the running server,
+    its port and the gateway, to be made ready once Temporal and Postgres answer."""
     server = grpc.aio.server(
         interceptors=[aio_server_interceptor(), security.Guard(settings.token, settings.max_requests_per_second)],
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
-    pb_grpc.add_OrderGatewayServiceServicer_to_server(OrderGateway(client, reader, settings, meter), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    service_names = (pb.DESCRIPTOR.services_by_name["OrderGatewayService"].full_name, health.SERVICE_NAME,
-                     reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(service_names, server)
+    gateway = OrderGateway(settings, meter)
+    pb_grpc.add_OrderGatewayServiceServicer_to_server(gateway, server)
+    health_pb2_grpc.add_HealthServicer_to_server(gateway.health, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     credentials = security.server_credentials(settings.tls_cert, settings.tls_key)
     if credentials is None:
         port = server.add_insecure_port(settings.listen)
     else:
         port = server.add_secure_port(settings.listen, credentials)
     await server.start()
-    for name in ("", service_names[0]):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    for name in ("", SERVICE_NAME):
+        await gateway.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     log.info("gateway_listening", extra={"fields": {
         "address": settings.listen, "port": port, "tls": credentials is not None, "token": bool(settings.token)}})
+    return server, port, gateway
+
+
+async def serve(client: Client, reader: ReadRepository, settings: Settings,
+                meter: MetricMeter = MetricMeter.noop) -> tuple[grpc.aio.Server, int]:
+    """listen() and ready() at once, for a caller that has its clients already (the tests)."""
+    server, port, gateway = await listen(settings, meter)
+    await gateway.ready(client, reader)
     return server, port

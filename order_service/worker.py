@@ -17,10 +17,15 @@ def build(client: Client, activities: OrderActivities, task_queue: str) -> Worke
 
 
 async def main(settings: Settings) -> None:
-    client = await temporal.connect(settings.temporal, telemetry.runtime())
-    pool = await db.connect(settings.database_url)
-    worker = build(client, OrderActivities(OrdersRepository(pool)), settings.task_queue)
+    pools = []
+
+    async def connected() -> Worker:
+        client = await temporal.connect(settings.temporal, telemetry.runtime())
+        pools.append(await db.connect(settings.database_url))
+        return build(client, OrderActivities(OrdersRepository(pools[0])), settings.task_queue)
+
     try:
-        await temporal.run_worker(worker, settings.health_listen)
+        await temporal.run_worker(connected, settings.health_listen)
     finally:
-        await pool.close()
+        for pool in pools:
+            await pool.close()

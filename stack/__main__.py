@@ -63,7 +63,7 @@ def up() -> bool:
         env["HEALTH_LISTEN"] = f"127.0.0.1:{HEALTH[module]}" if module in HEALTH else ""
         pids[module] = local.start_service(module, env, logs / f"{module}.log", detach=True).pid
     PIDS.write_text(json.dumps(pids))
-    local.wait_for_port(GATEWAY_PORT, 60, what="gateway")
+    local.wait_until_serving(GATEWAY_PORT, 60, what="gateway")
     print(f"gateway       127.0.0.1:{GATEWAY_PORT} (grpcurl -plaintext 127.0.0.1:{GATEWAY_PORT} list)")
     print("metrics       " + ", ".join(f"{m} http://127.0.0.1:{p}/metrics" for m, p in SERVICES.items()))
     print("health        " + ", ".join(f"{m} 127.0.0.1:{p}" for m, p in HEALTH.items())

@@ -103,6 +103,9 @@ class Outcome:
     state: str
     attempts: dict[str, int]
     reason: str = ""
+    # From the approval (ManualReview's end) to the parcel's dispatch (Shipping's end), for shipped orders:
+    # what the review window must leave room for (order_service.contract.Budget.after_approval_p99_seconds).
+    after_approval: float | None = None
 
 
 async def project_order(stub, client: Client, status_latencies: list[float]) -> Outcome:
@@ -139,7 +142,11 @@ async def project_order(stub, client: Client, status_latencies: list[float]) -> 
     took, in_workflow = await closed_after(client.get_workflow_handle(workflow_id(order_id)), started)
     attempts = {s.name: s.attempts for s in order.steps if s.attempts}
     state = pb.OrderState.Name(order.state).removeprefix("ORDER_STATE_")
-    return Outcome(took, in_workflow, state, attempts, order.reason)
+    ended = {s.name: s.ended_at.ToDatetime() for s in order.steps if s.ended_at.seconds}
+    after_approval = None
+    if state == "COMPLETED" and {"ManualReview", "Shipping"} <= set(ended):
+        after_approval = (ended["Shipping"] - ended["ManualReview"]).total_seconds()
+    return Outcome(took, in_workflow, state, attempts, order.reason, after_approval)
 
 
 def close_times(description, started: float) -> tuple[float, float]:
@@ -199,6 +206,7 @@ async def drive(make_order, n: int, concurrency: int, processes) -> dict:
         "concurrency": concurrency,
         "end_to_end_seconds": percentiles(times),
         "workflow_seconds": percentiles(in_workflow),
+        "approval_to_dispatch_seconds": percentiles([r.after_approval for r in results if r.after_approval is not None]),
         # The budget runs from workflow start to close; end to end adds the wait for StartOrder itself.
         "within_15s": round(sum(t <= 15 for t in in_workflow) / n, 4),
         "completed": round(states["COMPLETED"] / n, 4),
@@ -283,7 +291,7 @@ async def run(args) -> dict:
     baseline_tq = f"bare-{uuid.uuid4().hex[:6]}"
     procs["baseline_worker"] = local.spawn([sys.executable, "-m", "stack.baseline", f"127.0.0.1:{temporal_port}",
                                             baseline_tq], tmp / "baseline.log", env, False)
-    local.wait_for_port(gateway_port, 60, procs["gateway"], "gateway")
+    local.wait_until_serving(gateway_port, 60, procs["gateway"], "gateway")
     report = {"budget": asdict(Budget()), "floor_seconds": floor(Budget()), "runs": []}
     try:
 

@@ -56,6 +56,19 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout}s")
 
 
+def wait_until_serving(port: int, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
+    """Until the grpc.health.v1 server on the port answers SERVING (a service listens before it is ready)."""
+    from common import health
+
+    deadline = time.monotonic() + timeout
+    while not health.probe(f"127.0.0.1:{port}", timeout=1):
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before serving on {port}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not serve on port {port} within {timeout}s")
+        time.sleep(0.1)
+
+
 def _pgserver():
     """pgserver, imported without platformdirs' warning about an unset XDG_RUNTIME_DIR (it falls back to /tmp)."""
     with warnings.catch_warnings():

@@ -50,12 +50,12 @@ class FaultStack:
     client: Client | None = None
     gateway: pb_grpc.OrderGatewayServiceStub | None = None
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, **env: str) -> None:
         if name == "temporal":
             self.procs[name] = local.start_temporal(self.temporal_port, self.ui_port, self.tmp / "temporal.db",
                                                     self.tmp / "temporal.log")
         else:
-            self.procs[name] = local.start_service(name, self.env, self.tmp / f"{name}.log")
+            self.procs[name] = local.start_service(name, {**self.env, **env}, self.tmp / f"{name}.log")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs[name]
@@ -71,8 +71,14 @@ class FaultStack:
                 self.start(name)
 
     async def restart_postgres(self, down_seconds: float) -> None:
-        await self._postgres("stop_postgres")
+        await self.stop_postgres()
         await asyncio.sleep(down_seconds)
+        await self.start_postgres()
+
+    async def stop_postgres(self) -> None:
+        await self._postgres("stop_postgres")
+
+    async def start_postgres(self) -> None:
         await self._postgres("start_postgres")
 
     async def _postgres(self, action: str) -> None:
@@ -97,7 +103,7 @@ def fault_stack(tmp_path_factory):
     stack.start("temporal")
     for name in SERVICES:
         stack.start(name)
-    local.wait_for_port(stack.gateway_port, 60, stack.procs["gateway"], "gateway")
+    local.wait_until_serving(stack.gateway_port, 60, stack.procs["gateway"], "gateway")
     yield stack
     for proc in reversed(list(stack.procs.values())):
         local.stop_process(proc.pid)
@@ -107,7 +113,7 @@ def fault_stack(tmp_path_factory):
 @pytest_asyncio.fixture
 async def faults(fault_stack):
     fault_stack.ensure_running()
-    local.wait_for_port(fault_stack.gateway_port, 60, fault_stack.procs["gateway"], "gateway")
+    local.wait_until_serving(fault_stack.gateway_port, 60, fault_stack.procs["gateway"], "gateway")
     fault_stack.admin = await db.connect(fault_stack.admin_url)
     fault_stack.client = await Client.connect(f"127.0.0.1:{fault_stack.temporal_port}",
                                               data_converter=codec.data_converter(KEY))

@@ -17,9 +17,10 @@ import asyncpg
 import grpc
 import pytest
 
-from common import db
+from common import db, health
 from gateway.server import REQUEST_DEADLINE_SECONDS
 from orderlife.gateway.v1 import gateway_pb2 as pb
+from stack import local
 from tests.faults.conftest import batch_with_fault, drive
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
@@ -166,6 +167,33 @@ async def test_gateway_answers_unavailable_in_time_while_temporal_is_down_then_r
     assert again.state == done.state and faults.procs["gateway"].pid == gateway_pid
     after = await drive(faults, "temporal_down-after", timeout=60)
     assert after.state in (pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_FAILED, pb.ORDER_STATE_REJECTED)
+
+
+async def test_services_started_while_postgres_and_temporal_are_down_wait_for_them(faults):
+    """A worker or gateway started before its dependencies (after a crash of everything, say) waits for them
+    with backoff, answering health NOT_SERVING, and serves once they are back: no supervisor needed."""
+    health_port = local.free_port()
+    faults.kill("order_service")
+    faults.kill("gateway")
+    faults.kill("temporal", signal.SIGTERM)
+    await faults.stop_postgres()
+    try:
+        faults.start("order_service", HEALTH_LISTEN=f"127.0.0.1:{health_port}")
+        faults.start("gateway")
+        await asyncio.sleep(4)
+        assert faults.procs["order_service"].poll() is None and faults.procs["gateway"].poll() is None
+        assert not health.probe(f"127.0.0.1:{health_port}")
+        assert not health.probe(f"127.0.0.1:{faults.gateway_port}")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await faults.gateway.GetOrder(pb.GetOrderRequest(order_id="any"), timeout=5)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value
+    finally:
+        await faults.start_postgres()
+        await asyncio.to_thread(faults.start, "temporal")
+    await asyncio.to_thread(local.wait_until_serving, health_port, 30, faults.procs["order_service"], "order worker")
+    await asyncio.to_thread(local.wait_until_serving, faults.gateway_port, 30, faults.procs["gateway"], "gateway")
+    order = await drive(faults, "late_start-after", timeout=60)
+    assert order.state in (pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_FAILED, pb.ORDER_STATE_REJECTED)
 
 
 def test_every_log_file_is_json_lines(fault_stack):

@@ -155,6 +155,16 @@ async def test_start_order_with_hostile_input(stack, fuzz):
             await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id, reason="fuzz over"))
         except grpc.aio.AioRpcError as err:
             assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err  # it ended on its own
+    # What the gateway accepted, the steps accept: no attempt failed for a reason other than flaky_call()'s own
+    # (a permanent error, such as text Postgres cannot store, would have been retried until the window closed).
+    for schema in ("orders", "shipping"):
+        other = await stack.admin.fetch(
+            f"SELECT order_id, step, message FROM {schema}.step_attempts WHERE order_id = ANY($1) "
+            "AND outcome = 'error' AND message <> 'RuntimeError: Forced failure for testing'", started)
+        assert [dict(r) for r in other] == [], f"accepted orders whose steps failed for another reason ({schema})"
+    for order_id in started:
+        ended = await wait_terminal(stack, order_id)
+        assert "InvalidData" not in ended.reason and "ValueError" not in ended.reason, ended
 
 
 OTHER_RPCS = ["ApproveOrder", "RejectOrder", "CancelOrder", "UpdateAddress", "GetOrder", "WatchOrder", "ListOrders"]

@@ -1,11 +1,12 @@
 """Who may call the gateway: a bearer token on every RPC but health, TLS, and bounded size and rate."""
 
 import asyncio
+import base64
 import dataclasses
 import datetime
 import ipaddress
 import os
-import sys
+import threading
 
 import grpc
 import pytest
@@ -18,9 +19,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from temporalio.client import Client
 
+from common import codec_server
 from gateway import cli, security, server
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from stack import local
 from tests.integration.conftest import new_order_id, start_request, wait_review, wait_terminal
 
 pytestmark = pytest.mark.integration
@@ -177,10 +180,16 @@ async def test_histories_hold_no_address_or_payment_in_the_clear(stack):
         for secret in (b"Secret Lane", b"Arlington", b"Grace Hopper", f"card-{order_id}".encode()):
             assert secret not in raw, f"{secret!r} in the clear in {workflow_id}'s history"
 
-    # Whoever holds the key reads the history back with the project's tool.
-    show = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "common.codec", "show", f"order-{order_id}",
-        env={**os.environ, "TEMPORAL_ADDRESS": temporal_address}, stdout=asyncio.subprocess.PIPE)
-    out, _ = await show.communicate()
+    # Whoever holds the key reads the history back the Temporal way: the codec server behind the CLI.
+    codec = codec_server.serve(f"127.0.0.1:{local.free_port()}", base64.b64decode(os.environ["PAYLOAD_KEY"]))
+    threading.Thread(target=codec.serve_forever, daemon=True).start()
+    try:
+        show = await asyncio.create_subprocess_exec(
+            local.binary("temporal"), "workflow", "show", "-w", f"order-{order_id}", "--detailed",
+            "--address", temporal_address, "--codec-endpoint", f"http://127.0.0.1:{codec.server_address[1]}",
+            stdout=asyncio.subprocess.PIPE)
+        out, _ = await show.communicate()
+    finally:
+        codec.shutdown()
     assert show.returncode == 0
     assert b"99 Secret Lane" in out and f"card-{order_id}".encode() in out
