@@ -22,6 +22,7 @@ from stack import local
 
 STATE = local.ROOT / ".stack"
 PIDS = STATE / "pids.json"
+SUPERVISED = STATE / "supervised.json"
 TEMPORAL_PORT = int(os.environ.get("TEMPORAL_PORT", "7233"))
 TEMPORAL_UI_PORT = int(os.environ.get("TEMPORAL_UI_PORT", "8233"))
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "50051"))
@@ -43,34 +44,46 @@ def up() -> bool:
     print(f"postgres      {admin_url}")
     local.migrate(admin_url)
     print("migrations    applied (db/orders, db/shipping)")
-    pids = {}
     env = local.service_env(admin_url, TEMPORAL_PORT, GATEWAY_PORT)
     env["PAYLOAD_KEY"] = payload_key()
     codec_url = f"http://127.0.0.1:{CODEC_PORT}"
-    codec_env = {**env, "CODEC_LISTEN": f"127.0.0.1:{CODEC_PORT}", "CODEC_CORS_ORIGINS":
-                 f"http://127.0.0.1:{TEMPORAL_UI_PORT},http://localhost:{TEMPORAL_UI_PORT}"}
-    pids["codec_server"] = local.start_service("common.codec_server", codec_env, logs / "codec_server.log",
-                                               detach=True).pid
-    temporal = local.start_temporal(TEMPORAL_PORT, TEMPORAL_UI_PORT, STATE / "temporal.db", logs / "temporal.log",
-                                    detach=True, codec_endpoint=codec_url)
-    pids["temporal"] = temporal.pid
+    plan = {
+        "codec_server": process(["-m", "common.codec_server"], logs, "codec_server", {
+            **env, "CODEC_LISTEN": f"127.0.0.1:{CODEC_PORT}",
+            "CODEC_CORS_ORIGINS": f"http://127.0.0.1:{TEMPORAL_UI_PORT},http://localhost:{TEMPORAL_UI_PORT}"}),
+        "temporal": {"args": local.temporal_args(TEMPORAL_PORT, TEMPORAL_UI_PORT, STATE / "temporal.db", codec_url),
+                     "env": dict(os.environ), "log": str(logs / "temporal.log"), "cwd": str(local.ROOT),
+                     "stdout": False},
+    }
+    for module, metrics_port in SERVICES.items():
+        plan[module] = process(["-m", module], logs, module, {
+            **env, "METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
+            "HEALTH_LISTEN": f"127.0.0.1:{HEALTH[module]}" if module in HEALTH else ""})
+    plan_file = STATE / "supervise.json"
+    plan_file.write_text(json.dumps(plan))
+    plan_file.chmod(0o600)  # it holds PAYLOAD_KEY
+    supervisor = local.spawn([sys.executable, "-m", "stack.supervise", str(plan_file), str(SUPERVISED)],
+                             logs / "supervisor.log", os.environ.copy(), detach=True)
+    PIDS.write_text(json.dumps({"supervisor": supervisor.pid}))
+    local.wait_for_port(TEMPORAL_PORT, 60, supervisor, "temporal dev server")
     print(f"temporal      127.0.0.1:{TEMPORAL_PORT}, Web UI http://127.0.0.1:{TEMPORAL_UI_PORT} (payloads decoded "
           f"through the codec server)")
     print(f"codec server  {codec_url} (Temporal's remote codec protocol: temporal workflow show -w order-<id> "
           f"--codec-endpoint {codec_url})")
-    for module, metrics_port in SERVICES.items():
-        env["METRICS_LISTEN"] = f"127.0.0.1:{metrics_port}"
-        env["HEALTH_LISTEN"] = f"127.0.0.1:{HEALTH[module]}" if module in HEALTH else ""
-        pids[module] = local.start_service(module, env, logs / f"{module}.log", detach=True).pid
-    PIDS.write_text(json.dumps(pids))
     local.wait_until_serving(GATEWAY_PORT, 60, what="gateway")
     print(f"gateway       127.0.0.1:{GATEWAY_PORT} (grpcurl -plaintext 127.0.0.1:{GATEWAY_PORT} list)")
     print("metrics       " + ", ".join(f"{m} http://127.0.0.1:{p}/metrics" for m, p in SERVICES.items()))
     print("health        " + ", ".join(f"{m} 127.0.0.1:{p}" for m, p in HEALTH.items())
           + f", gateway 127.0.0.1:{GATEWAY_PORT} (python -m common.health ADDRESS)")
     print(f"logs          {logs}/*.log (JSON lines)")
+    print(f"supervisor    restarts any of these processes that exits, as compose's restart policy would "
+          f"({SUPERVISED} shows pids and restarts)")
     print(f"histories     sealed with {STATE / 'payload.key'}; the Web UI and the codec server above read them\n")
     return True
+
+
+def process(args: list[str], logs, name: str, env: dict) -> dict:
+    return {"args": [sys.executable, *args], "env": env, "log": str(logs / f"{name}.log"), "cwd": str(local.ROOT)}
 
 
 def payload_key() -> str:
@@ -87,8 +100,8 @@ def payload_key() -> str:
 def down() -> None:
     if PIDS.exists():
         for name, pid in reversed(list(json.loads(PIDS.read_text()).items())):
-            local.stop_process(pid)
-            print(f"stopped {name}")
+            local.stop_process(pid, timeout=60)  # the supervisor stops what it runs first
+            print(f"stopped {name}" + (" and everything it ran" if name == "supervisor" else ""))
         PIDS.unlink()
     if not os.environ.get("DATABASE_URL"):
         local.stop_postgres(STATE / "pgdata")

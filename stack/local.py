@@ -110,9 +110,8 @@ def migrate(admin_url: str) -> None:
         )
 
 
-def start_temporal(port: int, ui_port: int, db_file: Path | None, log_file: Path, detach: bool = False,
-                   codec_endpoint: str = "") -> subprocess.Popen:
-    """The dev server; with codec_endpoint, its Web UI decodes payloads through that codec server."""
+def temporal_args(port: int, ui_port: int, db_file: Path | None, codec_endpoint: str = "") -> list[str]:
+    """The dev server's command line; with codec_endpoint, its Web UI decodes payloads through that codec server."""
     args = [binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
             "--ui-port", str(ui_port), "--log-level", "warn", "--log-format", "json"]
     args += ["--search-attribute", f"{ORDER_STATE_ATTRIBUTE.name}=Keyword"]
@@ -122,8 +121,14 @@ def start_temporal(port: int, ui_port: int, db_file: Path | None, log_file: Path
         args += ["--db-filename", str(db_file)]
     if codec_endpoint:
         args += ["--ui-codec-endpoint", codec_endpoint]
+    return args
+
+
+def start_temporal(port: int, ui_port: int, db_file: Path | None, log_file: Path, detach: bool = False,
+                   codec_endpoint: str = "") -> subprocess.Popen:
     # Its logs (JSON) go to stderr; stdout has only a banner of addresses, which the stack prints itself.
-    proc = spawn(args, log_file, os.environ.copy(), detach, stdout_too=False)
+    proc = spawn(temporal_args(port, ui_port, db_file, codec_endpoint), log_file, os.environ.copy(), detach,
+                 stdout_too=False)
     wait_for_port(port, 60, proc, "temporal dev server")
     return proc
 

@@ -1,0 +1,102 @@
+"""Keeps the local stack's processes running, as compose's `restart: on-failure` would: `./dev up` starts this
+detached, and it starts each process of the plan, starts again any that exits (after 1 s, then 2, 4, up to
+10 s if it keeps dying), and on SIGTERM (`./dev down`) stops them all, last started first.
+
+    python -m stack.supervise PLAN.json STATE.json
+
+PLAN.json: {name: {"args": [...], "env": {...}, "log": path, "cwd": dir, "stdout": true}}, in start order
+(with "stdout": false only stderr goes to the log).
+STATE.json: written on every (re)start: {name: {"pid": ..., "restarts": ...}}, for `./dev down` and people.
+Each (re)start is logged as a JSON line on stdout.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+POLL_SECONDS = 0.2
+MAX_DELAY_SECONDS = 10.0
+# A process that stayed up this long is restarted after 1 s again when it next exits.
+STEADY_SECONDS = 30.0
+
+
+def log(event: str, **fields) -> None:
+    print(json.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": "info",
+                      "service": "supervisor", "event": event, **fields}), flush=True)
+
+
+class Supervisor:
+    def __init__(self, plan: dict, state_file: Path):
+        self.plan, self.state_file = plan, state_file
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.restarts = {name: 0 for name in plan}
+        self.streak = {name: 0 for name in plan}  # restarts since the process last stayed up a while
+        self.started: dict[str, float] = {}
+        self.due: dict[str, float] = {}
+        self.stopping = False
+
+    def start(self, name: str) -> None:
+        spec = self.plan[name]
+        with open(spec["log"], "ab") as out:
+            stdout = out if spec.get("stdout", True) else subprocess.DEVNULL
+            self.procs[name] = subprocess.Popen(spec["args"], stdout=stdout, stderr=out, env=spec["env"],
+                                                cwd=spec.get("cwd"))
+        self.started[name] = time.monotonic()
+        self.save()
+
+    def save(self) -> None:
+        state = {name: {"pid": proc.pid, "restarts": self.restarts[name]} for name, proc in self.procs.items()}
+        self.state_file.write_text(json.dumps(state))
+
+    def run(self) -> None:
+        for name in self.plan:
+            self.start(name)
+        log("supervising", processes={name: p.pid for name, p in self.procs.items()})
+        while not self.stopping:
+            now = time.monotonic()
+            for name, proc in self.procs.items():
+                if proc.poll() is None or self.stopping:
+                    continue
+                if name not in self.due:
+                    if now - self.started[name] > STEADY_SECONDS:
+                        self.streak[name] = 0
+                    delay = min(2.0 ** self.streak[name], MAX_DELAY_SECONDS)
+                    self.streak[name] += 1
+                    self.due[name] = now + delay
+                    log("process_exited", process=name, exit_code=proc.returncode, restart_in_seconds=delay)
+                elif now >= self.due[name]:
+                    del self.due[name]
+                    self.restarts[name] += 1
+                    self.start(name)
+                    log("process_restarted", process=name, pid=self.procs[name].pid, restarts=self.restarts[name])
+            time.sleep(POLL_SECONDS)
+        for name, proc in reversed(list(self.procs.items())):
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log("process_stopped", process=name)
+
+    def stop(self, *_) -> None:
+        self.stopping = True
+
+
+def main() -> None:
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    supervisor = Supervisor(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]))
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    supervisor.run()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
