@@ -1,13 +1,12 @@
 """Encryption of everything the services put into Temporal, so histories hold no address or payment in the clear.
 
 Every payload (workflow and activity inputs and results, signals, updates, queries, memos) and every failure
-message is sealed with AES-256-GCM under PAYLOAD_KEY before it leaves the process. Whoever holds the key can
-read a history back:
+message is sealed with AES-256-GCM under PAYLOAD_KEY before it leaves the process.
 
     python -m common.codec new-key             a fresh key for PAYLOAD_KEY
 
-Reading a history back is Temporal's own way: the codec server (common/codec_server.py) behind the Web UI
-and `temporal workflow show --codec-endpoint`.
+Whoever holds the key reads a history back the Temporal way: through the codec server
+(common/codec_server.py) behind the Web UI and `temporal workflow show --codec-endpoint`.
 """
 
 import base64

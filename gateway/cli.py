@@ -276,7 +276,7 @@ def run(args, stub) -> None:
                 print(json_format.MessageToJson(resp, indent=2, preserving_proto_field_name=True), flush=True)
             else:
                 print(_text(args.command, resp), end="\n\n" if args.command == "watch" else "\n", flush=True)
-    if args.command == "watch" and args.output == "text" or args.command == "start" and args.watch:
+    if (args.command == "watch" and args.output == "text") or (args.command == "start" and args.watch):
         ask = args.output == "text" and review.at_a_terminal()
         show = (lambda order: print(render(order), end="\n\n", flush=True)) if args.output == "text" else (
             lambda order: print(json_format.MessageToJson(order, indent=2, preserving_proto_field_name=True), flush=True))

@@ -52,19 +52,20 @@ def status(err: Exception, order_id: str = "") -> status_pb2.Status:
     if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
         return make(grpc.StatusCode.NOT_FOUND, f"order {order_id!r} not found", _info("ORDER_NOT_FOUND"))
     if isinstance(err, Unavailable):
-        return unavailable(str(err))
+        return retry_later(str(err))
     if isinstance(err, TimeoutError):
-        return unavailable("Temporal or Postgres did not answer in time; try again")
+        return retry_later("Temporal or Postgres did not answer in time; try again")
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
-        return unavailable("the order did not take the request in time; try again")
+        return retry_later("the order did not take the request in time; try again")
     if isinstance(err, RPCError):
-        return unavailable(f"Temporal is unavailable: {err}")
+        return retry_later(f"Temporal is unavailable: {err}")
     if isinstance(err, db.BACKEND_ERRORS):
-        return unavailable(f"a backing service is unavailable: {err}")
+        return retry_later(f"a backing service is unavailable: {err}")
     return make(grpc.StatusCode.INTERNAL, "internal error")
 
 
-def unavailable(message: str, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> status_pb2.Status:
+def retry_later(message: str, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> status_pb2.Status:
+    """UNAVAILABLE (or RESOURCE_EXHAUSTED) with RetryInfo: when to try again."""
     retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS))
     return make(code, message, retry)
 

@@ -30,7 +30,7 @@ class Guard(grpc.aio.ServerInterceptor):
             return _refusal(await continuation(details), errors.make(
                 grpc.StatusCode.UNAUTHENTICATED, "missing or wrong 'authorization: Bearer <token>' metadata"))
         if not self._take():
-            return _refusal(await continuation(details), errors.unavailable(
+            return _refusal(await continuation(details), errors.retry_later(
                 f"more than {self.max_rps:g} requests a second; slow down", grpc.StatusCode.RESOURCE_EXHAUSTED))
         return await continuation(details)
 

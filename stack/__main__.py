@@ -48,7 +48,7 @@ def up() -> bool:
     env["PAYLOAD_KEY"] = payload_key()
     codec_url = f"http://127.0.0.1:{CODEC_PORT}"
     plan = {
-        "codec_server": process(["-m", "common.codec_server"], logs, "codec_server", {
+        "codec_server": process("common.codec_server", logs, {
             **env, "CODEC_LISTEN": f"127.0.0.1:{CODEC_PORT}",
             "CODEC_CORS_ORIGINS": f"http://127.0.0.1:{TEMPORAL_UI_PORT},http://localhost:{TEMPORAL_UI_PORT}"}),
         "temporal": {"args": local.temporal_args(TEMPORAL_PORT, TEMPORAL_UI_PORT, STATE / "temporal.db", codec_url),
@@ -56,7 +56,7 @@ def up() -> bool:
                      "stdout": False},
     }
     for module, metrics_port in SERVICES.items():
-        plan[module] = process(["-m", module], logs, module, {
+        plan[module] = process(module, logs, {
             **env, "METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
             "HEALTH_LISTEN": f"127.0.0.1:{HEALTH[module]}" if module in HEALTH else ""})
     plan_file = STATE / "supervise.json"
@@ -82,8 +82,10 @@ def up() -> bool:
     return True
 
 
-def process(args: list[str], logs, name: str, env: dict) -> dict:
-    return {"args": [sys.executable, *args], "env": env, "log": str(logs / f"{name}.log"), "cwd": str(local.ROOT)}
+def process(module: str, logs, env: dict) -> dict:
+    """A service in the supervisor's plan, logging to logs/<last part of the module>.log."""
+    log = logs / f"{module.rsplit('.', 1)[-1]}.log"
+    return {"args": local.service_args(module), "env": env, "log": str(log), "cwd": str(local.ROOT)}
 
 
 def payload_key() -> str:

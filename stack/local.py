@@ -166,8 +166,12 @@ def service_env(admin_url: str, temporal_port: int, gateway_port: int) -> dict:
     return env
 
 
+def service_args(module: str) -> list[str]:
+    return [sys.executable, "-m", module]
+
+
 def start_service(module: str, env: dict, log_file: Path, detach: bool = False) -> subprocess.Popen:
-    return spawn([sys.executable, "-m", module], log_file, env, detach)
+    return spawn(service_args(module), log_file, env, detach)
 
 
 def stop_process(pid: int, timeout: float = 10) -> None:
