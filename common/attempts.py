@@ -47,7 +47,7 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
         limit = max(info.start_to_close_timeout.total_seconds() - REPORT_MARGIN_SECONDS, 0.01)
     started = time.monotonic()
     context = {"order_id": order_id}
-    # The span is the tracing interceptor's RunActivity span: one per attempt.
+    # The span is the tracing plugin's RunActivity span (add_temporal_spans=True): one per attempt.
     span = trace.get_current_span()
     span.set_attributes({"order.id": order_id, "temporal.activity.attempt": info.attempt})
     try:

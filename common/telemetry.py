@@ -1,7 +1,9 @@
 """Traces over OTLP and metrics on a Prometheus endpoint, switched on by the environment.
 
 Tracing: on when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set, configured by the standard
-OTEL_* variables; otherwise the global provider stays the no-op one and nothing is exported.
+OTEL_* variables; otherwise the global provider stays the no-op one, nothing is exported and Temporal calls carry
+no trace context. Temporal's side is temporalio's OpenTelemetryPlugin (experimental), which builds a workflow
+worker (or Replayer) only on the replay-safe provider of create_tracer_provider: setup_tracing before connecting.
 Metrics: the Temporal SDK's own runtime serves /metrics on METRICS_LISTEN (host:port) when set.
 """
 
@@ -9,6 +11,7 @@ import logging
 import os
 
 from opentelemetry import trace
+from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -29,14 +32,24 @@ def tracing_enabled() -> bool:
     return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
+def plugin() -> OpenTelemetryPlugin:
+    """Client spans and context propagation; on workers a span per workflow run (ended when the run ends, so it has
+    the run's duration), per activity attempt (`RunActivity:<step>`, see common/attempts.py) and per handler."""
+    return OpenTelemetryPlugin(add_temporal_spans=True)
+
+
+def plugins() -> list[OpenTelemetryPlugin]:
+    """What common/temporal.py connects with: the plugin when tracing is on, nothing when it is off."""
+    return [plugin()] if tracing_enabled() else []
+
+
 def setup_tracing(service: str):
-    """Install the OTLP-exporting tracer provider and the asyncpg instrumentation (once per process)."""
+    """Install the OTLP-exporting, replay-safe tracer provider and the asyncpg instrumentation (once per process)."""
     global _provider
     if _provider is not None or not tracing_enabled():
         return _provider
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc") == "grpc":
@@ -45,7 +58,7 @@ def setup_tracing(service: str):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service),
                                 "service.version": __version__})
-    _provider = TracerProvider(resource=resource)
+    _provider = create_tracer_provider(resource=resource)
     _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(_provider)
     AsyncPGInstrumentor().instrument()

@@ -9,12 +9,11 @@ from datetime import timedelta
 
 from grpc_health.v1 import health_pb2
 from temporalio.client import Client
-from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from common import codec, health
+from common import codec, health, telemetry
 from common.settings import TemporalSettings
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ async def connect(settings: TemporalSettings, runtime: Runtime | None = None, at
         try:
             return await Client.connect(
                 settings.address, namespace=settings.namespace, **settings.connect,
-                interceptors=[TracingInterceptor()], runtime=runtime, data_converter=converter,
+                plugins=telemetry.plugins(), runtime=runtime, data_converter=converter,
             )
         except (RuntimeError, RPCError) as err:
             if attempts is not None and attempt >= attempts:

@@ -13,7 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateStage
 from temporalio.common import MetricMeter, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -147,25 +147,28 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
             status = await handle.query(c.STATUS_QUERY, result_type=c.OrderStatus, rpc_timeout=RPC_TIMEOUT)
         return status
 
-    async def _update(self, order_id: str, name: str, arg, timeout: timedelta = RPC_TIMEOUT) -> None:
-        """An update on a running order; this call's span is linked to the order's trace."""
+    async def _update(self, order_id: str, name: str, arg, wait: timedelta = RPC_TIMEOUT) -> None:
+        """Sends the update straight to the order. Its validator accepts or refuses it within RPC_TIMEOUT (the
+        client's retries can outlast rpc_timeout while Temporal is unreachable); then the handler's result is
+        awaited for up to `wait` (a cancel's result comes once the order has wound down)."""
         handle = self._handle(order_id)
-        # The client's retries can outlast rpc_timeout while Temporal is unreachable; a cancel's long
-        # deadline is for the order to wind down, not for finding out that Temporal is gone.
-        async with asyncio.timeout(RPC_TIMEOUT.total_seconds()):
-            description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-        if description.close_time is not None:
-            order = await self._order(order_id)
-            raise errors.Refused(c.ORDER_ENDED, f"order {order_id!r} already ended {mapping.PROTO_TO_STATE[order.state]}")
         try:
-            await handle.execute_update(name, arg, rpc_timeout=timeout)
+            async with asyncio.timeout(RPC_TIMEOUT.total_seconds()):
+                update = await handle.start_update(name, arg, wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                                                   rpc_timeout=RPC_TIMEOUT)
+            await update.result(rpc_timeout=wait)
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
-            # The order exists (described above): it ended meanwhile, or it cannot take updates yet.
-            if (await handle.describe(rpc_timeout=RPC_TIMEOUT)).close_time is not None:
-                raise errors.Refused(c.ORDER_ENDED, f"order {order_id!r} ended before the request reached it") from None
-            raise errors.Unavailable(f"order {order_id!r} cannot take the request yet; try again") from None
+            await self._refuse_missing(handle, order_id)
+
+    async def _refuse_missing(self, handle, order_id: str) -> None:
+        """Why an update found no running order: none with that id (NOT_FOUND from the describe), it has ended,
+        or it cannot take updates yet."""
+        if (await handle.describe(rpc_timeout=RPC_TIMEOUT)).close_time is not None:
+            order = await self._order(order_id)
+            raise errors.Refused(c.ORDER_ENDED, f"order {order_id!r} already ended {mapping.PROTO_TO_STATE[order.state]}")
+        raise errors.Unavailable(f"order {order_id!r} cannot take the request yet; try again")
 
     @_rpc
     async def StartOrder(self, request: pb.StartOrderRequest, context) -> pb.StartOrderResponse:

@@ -9,10 +9,12 @@ still be running exist, a change goes behind workflow.patched() (see the README'
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 from temporalio.client import WorkflowHistory
+from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider, create_tracer_provider
 from temporalio.worker import Replayer
 
-from common import codec
+from common import codec, telemetry
 from order_service.workflows import OrderWorkflow
 from shipping_service.workflows import ShippingWorkflow
 
@@ -31,9 +33,20 @@ def test_histories_cover_the_main_paths_and_the_fault_runs():
     assert any(name.startswith("fault_") for name in names)
 
 
+@pytest.fixture(scope="module")
+def tracing():
+    """The tracing plugin as workers run it with tracing on; it needs a replay-safe global provider (the exporting
+    one when this process has one, e.g. after the integration tests; else one exporting nowhere)."""
+    telemetry.setup_tracing("replay")
+    if not isinstance(trace.get_tracer_provider(), ReplaySafeTracerProvider):
+        trace.set_tracer_provider(create_tracer_provider())
+    return telemetry.plugin()
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_history_replays_without_nondeterminism(path: Path):
+async def test_history_replays_without_nondeterminism(path: Path, tracing):
     history = WorkflowHistory.from_json(f"order-{path.stem}", path.read_text())
-    replayer = Replayer(workflows=[OrderWorkflow, ShippingWorkflow], data_converter=codec.data_converter(KEY))
+    replayer = Replayer(workflows=[OrderWorkflow, ShippingWorkflow], data_converter=codec.data_converter(KEY),
+                        plugins=[tracing])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
