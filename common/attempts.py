@@ -5,11 +5,10 @@ worker slot until the brief's 300 s sleep ends. Ending it here frees the slot an
 attempt be recorded as a timeout.
 """
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-
-import asyncio
 
 import asyncpg
 from opentelemetry import trace

@@ -3,8 +3,9 @@
 `flaky_call()` must not be changed. Activities call these stubs and persist around them.
 """
 
-import asyncio, random
-from typing import Any, Dict
+import asyncio
+import random
+from typing import Any
 
 
 async def flaky_call() -> None:
@@ -17,13 +18,13 @@ async def flaky_call() -> None:
         await asyncio.sleep(300)  # Expect the activity layer to time out before this completes
 
 
-async def order_received(order_id: str) -> Dict[str, Any]:
+async def order_received(order_id: str) -> dict[str, Any]:
     await flaky_call()
     # DB write: the activity upserts the order row after this returns
     return {"order_id": order_id, "items": [{"sku": "ABC", "qty": 1}]}
 
 
-async def order_validated(order: Dict[str, Any]) -> bool:
+async def order_validated(order: dict[str, Any]) -> bool:
     await flaky_call()
     # DB read/write: the activity records the validation outcome
     if not order.get("items"):
@@ -31,7 +32,7 @@ async def order_validated(order: Dict[str, Any]) -> bool:
     return True
 
 
-async def payment_charged(order: Dict[str, Any], payment_id: str, db) -> Dict[str, Any]:
+async def payment_charged(order: dict[str, Any], payment_id: str, db: object) -> dict[str, Any]:
     """Charge payment after simulating an error/timeout first.
     Idempotency lives in the activity: it checks the payment record before calling this.
     """
@@ -41,19 +42,19 @@ async def payment_charged(order: Dict[str, Any], payment_id: str, db) -> Dict[st
     return {"status": "charged", "amount": amount}
 
 
-async def order_shipped(order: Dict[str, Any]) -> str:
+async def order_shipped(order: dict[str, Any]) -> str:
     await flaky_call()
     # DB write: the activity updates the order status to shipped
     return "Shipped"
 
 
-async def package_prepared(order: Dict[str, Any]) -> str:
+async def package_prepared(order: dict[str, Any]) -> str:
     await flaky_call()
     # DB write: the activity marks the package prepared
     return "Package ready"
 
 
-async def carrier_dispatched(order: Dict[str, Any]) -> str:
+async def carrier_dispatched(order: dict[str, Any]) -> str:
     await flaky_call()
     # DB write: the activity records the carrier dispatch
     return "Dispatched"

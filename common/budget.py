@@ -8,9 +8,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypedDict, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.types import MethodAsyncSingleParam
+
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
 
 # Errors that retrying cannot fix: bad input, data Postgres refuses, conflicting ids.
 NON_RETRYABLE = ["ValueError", "InvalidData", "OrderConflict", "PaymentConflict", "ShipmentCancelled"]
@@ -29,6 +34,14 @@ class StepTiming:
     retry_max_interval_seconds: float = 0.08
 
 
+class ActivityOptions(TypedDict, total=False):
+    """The options these helpers give workflow.start_activity and its kin (passed as **options)."""
+
+    start_to_close_timeout: timedelta
+    schedule_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+
+
 class OutOfBudget(Exception):
     def __init__(self, step: str):
         super().__init__(f"{step} has no time left before the deadline")
@@ -43,7 +56,7 @@ class Stopped(Exception):
         self.step = step
 
 
-def attempt_options(now: datetime, until: datetime, timing: StepTiming, max_attempts: int = 0) -> dict:
+def attempt_options(now: datetime, until: datetime, timing: StepTiming, max_attempts: int = 0) -> ActivityOptions:
     """Tight start-to-close to cut hangs, short retries, and nothing scheduled past `until`."""
     left = max((until - now).total_seconds(), MIN_SLICE_SECONDS)
     return {
@@ -59,7 +72,7 @@ def attempt_options(now: datetime, until: datetime, timing: StepTiming, max_atte
     }
 
 
-def compensation_options() -> dict:
+def compensation_options() -> ActivityOptions:
     """Refunds, cancellations and final writes retry until they succeed, deadline or not:
     a charged order must never end neither shipped nor refunded."""
     return {
@@ -72,7 +85,7 @@ def compensation_options() -> dict:
     }
 
 
-async def compensate(activity, arg):
+async def compensate(activity: MethodAsyncSingleParam[Any, Arg, Result], arg: Arg) -> Result:
     """A refund, cancellation or final write: a short database write with no flaky_call(), run as a local
     activity. It runs in the workflow's own task, as soon as the workflow decides on it, instead of
     queueing behind the flaky steps' attempts on a saturated activity queue; it is recorded in the
@@ -89,9 +102,9 @@ class Alarms:
     that replay (with the right time) found out of budget, a nondeterminism error.
     """
 
-    def __init__(self, *instants: datetime):
+    def __init__(self, *instants: datetime) -> None:
         now = workflow.now()
-        self._fired: dict[datetime, asyncio.Future] = {}
+        self._fired: dict[datetime, asyncio.Future[None]] = {}
         # One timer per instant given, equal ones included: the number of timers a workflow starts must
         # not depend on how its budget's numbers happen to line up.
         for at in sorted(instants):
@@ -102,15 +115,25 @@ class Alarms:
         return self._fired[at].done()
 
 
-async def run_step(alarms: Alarms, step: str, activity, arg, until: datetime, timing: StepTiming,
-                   max_attempts: int = 0, stop: Callable[[], bool] = lambda: False):
+async def run_step(
+    alarms: Alarms,
+    step: str,
+    activity: MethodAsyncSingleParam[Any, Arg, Result],
+    arg: Arg,
+    until: datetime,
+    timing: StepTiming,
+    max_attempts: int = 0,
+    stop: Callable[[], bool] = lambda: False,
+) -> Result:
     """One step's activity, given until `until`: its result, OutOfBudget once `until` has come, or Stopped
     as soon as `stop()` is true. Either way no new attempt starts, and this returns only once an attempt in
     flight can no longer act: the worker ends every attempt by its start-to-close (common.attempts), so
     whatever it did (a charge) is in the database, or never will be, when compensation reads it."""
     if alarms.passed(until):
         raise OutOfBudget(step)
-    running = workflow.start_activity_method(activity, arg, **attempt_options(workflow.now(), until, timing, max_attempts))
+    running = workflow.start_activity_method(
+        activity, arg, **attempt_options(workflow.now(), until, timing, max_attempts)
+    )
     await workflow.wait_condition(lambda: running.done() or alarms.passed(until) or stop())
     if running.done():
         return running.result()
@@ -121,8 +144,8 @@ async def run_step(alarms: Alarms, step: str, activity, arg, until: datetime, ti
     raise Stopped(step) if stop() else OutOfBudget(step)
 
 
-async def wait_until(alarms: Alarms, condition, until: datetime) -> None:
-    """workflow.wait_condition(condition), giving up with asyncio.TimeoutError once `until` has come."""
+async def wait_until(alarms: Alarms, condition: Callable[[], bool], until: datetime) -> None:
+    """workflow.wait_condition(condition), giving up with TimeoutError once `until` has come."""
     await workflow.wait_condition(lambda: condition() or alarms.passed(until))
     if not condition():
-        raise asyncio.TimeoutError
+        raise TimeoutError

@@ -31,4 +31,3 @@ def text_problem(value: str, required: bool = True, limit: int = MAX_TEXT_LENGTH
     if value != value.strip():
         return "starts or ends with white space"
     return None
-

@@ -70,8 +70,11 @@ def data_converter(key: bytes | None = None) -> DataConverter:
     if key is None:
         log.warning("payload_encryption_off", extra={"fields": {"hint": "set PAYLOAD_KEY to seal histories"}})
         return DataConverter.default
-    return dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec(key),
-                               failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
+    return dataclasses.replace(
+        DataConverter.default,
+        payload_codec=EncryptionCodec(key),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 def new_key() -> str:

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 from google.protobuf import json_format
@@ -68,16 +69,25 @@ class CodecHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args) -> None:
-        log.info("codec_request", extra={"fields": {"request": self.requestline, "status": args[1] if len(args) > 1
-                                                    else "", "namespace": self.headers.get("X-Namespace", "")}})
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info(
+            "codec_request",
+            extra={
+                "fields": {
+                    "request": self.requestline,
+                    "status": args[1] if len(args) > 1 else "",
+                    "namespace": self.headers.get("X-Namespace", ""),
+                }
+            },
+        )
 
 
 def serve(listen: str, key: bytes, token: str = "", origins: tuple[str, ...] = ()) -> ThreadingHTTPServer:
     """The codec endpoint, not yet serving: call serve_forever() (or run it in a thread)."""
     host, _, port = listen.rpartition(":")
-    handler = type("Handler", (CodecHandler,), {"codec": codec.EncryptionCodec(key), "token": token,
-                                                "origins": frozenset(origins)})
+    handler = type(
+        "Handler", (CodecHandler,), {"codec": codec.EncryptionCodec(key), "token": token, "origins": frozenset(origins)}
+    )
     return ThreadingHTTPServer((host or "127.0.0.1", int(port)), handler)
 
 

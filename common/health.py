@@ -23,13 +23,16 @@ async def serve(listen: str) -> tuple[grpc.aio.Server, health.aio.HealthServicer
 
 def backoff(attempt: int) -> float:
     """Seconds to wait before trying a dependency again: 0.5, 1, 2, 4, then 5 s."""
-    return min(0.5 * 2 ** (attempt - 1), 5.0)
+    return min(0.5 * 2.0 ** (attempt - 1), 5.0)
 
 
 def probe(address: str, timeout: float = 2.0) -> bool:
     with grpc.insecure_channel(address) as channel:
         try:
-            answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            stub = health_pb2_grpc.HealthStub(channel)
+            # types-grpcio-health-checking declares HealthStub without the methods its __init__ sets.
+            check = stub.Check  # type: ignore[attr-defined]
+            answer: health_pb2.HealthCheckResponse = check(health_pb2.HealthCheckRequest(), timeout=timeout)
         except grpc.RpcError:
             return False
     return answer.status == health_pb2.HealthCheckResponse.SERVING

@@ -3,7 +3,8 @@
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from types import TracebackType
 
 from opentelemetry import trace
 from temporalio import activity, workflow
@@ -18,7 +19,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "service": self.service,
             "event": record.getMessage(),
@@ -62,10 +63,11 @@ def setup(service: str, level: str = "INFO") -> None:
     sys.excepthook = _log_crash
 
 
-def _log_crash(kind, err, tb) -> None:
+def _log_crash(kind: type[BaseException], err: BaseException, tb: TracebackType | None) -> None:
     """A process that dies of an exception says so in a JSON line too, not in a bare traceback."""
-    logging.getLogger("crash").critical("process_crashed", exc_info=(kind, err, tb),
-                                        extra={"error": f"{kind.__name__}: {err}"})
+    logging.getLogger("crash").critical(
+        "process_crashed", exc_info=(kind, err, tb), extra={"error": f"{kind.__name__}: {err}"}
+    )
 
 
 def keep_event_names() -> None:

@@ -33,6 +33,10 @@ class TemporalSettings:
         namespace = config.pop("namespace", "default")
         return cls(address, namespace, config)
 
+    def connect_config(self) -> ClientConnectConfig:
+        """Every argument of Client.connect these settings give: the address and namespace with the rest."""
+        return {**self.connect, "target_host": self.address, "namespace": self.namespace}
+
 
 def database_url(specific_var: str, role: str) -> str:
     """The service's own URL if given, else DATABASE_URL logged in as the service's role."""

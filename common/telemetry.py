@@ -11,7 +11,7 @@ import logging
 import os
 
 from opentelemetry import trace
-from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
+from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, ReplaySafeTracerProvider, create_tracer_provider
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -23,7 +23,7 @@ from temporalio.runtime import (
 
 from common import __version__
 
-_provider = None
+_provider: ReplaySafeTracerProvider | None = None
 
 
 def tracing_enabled() -> bool:
@@ -43,25 +43,32 @@ def plugins() -> list[OpenTelemetryPlugin]:
     return [plugin()] if tracing_enabled() else []
 
 
-def setup_tracing(service: str):
+def setup_tracing(service: str) -> ReplaySafeTracerProvider | None:
     """Install the OTLP-exporting, replay-safe tracer provider and the asyncpg instrumentation (once per process)."""
     global _provider
     if _provider is not None or not tracing_enabled():
         return _provider
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+    exporter: SpanExporter
     if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+        exporter = GrpcSpanExporter()
     else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service),
-                                "service.version": __version__})
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+
+        exporter = HttpSpanExporter()
+    resource = Resource.create(
+        {"service.name": os.environ.get("OTEL_SERVICE_NAME", service), "service.version": __version__}
+    )
     _provider = create_tracer_provider(resource=resource)
-    _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    _provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(_provider)
-    AsyncPGInstrumentor().instrument()
+    # The instrumentor's __init__ has no annotations (opentelemetry-instrumentation-asyncpg).
+    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
     return _provider
 
 
@@ -74,14 +81,20 @@ def runtime(metrics_listen: str | None = None) -> Runtime:
     """The SDK runtime: its own logs (Rust core: retried calls, lost completions) go through Python logging,
     so they come out as JSON lines like every other log line; metrics on METRICS_LISTEN when set."""
     listen = metrics_listen if metrics_listen is not None else os.environ.get("METRICS_LISTEN")
-    return Runtime(telemetry=TelemetryConfig(
-        logging=LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
-                              forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"))),
-        # Prometheus naming: counters end in _total, durations are seconds (temporal_activity_execution_latency_seconds).
-        metrics=PrometheusConfig(bind_address=listen, counters_total_suffix=True, durations_as_seconds=True)
-        if listen else None,
-        global_tags={"service_version": __version__},
-    ))
+    return Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+            ),
+            # Prometheus naming: counters end in _total, durations are seconds
+            # (temporal_activity_execution_latency_seconds).
+            metrics=PrometheusConfig(bind_address=listen, counters_total_suffix=True, durations_as_seconds=True)
+            if listen
+            else None,
+            global_tags={"service_version": __version__},
+        )
+    )
 
 
 def trace_ids() -> tuple[str, str]:

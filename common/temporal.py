@@ -34,8 +34,10 @@ async def connect(settings: TemporalSettings, runtime: Runtime | None = None, at
         attempt += 1
         try:
             return await Client.connect(
-                settings.address, namespace=settings.namespace, **settings.connect,
-                plugins=telemetry.plugins(), runtime=runtime, data_converter=converter,
+                **settings.connect_config(),
+                plugins=telemetry.plugins(),
+                runtime=runtime,
+                data_converter=converter,
             )
         except (RuntimeError, RPCError) as err:
             if attempts is not None and attempt >= attempts:

@@ -3,10 +3,11 @@ details for programs (BadRequest field violations, ErrorInfo with a stable reaso
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from common import db
@@ -36,13 +37,20 @@ class Unavailable(Exception):
 def status(err: Exception, order_id: str = "") -> status_pb2.Status:
     """The google.rpc.Status for a failure."""
     if isinstance(err, mapping.InvalidArgument):
-        return make(grpc.StatusCode.INVALID_ARGUMENT, str(err), error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=field, description=problem)
-            for field, problem in err.violations]))
+        return make(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            str(err),
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=field, description=problem)
+                    for field, problem in err.violations
+                ]
+            ),
+        )
     if isinstance(err, Refused):
         return _refused(err.reason, str(err))
     if isinstance(err, WorkflowUpdateFailedError):
-        cause = err.cause.cause if err.cause and err.cause.cause else err.cause
+        cause = err.cause.cause if isinstance(err.cause, FailureError) and err.cause.cause else err.cause
         if isinstance(cause, ApplicationError):
             reason = cause.details[0] if cause.details and isinstance(cause.details[0], str) else "REFUSED"
             return _refused(reason, cause.message)
@@ -86,7 +94,7 @@ def _info(reason: str) -> error_details_pb2.ErrorInfo:
     return error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)
 
 
-def make(code: grpc.StatusCode, message: str, *details) -> status_pb2.Status:
+def make(code: grpc.StatusCode, message: str, *details: Message) -> status_pb2.Status:
     packed = []
     for detail in details:
         any_detail = any_pb2.Any()

@@ -4,25 +4,29 @@ import hashlib
 import json
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.client import WorkflowExecution
 
 from common.checks import Problem, id_problem
-from order_service import contract as c
+from gateway.repository import AttemptRow
+from order_service import contract as orders
 from orderlife.gateway.v1 import gateway_pb2 as pb
 
 RECENT_ERRORS = 10
+T = TypeVar("T")
 
 STATE_TO_PROTO = {
-    c.RECEIVED: pb.ORDER_STATE_RECEIVED,
-    c.VALIDATING: pb.ORDER_STATE_VALIDATING,
-    c.AWAITING_REVIEW: pb.ORDER_STATE_AWAITING_REVIEW,
-    c.CHARGING: pb.ORDER_STATE_CHARGING,
-    c.SHIPPING_STATE: pb.ORDER_STATE_SHIPPING,
-    c.COMPLETED: pb.ORDER_STATE_COMPLETED,
-    c.CANCELLED: pb.ORDER_STATE_CANCELLED,
-    c.REJECTED: pb.ORDER_STATE_REJECTED,
-    c.FAILED: pb.ORDER_STATE_FAILED,
+    orders.RECEIVED: pb.ORDER_STATE_RECEIVED,
+    orders.VALIDATING: pb.ORDER_STATE_VALIDATING,
+    orders.AWAITING_REVIEW: pb.ORDER_STATE_AWAITING_REVIEW,
+    orders.CHARGING: pb.ORDER_STATE_CHARGING,
+    orders.SHIPPING_STATE: pb.ORDER_STATE_SHIPPING,
+    orders.COMPLETED: pb.ORDER_STATE_COMPLETED,
+    orders.CANCELLED: pb.ORDER_STATE_CANCELLED,
+    orders.REJECTED: pb.ORDER_STATE_REJECTED,
+    orders.FAILED: pb.ORDER_STATE_FAILED,
 }
 PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
 
@@ -35,7 +39,7 @@ class InvalidArgument(Exception):
         self.violations = violations
 
 
-def checked(value, problems: list[Problem]):
+def checked(value: T, problems: list[Problem]) -> T:
     if problems:
         raise InvalidArgument(problems)
     return value
@@ -46,50 +50,52 @@ def check_id(field: str, value: str) -> str:
     return checked(value, [(field, problem)] if problem else [])
 
 
-def address_from_proto(msg: pb.Address) -> c.Address:
-    return c.Address(name=msg.name, line1=msg.line1, line2=msg.line2, city=msg.city, postal_code=msg.postal_code,
-                     country=msg.country)
+def address_from_proto(msg: pb.Address) -> orders.Address:
+    return orders.Address(
+        name=msg.name, line1=msg.line1, line2=msg.line2, city=msg.city, postal_code=msg.postal_code, country=msg.country
+    )
 
 
-def order_input(req: pb.StartOrderRequest) -> c.OrderInput:
-    inp = c.OrderInput(req.order_id, req.payment_id, [c.Item(i.sku, i.qty) for i in req.items],
-                       address_from_proto(req.address))
+def order_input(req: pb.StartOrderRequest) -> orders.OrderInput:
+    inp = orders.OrderInput(
+        req.order_id, req.payment_id, [orders.Item(i.sku, i.qty) for i in req.items], address_from_proto(req.address)
+    )
     problems = inp.problems()
     if not req.HasField("address"):  # named once, not field by field
         problems = [p for p in problems if not p[0].startswith("address.")] + [("address", "is required")]
     return checked(inp, problems)
 
 
-def address_update(req: pb.UpdateAddressRequest) -> c.AddressUpdate:
+def address_update(req: pb.UpdateAddressRequest) -> orders.AddressUpdate:
     check_id("order_id", req.order_id)
     if not req.HasField("address"):
         raise InvalidArgument([("address", "is required")])
     address = address_from_proto(req.address)
-    return c.AddressUpdate(checked(address, address.problems()))
+    return orders.AddressUpdate(checked(address, address.problems()))
 
 
-def review_decision(req: pb.ApproveOrderRequest | pb.RejectOrderRequest) -> c.ReviewDecision:
+def review_decision(req: pb.ApproveOrderRequest | pb.RejectOrderRequest) -> orders.ReviewDecision:
     check_id("order_id", req.order_id)
-    decision = c.ReviewDecision(reviewer=req.reviewer, reason=getattr(req, "reason", ""))
+    decision = orders.ReviewDecision(reviewer=req.reviewer, reason=getattr(req, "reason", ""))
     return checked(decision, decision.problems())
 
 
-def cancel_request(req: pb.CancelOrderRequest) -> c.CancelRequest:
+def cancel_request(req: pb.CancelOrderRequest) -> orders.CancelRequest:
     check_id("order_id", req.order_id)
-    cancel = c.CancelRequest(req.reason or "cancelled by request")
+    cancel = orders.CancelRequest(req.reason or "cancelled by request")
     return checked(cancel, cancel.problems())
 
 
 def visibility_query(state: str | None) -> str:
     """Orders (in one state, when given) as Temporal's visibility finds them, by the OrderState search attribute."""
-    query = f"WorkflowType='{c.WORKFLOW}'"
-    return query if state is None else query + f" AND {c.ORDER_STATE_ATTRIBUTE.name}='{state}'"
+    query = f"WorkflowType='{orders.WORKFLOW}'"
+    return query if state is None else query + f" AND {orders.ORDER_STATE_ATTRIBUTE.name}='{state}'"
 
 
-def order_summary(execution, status: c.OrderStatus | None) -> pb.ListOrdersResponse.Summary:
-    state = execution.typed_search_attributes.get(c.ORDER_STATE_ATTRIBUTE) or ""
+def order_summary(execution: WorkflowExecution, status: orders.OrderStatus | None) -> pb.ListOrdersResponse.Summary:
+    state = execution.typed_search_attributes.get(orders.ORDER_STATE_ATTRIBUTE) or ""
     return pb.ListOrdersResponse.Summary(
-        order_id=execution.id.removeprefix(c.workflow_id("")),
+        order_id=execution.id.removeprefix(orders.workflow_id("")),
         state=STATE_TO_PROTO.get(state, pb.ORDER_STATE_UNSPECIFIED),
         reason=status.reason if status else "",
         started_at=timestamp(execution.start_time),
@@ -97,7 +103,7 @@ def order_summary(execution, status: c.OrderStatus | None) -> pb.ListOrdersRespo
     )
 
 
-def fingerprint(inp: c.OrderInput) -> str:
+def fingerprint(inp: orders.OrderInput) -> str:
     """Identifies the request behind an order, so a repeated start can be told from a conflicting one."""
     body = {"payment_id": inp.payment_id, "items": [asdict(i) for i in inp.items], "address": asdict(inp.address)}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -111,22 +117,33 @@ def timestamp(value: str | datetime | None) -> Timestamp | None:
     return ts
 
 
-def _address(a: c.Address | None) -> pb.Address | None:
+def _address(a: orders.Address | None) -> pb.Address | None:
     return pb.Address(**asdict(a)) if a else None
 
 
-def order_message(status: c.OrderStatus, attempts: list[dict], workflow_id: str) -> pb.Order:
+def order_message(status: orders.OrderStatus, attempts: list[AttemptRow], workflow_id: str) -> pb.Order:
     """The workflow's live status, with the attempt log (every attempt of every step) from the database."""
     per_step = _attempt_counts(attempts)
     steps = []
     for s in status.steps:
-        steps.append(pb.Step(name=s.step, status=s.status, attempts=per_step.get(s.step, 0), error=s.error,
-                             started_at=timestamp(s.started_at), ended_at=timestamp(s.ended_at)))
-        if s.step == c.SHIPPING:
+        steps.append(
+            pb.Step(
+                name=s.step,
+                status=s.status,
+                attempts=per_step.get(s.step, 0),
+                error=s.error,
+                started_at=timestamp(s.started_at),
+                ended_at=timestamp(s.ended_at),
+            )
+        )
+        if s.step == orders.SHIPPING:
             steps.extend(_child_steps(attempts, status))
     errors = [
-        pb.StepError(step=a["step"], attempt=a["attempt"], kind=a["outcome"], message=a["message"], time=timestamp(a["ts"]))
-        for a in attempts if a["outcome"] != "ok"
+        pb.StepError(
+            step=a["step"], attempt=a["attempt"], kind=a["outcome"], message=a["message"], time=timestamp(a["ts"])
+        )
+        for a in attempts
+        if a["outcome"] != "ok"
     ][-RECENT_ERRORS:]
     payment = status.payment
     return pb.Order(
@@ -137,9 +154,14 @@ def order_message(status: c.OrderStatus, attempts: list[dict], workflow_id: str)
         items=[pb.Item(sku=i.sku, qty=i.qty) for i in status.items],
         address=_address(status.address),
         payment_id=status.payment_id,
-        payment=pb.Payment(payment_id=payment.payment_id, amount=payment.amount, status=payment.status) if payment else None,
-        shipment=pb.Shipment(status=status.shipment_status, address=_address(status.shipment_address),
-                             dispatch_failures=status.dispatch_failures),
+        payment=pb.Payment(payment_id=payment.payment_id, amount=payment.amount, status=payment.status)
+        if payment
+        else None,
+        shipment=pb.Shipment(
+            status=status.shipment_status,
+            address=_address(status.shipment_address),
+            dispatch_failures=status.dispatch_failures,
+        ),
         steps=steps,
         recent_errors=errors,
         started_at=timestamp(status.started_at),
@@ -151,7 +173,7 @@ def order_message(status: c.OrderStatus, attempts: list[dict], workflow_id: str)
     )
 
 
-def _child_steps(attempts: list[dict], status: c.OrderStatus) -> list[pb.Step]:
+def _child_steps(attempts: list[AttemptRow], status: orders.OrderStatus) -> list[pb.Step]:
     """The shipping child's steps, seen through its attempt log (rows carry their end time and duration).
     Once the order has ended, a step with no successful attempt ended with its last one."""
     steps: dict[str, pb.Step] = {}
@@ -164,20 +186,20 @@ def _child_steps(attempts: list[dict], status: c.OrderStatus) -> list[pb.Step]:
             step = steps[a["step"]] = pb.Step(name=a["step"], status="running", started_at=timestamp(began))
         if a["outcome"] == "ok":
             step.status, step.error = "ok", ""
-            step.ended_at.CopyFrom(timestamp(a["ts"]))
+            step.ended_at.FromDatetime(a["ts"])
         else:
             step.error = a["message"]
     counts = _attempt_counts([a for a in attempts if a["service"] == "shipping"])
     last = {a["step"]: a["ts"] for a in attempts if a["service"] == "shipping"}
     for step in steps.values():
         step.attempts = counts[step.name]
-        if step.status == "running" and status.state in c.TERMINAL_STATES:
-            step.status = "cancelled" if status.state == c.CANCELLED else "failed"
-            step.ended_at.CopyFrom(timestamp(last[step.name]))
+        if step.status == "running" and status.state in orders.TERMINAL_STATES:
+            step.status = "cancelled" if status.state == orders.CANCELLED else "failed"
+            step.ended_at.FromDatetime(last[step.name])
     return list(steps.values())
 
 
-def _attempt_counts(attempts: list[dict]) -> dict[str, int]:
+def _attempt_counts(attempts: list[AttemptRow]) -> dict[str, int]:
     """Attempts per step: the rows logged, or the highest attempt number if some row was lost (the log is
     best effort). Counting rows matters for DispatchCarrier, whose attempt numbers restart each round."""
     rows: dict[str, int] = {}

@@ -12,23 +12,40 @@ import sys
 import termios
 import threading
 import tty
-from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar, overload
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from orderlife.gateway.v1 import gateway_pb2 as pb
 
 REDRAW_SECONDS = 0.2
-_END = object()
+Message = TypeVar("Message")
+
+
+class _End:
+    """What in_background puts after a stream's last message."""
+
+
+_END = _End()
+
+
+class Gateway(Protocol):
+    """The calls a watch and the desk make: the CLI's stub, which adds the token and a deadline to each."""
+
+    def WatchOrder(self, request: pb.WatchOrderRequest, /) -> Iterable[pb.WatchOrderResponse]: ...
+    def ApproveOrder(self, request: pb.ApproveOrderRequest, /) -> pb.ApproveOrderResponse: ...
+    def RejectOrder(self, request: pb.RejectOrderRequest, /) -> pb.RejectOrderResponse: ...
 
 
 def at_a_terminal() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def seconds_left(ts) -> float:
-    return (ts.ToDatetime(timezone.utc) - datetime.now(timezone.utc)).total_seconds()
+def seconds_left(ts: Timestamp) -> float:
+    return (ts.ToDatetime(UTC) - datetime.now(UTC)).total_seconds()
 
 
 def units(order: pb.Order) -> int:
@@ -53,9 +70,9 @@ def one_key() -> Iterator[Callable[[float], str | None]]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def in_background(stream) -> queue.Queue:
+def in_background(stream: Iterable[Message]) -> queue.Queue[Message | _End | grpc.RpcError]:
     """The stream's messages as they come, then _END (or the RpcError that ended it)."""
-    out: queue.Queue = queue.Queue()
+    out: queue.Queue[Message | _End | grpc.RpcError] = queue.Queue()
 
     def pump() -> None:
         try:
@@ -69,24 +86,37 @@ def in_background(stream) -> queue.Queue:
     return out
 
 
-def _next(messages: queue.Queue, timeout: float):
-    """The next message, None if none came within timeout; raises StopIteration at the end, or its error."""
+@overload
+def _next(messages: queue.Queue[Message | _End | grpc.RpcError], timeout: None) -> Message: ...
+@overload
+def _next(messages: queue.Queue[Message | _End | grpc.RpcError], timeout: float) -> Message | None: ...
+def _next(messages: queue.Queue[Message | _End | grpc.RpcError], timeout: float | None) -> Message | None:
+    """The next message (waiting for it when timeout is None), None if none came within timeout; raises
+    StopIteration at the end, or its error."""
     try:
         message = messages.get(timeout=timeout)
     except queue.Empty:
         return None
-    if message is _END:
+    if isinstance(message, _End):
         raise StopIteration
     if isinstance(message, grpc.RpcError):
         raise message
     return message
 
 
-def watch(gateway, order_id: str, show: Callable[[pb.Order], None], ask: bool, reviewer: str) -> None:
+def _no_key(timeout: float) -> None:
+    """The key reader when nothing is asked (never called: the order counts as decided)."""
+    return None
+
+
+def watch(gateway: Gateway, order_id: str, show: Callable[[pb.Order], None], ask: bool, reviewer: str) -> None:
     """Shows the order on every change until it ends; while it awaits review and `ask`, one key decides it."""
     messages = in_background(gateway.WatchOrder(pb.WatchOrderRequest(order_id=order_id)))
-    keys = one_key() if ask else contextlib.nullcontext()
-    order, decided = None, not ask
+    keys: contextlib.AbstractContextManager[Callable[[float], str | None]] = (
+        one_key() if ask else contextlib.nullcontext(_no_key)
+    )
+    order: pb.Order | None = None
+    decided = not ask
     with keys as read:
         while True:
             try:
@@ -103,7 +133,9 @@ def watch(gateway, order_id: str, show: Callable[[pb.Order], None], ask: bool, r
             if left <= 0:
                 decided = True
                 continue
-            print(f"\r\033[K  review closes in {left:4.1f}s   [a] approve   [r] reject   [s] skip  ", end="", flush=True)
+            print(
+                f"\r\033[K  review closes in {left:4.1f}s   [a] approve   [r] reject   [s] skip  ", end="", flush=True
+            )
             key = read(0)
             if key in ("a", "r", "s"):
                 decided = True
@@ -112,14 +144,15 @@ def watch(gateway, order_id: str, show: Callable[[pb.Order], None], ask: bool, r
                     print(decide(gateway, order.order_id, key == "a", reviewer), flush=True)
 
 
-def decide(gateway, order_id: str, approve: bool, reviewer: str) -> str:
+def decide(gateway: Gateway, order_id: str, approve: bool, reviewer: str) -> str:
     """Approves or rejects; a refusal (the window closed meanwhile, the order was cancelled) is told, not raised."""
     try:
         if approve:
             gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer=reviewer))
         else:
-            gateway.RejectOrder(pb.RejectOrderRequest(order_id=order_id, reviewer=reviewer,
-                                                      reason="rejected at the review desk"))
+            gateway.RejectOrder(
+                pb.RejectOrderRequest(order_id=order_id, reviewer=reviewer, reason="rejected at the review desk")
+            )
     except grpc.RpcError as err:
         if err.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
             raise
@@ -131,16 +164,27 @@ def desk_lines(waiting: list[pb.Order], selected: int) -> list[str]:
     lines = [f"{'':2}{'ORDER_ID':<20} {'LEFT':>6}  {'AMOUNT':>6}  {'ITEMS':<24} ADDRESS"]
     for n, order in enumerate(waiting):
         items = ", ".join(f"{i.sku}x{i.qty}" for i in order.items)
-        address = ", ".join(p for p in (order.address.name, order.address.line1, order.address.city,
-                                        order.address.postal_code, order.address.country) if p)
-        lines.append(f"{'>' if n == selected else ' '} {order.order_id:<20} {seconds_left(order.review_deadline):5.1f}s"
-                     f"  {units(order):>6}  {items[:24]:<24} {address}")
+        address = ", ".join(
+            p
+            for p in (
+                order.address.name,
+                order.address.line1,
+                order.address.city,
+                order.address.postal_code,
+                order.address.country,
+            )
+            if p
+        )
+        lines.append(
+            f"{'>' if n == selected else ' '} {order.order_id:<20} {seconds_left(order.review_deadline):5.1f}s"
+            f"  {units(order):>6}  {items[:24]:<24} {address}"
+        )
     if not waiting:
         lines.append("  (no order is waiting for review)")
     return lines
 
 
-def desk(stream, gateway, reviewer: str, auto: str = "") -> None:
+def desk(stream: Iterable[pb.WatchReviewsResponse], gateway: Gateway, reviewer: str, auto: str = "") -> None:
     """The review desk: every order waiting for review, pushed by the gateway as the queue changes.
 
     At a terminal: a approves and r rejects the selected order (the one whose window closes first, or the
@@ -168,11 +212,11 @@ def desk(stream, gateway, reviewer: str, auto: str = "") -> None:
     with one_key() as read:
         while True:
             try:
-                update = _next(messages, 0)
+                latest = _next(messages, 0)
             except StopIteration:
                 return
-            if update is not None:
-                waiting = list(update.waiting)
+            if latest is not None:
+                waiting = list(latest.waiting)
             expired = [o.order_id for o in waiting if seconds_left(o.review_deadline) <= 0]
             if expired:
                 note = f"{', '.join(expired)}: review window closed without a decision (the order is rejected)"

@@ -1,14 +1,21 @@
 """Who may call the gateway, and how much: a bearer token, TLS, and a request-rate bound."""
 
+from __future__ import annotations
+
 import hmac
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Literal, TypeVar, overload
 
 import grpc
+from google.rpc import status_pb2
 
 from gateway import errors
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 
 class Guard(grpc.aio.ServerInterceptor):
@@ -23,21 +30,35 @@ class Guard(grpc.aio.ServerInterceptor):
         self.tokens = max_rps
         self.refilled = time.monotonic()
 
-    async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Request, Response] | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Request, Response] | None:
         if details.method.startswith(HEALTH_PREFIX):
             return await continuation(details)
-        if self.expected is not None and not self._authorized(details.invocation_metadata or ()):
-            return _refusal(await continuation(details), errors.make(
-                grpc.StatusCode.UNAUTHENTICATED, "missing or wrong 'authorization: Bearer <token>' metadata"))
+        if self.expected is not None and not self._authorized(details.invocation_metadata or (), self.expected):
+            return _refusal(
+                await continuation(details),
+                errors.make(
+                    grpc.StatusCode.UNAUTHENTICATED, "missing or wrong 'authorization: Bearer <token>' metadata"
+                ),
+            )
         if not self._take():
-            return _refusal(await continuation(details), errors.retry_later(
-                f"more than {self.max_rps:g} requests a second; slow down", grpc.StatusCode.RESOURCE_EXHAUSTED))
+            return _refusal(
+                await continuation(details),
+                errors.retry_later(
+                    f"more than {self.max_rps:g} requests a second; slow down", grpc.StatusCode.RESOURCE_EXHAUSTED
+                ),
+            )
         return await continuation(details)
 
-    def _authorized(self, metadata) -> bool:
+    @staticmethod
+    def _authorized(metadata: tuple[tuple[str, str | bytes], ...], expected: bytes) -> bool:
         values = [v for k, v in metadata if k.lower() == "authorization"]
         return len(values) == 1 and hmac.compare_digest(
-            values[0].encode() if isinstance(values[0], str) else values[0], self.expected)
+            values[0].encode() if isinstance(values[0], str) else values[0], expected
+        )
 
     def _take(self) -> bool:
         if self.max_rps <= 0:
@@ -51,26 +72,28 @@ class Guard(grpc.aio.ServerInterceptor):
         return True
 
 
-def _refusal(handler: grpc.RpcMethodHandler | None, refused):
+def _refusal(
+    handler: grpc.RpcMethodHandler[Request, Response] | None, refused: status_pb2.Status
+) -> grpc.RpcMethodHandler[Request, Response] | None:
     """A handler of the same shape as the refused one that only aborts with `refused` (a google.rpc.Status)."""
     if handler is None:
         return None
 
-    async def unary(request, context):
+    async def unary(request: object, context: grpc.aio.ServicerContext[Request, Response]) -> None:
         await context.abort_with_status(errors.as_grpc(refused))
 
-    async def stream(request, context):
+    async def stream(request: object, context: grpc.aio.ServicerContext[Request, Response]) -> AsyncIterator[None]:
         await context.abort_with_status(errors.as_grpc(refused))
         yield  # pragma: no cover - makes this an async generator
 
-    kwargs = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+    deserializer, serializer = handler.request_deserializer, handler.response_serializer
     if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
+        return grpc.unary_unary_rpc_method_handler(unary, deserializer, serializer)
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(stream, **kwargs)
+        return grpc.unary_stream_rpc_method_handler(stream, deserializer, serializer)
     if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(unary, **kwargs)
-    return grpc.stream_stream_rpc_method_handler(stream, **kwargs)
+        return grpc.stream_unary_rpc_method_handler(unary, deserializer, serializer)
+    return grpc.stream_stream_rpc_method_handler(stream, deserializer, serializer)
 
 
 def server_credentials(cert_file: str, key_file: str) -> grpc.ServerCredentials | None:
@@ -81,13 +104,16 @@ def server_credentials(cert_file: str, key_file: str) -> grpc.ServerCredentials 
     return grpc.ssl_server_credentials([(Path(key_file).read_bytes(), Path(cert_file).read_bytes())])
 
 
-def channel(address: str, ca_file: str = "", aio: bool = False):
+@overload
+def channel(address: str, ca_file: str = "", aio: Literal[False] = False) -> grpc.Channel: ...
+@overload
+def channel(address: str, ca_file: str = "", *, aio: Literal[True]) -> grpc.aio.Channel: ...
+def channel(address: str, ca_file: str = "", aio: bool = False) -> grpc.Channel | grpc.aio.Channel:
     """A channel to the gateway: TLS when a CA file is given (the server's certificate or its issuer)."""
-    grpc_module = grpc.aio if aio else grpc
     if ca_file:
         credentials = grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes())
-        return grpc_module.secure_channel(address, credentials)
-    return grpc_module.insecure_channel(address)
+        return grpc.aio.secure_channel(address, credentials) if aio else grpc.secure_channel(address, credentials)
+    return grpc.aio.insecure_channel(address) if aio else grpc.insecure_channel(address)
 
 
 def call_metadata(token: str) -> tuple[tuple[str, str], ...]:

@@ -6,14 +6,18 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import grpc
+from google.rpc import status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from temporalio.client import Client, WorkflowUpdateStage
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateStage
 from temporalio.common import MetricMeter, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -22,7 +26,7 @@ from common import telemetry
 from gateway import errors, mapping, security
 from gateway.config import Settings
 from gateway.repository import ReadRepository
-from order_service import contract as c
+from order_service import contract as orders
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
@@ -43,26 +47,35 @@ REVIEW_POLL_SECONDS = 0.2
 MAX_REQUEST_BYTES = 1 << 20
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["OrderGatewayService"].full_name
 
+Context = grpc.aio.ServicerContext[Any, Any]
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
-def _rpc(method):
+
+def _rpc(
+    method: Callable[["OrderGateway", Request, Context], Awaitable[Response]],
+) -> Callable[["OrderGateway", Request, Context], Coroutine[Any, Any, Response]]:
     """Maps failures to status codes and counts every call by method and code."""
 
     @functools.wraps(method)
-    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+    async def wrapper(self: "OrderGateway", request: Request, context: Context) -> Response:
         with self._call(method.__name__, request) as call:
             self._check_ready()
             async with asyncio.timeout(_deadline(method.__name__, context)):
                 return await method(self, request, context)
+        assert call.status is not None  # the block returned unless _call caught (and recorded) a failure
         await context.abort_with_status(errors.as_grpc(call.status))
 
     return wrapper
 
 
-def _rpc_stream(method):
+def _rpc_stream(
+    method: Callable[["OrderGateway", Request, Context], AsyncIterator[Response]],
+) -> Callable[["OrderGateway", Request, Context], AsyncIterator[Response]]:
     """The same for a server-streaming method (an async generator, as the tracing interceptor expects)."""
 
     @functools.wraps(method)
-    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+    async def wrapper(self: "OrderGateway", request: Request, context: Context) -> AsyncIterator[Response]:
         with self._call(method.__name__, request) as call:
             self._check_ready()
             async for response in method(self, request, context):
@@ -73,7 +86,7 @@ def _rpc_stream(method):
     return wrapper
 
 
-def _deadline(method: str, context: grpc.aio.ServicerContext) -> float:
+def _deadline(method: str, context: Context) -> float:
     """Seconds this request may take: the method's own bound or, if shorter, the caller's deadline."""
     own = DEADLINES_SECONDS.get(method, REQUEST_DEADLINE_SECONDS)
     remaining = context.time_remaining()
@@ -83,32 +96,40 @@ def _deadline(method: str, context: grpc.aio.ServicerContext) -> float:
 class _Call:
     code = grpc.StatusCode.OK
     message = ""
-    status = None
+    status: status_pb2.Status | None = None
+
+
+@dataclass(frozen=True)
+class _Backends:
+    """What the gateway talks to once Temporal and Postgres answer (OrderGateway.ready)."""
+
+    client: Client
+    reader: ReadRepository
+    reviews: "ReviewQueue"
 
 
 class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
     def __init__(self, settings: Settings, meter: MetricMeter = MetricMeter.noop):
         """Listens before Temporal and Postgres are reached (UNAVAILABLE, health NOT_SERVING); see ready()."""
-        self.client: Client | None = None
-        self.reader: ReadRepository | None = None
+        self.backends: _Backends | None = None
         self.settings = settings
         self.requests = meter.create_counter("gateway_requests", "gateway RPCs by method and status code")
         self.latency = meter.create_histogram_float("gateway_request_seconds", "gateway RPC latency", "s")
-        self.reviews: ReviewQueue | None = None
         self.health = health.aio.HealthServicer()
 
     async def ready(self, client: Client, reader: ReadRepository) -> None:
-        self.client, self.reader, self.reviews = client, reader, ReviewQueue(client)
+        self.backends = _Backends(client, reader, ReviewQueue(client))
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("gateway_ready")
 
-    def _check_ready(self) -> None:
-        if self.client is None:
+    def _check_ready(self) -> _Backends:
+        if self.backends is None:
             raise errors.Unavailable("the gateway is starting: Temporal or Postgres not reached yet; try again")
+        return self.backends
 
     @contextlib.contextmanager
-    def _call(self, method: str, request):
+    def _call(self, method: str, request: object) -> Iterator[_Call]:
         """Records one RPC; an exception inside becomes the call's status code (and is swallowed)."""
         call, started = _Call(), time.monotonic()
         try:
@@ -117,61 +138,73 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
             call.status = errors.status(err, getattr(request, "order_id", ""))
             call.code, call.message = errors.code_of(call.status), call.status.message
             level = logging.ERROR if call.code == grpc.StatusCode.INTERNAL else logging.WARNING
-            log.log(level, "request_failed", exc_info=err, extra={
-                "order_id": getattr(request, "order_id", None), "error": call.message,
-                "fields": {"method": method, "code": call.code.name}})
+            log.log(
+                level,
+                "request_failed",
+                exc_info=err,
+                extra={
+                    "order_id": getattr(request, "order_id", None),
+                    "error": call.message,
+                    "fields": {"method": method, "code": call.code.name},
+                },
+            )
         finally:
             labels = {"method": method, "code": call.code.name}
             self.requests.add(1, labels)
             self.latency.record(time.monotonic() - started, labels)
 
-    def _handle(self, order_id: str):
-        return self.client.get_workflow_handle(c.workflow_id(mapping.check_id("order_id", order_id)))
+    def _handle(self, order_id: str) -> WorkflowHandle[Any, Any]:
+        return self._check_ready().client.get_workflow_handle(
+            orders.workflow_id(mapping.check_id("order_id", order_id))
+        )
 
     async def _order(self, order_id: str) -> pb.Order:
         handle = self._handle(order_id)
-        status, attempts = await asyncio.gather(self._status(handle), self.reader.attempts(order_id))
+        status, attempts = await asyncio.gather(self._status(handle), self._check_ready().reader.attempts(order_id))
         _link_to_order_trace(status.trace_id, status.span_id)
         return mapping.order_message(status, attempts, handle.id)
 
     @staticmethod
-    async def _memo_status(handle) -> c.OrderStatus | None:
+    async def _memo_status(handle: WorkflowHandle[Any, Any]) -> orders.OrderStatus | None:
         """The status the workflow keeps in its memo: one describe, no worker round trip. None for orders
         started before it kept one, or that have not yet run their first workflow task."""
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-        return await description.memo_value(c.STATUS_MEMO_KEY, None, type_hint=c.OrderStatus)
+        return await description.memo_value(orders.STATUS_MEMO_KEY, None, type_hint=orders.OrderStatus)
 
-    async def _status(self, handle) -> c.OrderStatus:
+    async def _status(self, handle: WorkflowHandle[Any, Any]) -> orders.OrderStatus:
         status = await self._memo_status(handle)
         if status is None:
-            status = await handle.query(c.STATUS_QUERY, result_type=c.OrderStatus, rpc_timeout=RPC_TIMEOUT)
+            status = await handle.query(orders.STATUS_QUERY, result_type=orders.OrderStatus, rpc_timeout=RPC_TIMEOUT)
         return status
 
-    async def _update(self, order_id: str, name: str, arg, wait: timedelta = RPC_TIMEOUT) -> None:
+    async def _update(self, order_id: str, name: str, arg: object, wait: timedelta = RPC_TIMEOUT) -> None:
         """Sends the update straight to the order. Its validator accepts or refuses it within RPC_TIMEOUT (the
         client's retries can outlast rpc_timeout while Temporal is unreachable); then the handler's result is
         awaited for up to `wait` (a cancel's result comes once the order has wound down)."""
         handle = self._handle(order_id)
         try:
             async with asyncio.timeout(RPC_TIMEOUT.total_seconds()):
-                update = await handle.start_update(name, arg, wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                                                   rpc_timeout=RPC_TIMEOUT)
+                update = await handle.start_update(
+                    name, arg, wait_for_stage=WorkflowUpdateStage.ACCEPTED, rpc_timeout=RPC_TIMEOUT
+                )
             await update.result(rpc_timeout=wait)
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
             await self._refuse_missing(handle, order_id)
 
-    async def _refuse_missing(self, handle, order_id: str) -> None:
+    async def _refuse_missing(self, handle: WorkflowHandle[Any, Any], order_id: str) -> None:
         """Why an update found no running order: none with that id (NOT_FOUND from the describe), it has ended,
         or it cannot take updates yet."""
         if (await handle.describe(rpc_timeout=RPC_TIMEOUT)).close_time is not None:
             order = await self._order(order_id)
-            raise errors.Refused(c.ORDER_ENDED, f"order {order_id!r} already ended {mapping.PROTO_TO_STATE[order.state]}")
+            raise errors.Refused(
+                orders.ORDER_ENDED, f"order {order_id!r} already ended {mapping.PROTO_TO_STATE[order.state]}"
+            )
         raise errors.Unavailable(f"order {order_id!r} cannot take the request yet; try again")
 
     @_rpc
-    async def StartOrder(self, request: pb.StartOrderRequest, context) -> pb.StartOrderResponse:
+    async def StartOrder(self, request: pb.StartOrderRequest, context: Context) -> pb.StartOrderResponse:
         inp = mapping.order_input(request)
         inp.shipping_task_queue = self.settings.shipping_task_queue
         fingerprint = mapping.fingerprint(inp)
@@ -179,17 +212,17 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         inp.trace_id, inp.span_id = trace_id, span_id
         already = False
         try:
-            await self.client.start_workflow(
-                c.WORKFLOW,
+            await self._check_ready().client.start_workflow(
+                orders.WORKFLOW,
                 inp,
-                id=c.workflow_id(inp.order_id),
+                id=orders.workflow_id(inp.order_id),
                 task_queue=self.settings.order_task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 execution_timeout=EXECUTION_TIMEOUT,
                 memo={"request": fingerprint},
                 rpc_timeout=RPC_TIMEOUT,
             )
-            log.info("order_started", extra={"order_id": inp.order_id, "workflow_id": c.workflow_id(inp.order_id)})
+            log.info("order_started", extra={"order_id": inp.order_id, "workflow_id": orders.workflow_id(inp.order_id)})
         except WorkflowAlreadyStartedError:
             description = await self._handle(inp.order_id).describe(rpc_timeout=RPC_TIMEOUT)
             if await description.memo_value("request", None) != fingerprint:
@@ -198,35 +231,35 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         return pb.StartOrderResponse(order=await self._order(inp.order_id), already_existed=already)
 
     @_rpc
-    async def ApproveOrder(self, request: pb.ApproveOrderRequest, context) -> pb.ApproveOrderResponse:
-        await self._update(request.order_id, c.APPROVE_ORDER, mapping.review_decision(request))
+    async def ApproveOrder(self, request: pb.ApproveOrderRequest, context: Context) -> pb.ApproveOrderResponse:
+        await self._update(request.order_id, orders.APPROVE_ORDER, mapping.review_decision(request))
         log.info("order_approved", extra={"order_id": request.order_id})
         return pb.ApproveOrderResponse(order=await self._order(request.order_id))
 
     @_rpc
-    async def RejectOrder(self, request: pb.RejectOrderRequest, context) -> pb.RejectOrderResponse:
-        await self._update(request.order_id, c.REJECT_ORDER, mapping.review_decision(request))
+    async def RejectOrder(self, request: pb.RejectOrderRequest, context: Context) -> pb.RejectOrderResponse:
+        await self._update(request.order_id, orders.REJECT_ORDER, mapping.review_decision(request))
         log.info("order_rejected", extra={"order_id": request.order_id})
         return pb.RejectOrderResponse(order=await self._order(request.order_id))
 
     @_rpc
-    async def CancelOrder(self, request: pb.CancelOrderRequest, context) -> pb.CancelOrderResponse:
-        await self._update(request.order_id, c.CANCEL_ORDER, mapping.cancel_request(request), CANCEL_TIMEOUT)
+    async def CancelOrder(self, request: pb.CancelOrderRequest, context: Context) -> pb.CancelOrderResponse:
+        await self._update(request.order_id, orders.CANCEL_ORDER, mapping.cancel_request(request), CANCEL_TIMEOUT)
         log.info("order_cancelled", extra={"order_id": request.order_id})
         return pb.CancelOrderResponse(order=await self._order(request.order_id))
 
     @_rpc
-    async def UpdateAddress(self, request: pb.UpdateAddressRequest, context) -> pb.UpdateAddressResponse:
-        await self._update(request.order_id, c.UPDATE_ADDRESS, mapping.address_update(request))
+    async def UpdateAddress(self, request: pb.UpdateAddressRequest, context: Context) -> pb.UpdateAddressResponse:
+        await self._update(request.order_id, orders.UPDATE_ADDRESS, mapping.address_update(request))
         log.info("address_updated", extra={"order_id": request.order_id})
         return pb.UpdateAddressResponse(order=await self._order(request.order_id))
 
     @_rpc
-    async def GetOrder(self, request: pb.GetOrderRequest, context) -> pb.GetOrderResponse:
+    async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.GetOrderResponse:
         return pb.GetOrderResponse(order=await self._order(request.order_id))
 
     @_rpc_stream
-    async def WatchOrder(self, request: pb.WatchOrderRequest, context):
+    async def WatchOrder(self, request: pb.WatchOrderRequest, context: Context) -> AsyncIterator[pb.WatchOrderResponse]:
         last = None
         while True:
             async with asyncio.timeout(REQUEST_DEADLINE_SECONDS):
@@ -234,13 +267,17 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
             if order != last:
                 yield pb.WatchOrderResponse(order=order)
                 last = order
-            if order.state in (pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED,
-                               pb.ORDER_STATE_FAILED):
+            if order.state in (
+                pb.ORDER_STATE_COMPLETED,
+                pb.ORDER_STATE_CANCELLED,
+                pb.ORDER_STATE_REJECTED,
+                pb.ORDER_STATE_FAILED,
+            ):
                 return
             await asyncio.sleep(WATCH_INTERVAL_SECONDS)
 
     @_rpc
-    async def ListOrders(self, request: pb.ListOrdersRequest, context) -> pb.ListOrdersResponse:
+    async def ListOrders(self, request: pb.ListOrdersRequest, context: Context) -> pb.ListOrdersResponse:
         """One visibility query on the OrderState search attribute, newest first, a page at a time."""
         if not 0 <= request.page_size <= 100:
             raise mapping.InvalidArgument([("page_size", f"is {request.page_size}; must be 0 to 100")])
@@ -251,17 +288,23 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         except ValueError:
             raise mapping.InvalidArgument([("page_token", "is not a token this service gave")]) from None
         query = mapping.visibility_query(mapping.PROTO_TO_STATE.get(request.state))
-        page = self.client.list_workflows(query, page_size=request.page_size or 20, next_page_token=token,
-                                          rpc_timeout=RPC_TIMEOUT)
+        page = self._check_ready().client.list_workflows(
+            query, page_size=request.page_size or 20, next_page_token=token, rpc_timeout=RPC_TIMEOUT
+        )
         await page.fetch_next_page()
         return pb.ListOrdersResponse(
-            orders=[mapping.order_summary(e, await e.memo_value(c.STATUS_MEMO_KEY, None, type_hint=c.OrderStatus))
-                    for e in page.current_page or []],
-            next_page_token=base64.urlsafe_b64encode(page.next_page_token).decode() if page.next_page_token else "")
+            orders=[
+                mapping.order_summary(e, await e.memo_value(orders.STATUS_MEMO_KEY, None, type_hint=orders.OrderStatus))
+                for e in page.current_page or []
+            ],
+            next_page_token=base64.urlsafe_b64encode(page.next_page_token).decode() if page.next_page_token else "",
+        )
 
     @_rpc_stream
-    async def WatchReviews(self, request: pb.WatchReviewsRequest, context):
-        async for waiting in self.reviews.subscribe():
+    async def WatchReviews(
+        self, request: pb.WatchReviewsRequest, context: Context
+    ) -> AsyncIterator[pb.WatchReviewsResponse]:
+        async for waiting in self._check_ready().reviews.subscribe():
             yield pb.WatchReviewsResponse(waiting=waiting)
 
 
@@ -274,18 +317,20 @@ class ReviewQueue:
         self.current: list[pb.Order] | None = None
         self.changed = asyncio.Condition()
         self.watchers = 0
-        self.poller: asyncio.Task | None = None
+        self.poller: asyncio.Task[None] | None = None
 
-    async def subscribe(self):
+    async def subscribe(self) -> AsyncIterator[list[pb.Order]]:
         self.watchers += 1
         if self.poller is None or self.poller.done():
             self.poller = asyncio.create_task(self._poll())
         try:
-            sent = None
+            sent: list[pb.Order] | None = None
             while True:
                 async with self.changed:
-                    await self.changed.wait_for(lambda: self.current is not None and self.current != sent)
+                    # Called only within this wait, so it compares with this iteration's `sent`.
+                    await self.changed.wait_for(lambda: self.current is not None and self.current != sent)  # noqa: B023
                     sent = self.current
+                assert sent is not None  # what the wait waited for
                 yield sent
         finally:
             self.watchers -= 1
@@ -305,11 +350,11 @@ class ReviewQueue:
         self.current = None
 
     async def _waiting(self) -> list[pb.Order]:
-        query = mapping.visibility_query(c.AWAITING_REVIEW) + " AND ExecutionStatus='Running'"
-        waiting = []
+        query = mapping.visibility_query(orders.AWAITING_REVIEW) + " AND ExecutionStatus='Running'"
+        waiting: list[pb.Order] = []
         async for execution in self.client.list_workflows(query, page_size=100, rpc_timeout=RPC_TIMEOUT):
-            status = await execution.memo_value(c.STATUS_MEMO_KEY, None, type_hint=c.OrderStatus)
-            if status is not None and status.state == c.AWAITING_REVIEW:
+            status = await execution.memo_value(orders.STATUS_MEMO_KEY, None, type_hint=orders.OrderStatus)
+            if status is not None and status.state == orders.AWAITING_REVIEW:
                 waiting.append(mapping.order_message(status, [], execution.id))
         return sorted(waiting, key=lambda o: o.review_deadline.ToDatetime())
 
@@ -317,16 +362,21 @@ class ReviewQueue:
 def _link_to_order_trace(trace_id: str, span_id: str) -> None:
     """Every call about an order reads its status, so every such call's span links to the order's trace."""
     if trace_id and span_id and telemetry.trace_ids()[0] not in ("", trace_id):
-        order_span = trace.SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True,
-                                       trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+        order_span = trace.SpanContext(
+            int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED)
+        )
         trace.get_current_span().add_link(order_span, {"link.kind": "order"})
 
 
-async def listen(settings: Settings, meter: MetricMeter = MetricMeter.noop) -> tuple[grpc.aio.Server, int, OrderGateway]:
+async def listen(
+    settings: Settings, meter: MetricMeter = MetricMeter.noop
+) -> tuple[grpc.aio.Server, int, OrderGateway]:
     """Starts the gateway with health (NOT_SERVING until ready()) and reflection on; returns the running server,
     its port and the gateway, to be made ready once Temporal and Postgres answer."""
+    # opentelemetry-instrumentation-grpc leaves aio_server_interceptor unannotated.
+    tracing = aio_server_interceptor()  # type: ignore[no-untyped-call]
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), security.Guard(settings.token, settings.max_requests_per_second)],
+        interceptors=[tracing, security.Guard(settings.token, settings.max_requests_per_second)],
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
@@ -342,13 +392,23 @@ async def listen(settings: Settings, meter: MetricMeter = MetricMeter.noop) -> t
     await server.start()
     for name in ("", SERVICE_NAME):
         await gateway.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    log.info("gateway_listening", extra={"fields": {
-        "address": settings.listen, "port": port, "tls": credentials is not None, "token": bool(settings.token)}})
+    log.info(
+        "gateway_listening",
+        extra={
+            "fields": {
+                "address": settings.listen,
+                "port": port,
+                "tls": credentials is not None,
+                "token": bool(settings.token),
+            }
+        },
+    )
     return server, port, gateway
 
 
-async def serve(client: Client, reader: ReadRepository, settings: Settings,
-                meter: MetricMeter = MetricMeter.noop) -> tuple[grpc.aio.Server, int]:
+async def serve(
+    client: Client, reader: ReadRepository, settings: Settings, meter: MetricMeter = MetricMeter.noop
+) -> tuple[grpc.aio.Server, int]:
     """listen() and ready() at once, for a caller that has its clients already (the tests)."""
     server, port, gateway = await listen(settings, meter)
     await gateway.ready(client, reader)

@@ -1,14 +1,18 @@
 """Order activities: unpack, call the brief's stub inside one recorded attempt, persist."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from common import brief
 from common.attempts import run_attempt, within_hang_cut
-from order_service import contract as c
+from order_service import contract
 from order_service.repository import SCHEMA, OrderConflict, OrdersRepository, PaymentConflict, check_payment
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -20,27 +24,27 @@ class OrderRef:
 class ReceiveInput:
     order_id: str
     payment_id: str
-    items: list[c.Item]
-    address: c.Address
+    items: list[contract.Item]
+    address: contract.Address
 
 
 @dataclass
 class ValidateInput:
     order_id: str
-    items: list[c.Item]
+    items: list[contract.Item]
 
 
 @dataclass
 class ChargeInput:
     order_id: str
     payment_id: str
-    items: list[c.Item]
+    items: list[contract.Item]
 
 
 @dataclass
 class MarkShippedInput:
     order_id: str
-    address: c.Address
+    address: contract.Address
 
 
 @dataclass
@@ -50,7 +54,7 @@ class FinalizeInput:
     reason: str = ""
 
 
-def _order(order_id: str, items: list[c.Item]) -> dict:
+def _order(order_id: str, items: list[contract.Item]) -> dict[str, Any]:
     return {"order_id": order_id, "items": [asdict(i) for i in items]}
 
 
@@ -58,12 +62,12 @@ class OrderActivities:
     def __init__(self, repo: OrdersRepository):
         self.repo = repo
 
-    async def _attempt(self, order_id: str, work):
+    async def _attempt(self, order_id: str, work: Callable[[], Awaitable[T]]) -> T:
         return await run_attempt(self.repo.pool, SCHEMA, order_id, work)
 
-    @activity.defn(name=c.RECEIVE)
+    @activity.defn(name=contract.RECEIVE)
     async def receive_order(self, inp: ReceiveInput) -> None:
-        async def work():
+        async def work() -> None:
             await within_hang_cut(brief.order_received(inp.order_id))
             try:
                 await self.repo.receive(inp.order_id, inp.payment_id, inp.items, inp.address)
@@ -72,26 +76,26 @@ class OrderActivities:
 
         await self._attempt(inp.order_id, work)
 
-    @activity.defn(name=c.VALIDATE)
+    @activity.defn(name=contract.VALIDATE)
     async def validate_order(self, inp: ValidateInput) -> None:
-        async def work():
+        async def work() -> None:
             await within_hang_cut(brief.order_validated(_order(inp.order_id, inp.items)))
-            problems = c.item_problems(inp.items)
+            problems = contract.item_problems(inp.items)
             if problems:
                 raise ValueError("; ".join(f"{field}: {problem}" for field, problem in problems))
-            await self.repo.set_state(inp.order_id, c.AWAITING_REVIEW, "validated")
+            await self.repo.set_state(inp.order_id, contract.AWAITING_REVIEW, "validated")
 
         await self._attempt(inp.order_id, work)
 
-    @activity.defn(name=c.CHARGE)
-    async def charge_payment(self, inp: ChargeInput) -> c.Payment:
-        async def work():
+    @activity.defn(name=contract.CHARGE)
+    async def charge_payment(self, inp: ChargeInput) -> contract.Payment:
+        async def work() -> contract.Payment:
             try:
                 # A charge that already happened is not repeated: return the first result.
                 existing = await self.repo.find_payment(inp.payment_id)
                 check_payment(existing, inp.order_id, None)
                 if existing is not None:
-                    return c.Payment(existing["payment_id"], existing["amount"], existing["status"])
+                    return contract.Payment(existing["payment_id"], existing["amount"], existing["status"])
                 order = _order(inp.order_id, inp.items)
                 charged = await within_hang_cut(brief.payment_charged(order, inp.payment_id, self.repo))
                 return await self.repo.record_charge(inp.payment_id, inp.order_id, charged["amount"])
@@ -100,9 +104,9 @@ class OrderActivities:
 
         return await self._attempt(inp.order_id, work)
 
-    @activity.defn(name=c.MARK_SHIPPED)
+    @activity.defn(name=contract.MARK_SHIPPED)
     async def mark_shipped(self, inp: MarkShippedInput) -> None:
-        async def work():
+        async def work() -> None:
             await within_hang_cut(brief.order_shipped({"order_id": inp.order_id, "address": asdict(inp.address)}))
             await self.repo.mark_shipped(inp.order_id, inp.address)
 
@@ -110,17 +114,17 @@ class OrderActivities:
 
     # Compensation and bookkeeping: no stub in the brief, so no flaky_call(); plain retried DB writes.
 
-    @activity.defn(name=c.REFUND)
-    async def refund_payment(self, inp: OrderRef) -> c.Payment | None:
+    @activity.defn(name=contract.REFUND)
+    async def refund_payment(self, inp: OrderRef) -> contract.Payment | None:
         return await self._attempt(inp.order_id, lambda: self.repo.refund(inp.order_id))
 
-    @activity.defn(name=c.FINALIZE)
+    @activity.defn(name=contract.FINALIZE)
     async def finalize_order(self, inp: FinalizeInput) -> None:
         await self._attempt(
             inp.order_id, lambda: self.repo.set_state(inp.order_id, inp.state, inp.state.lower(), inp.reason)
         )
 
-    def all(self) -> list:
+    def all(self) -> list[Callable[..., Awaitable[Any]]]:
         return [
             self.receive_order,
             self.validate_order,

@@ -123,8 +123,11 @@ class OrderInput:
     span_id: str = ""
 
     def problems(self) -> list[Problem]:
-        found = [(name, p) for name, p in (("order_id", id_problem(self.order_id)),
-                                           ("payment_id", id_problem(self.payment_id))) if p]
+        found = [
+            (name, p)
+            for name, p in (("order_id", id_problem(self.order_id)), ("payment_id", id_problem(self.payment_id)))
+            if p
+        ]
         return found + item_problems(self.items) + self.address.problems()
 
 
@@ -143,8 +146,10 @@ class ReviewDecision:
     reason: str = ""
 
     def problems(self) -> list[Problem]:
-        found = [("reviewer", text_problem(self.reviewer, required=False, limit=MAX_TEXT_LENGTH)),
-                 ("reason", text_problem(self.reason, required=False, limit=MAX_REASON_LENGTH))]
+        found = [
+            ("reviewer", text_problem(self.reviewer, required=False, limit=MAX_TEXT_LENGTH)),
+            ("reason", text_problem(self.reason, required=False, limit=MAX_REASON_LENGTH)),
+        ]
         return [(name, p) for name, p in found if p]
 
 

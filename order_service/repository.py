@@ -4,6 +4,7 @@ import json
 from dataclasses import asdict
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from order_service.contract import Address, Item, Payment
 
@@ -78,6 +79,8 @@ class OrdersRepository:
                 amount,
             )
             row = await conn.fetchrow("SELECT * FROM orders.payments WHERE payment_id = $1", payment_id)
+            # The row just inserted, or the one already there (receive() holds every order to its payment id).
+            assert row is not None
             check_payment(row, order_id, amount)
             await conn.execute(
                 "UPDATE orders.orders SET state = 'SHIPPING', updated_at = now() WHERE order_id = $1", order_id
@@ -114,7 +117,7 @@ class OrdersRepository:
             await self._event(conn, order_id, "shipped", {})
 
     @staticmethod
-    async def _event(conn: asyncpg.Connection, order_id: str, kind: str, payload: dict) -> None:
+    async def _event(conn: PoolConnectionProxy, order_id: str, kind: str, payload: dict[str, object]) -> None:
         await conn.execute(
             """
             INSERT INTO orders.events (order_id, type, payload) VALUES ($1, $2, $3)
@@ -132,6 +135,4 @@ def check_payment(row: asyncpg.Record | None, order_id: str, amount: int | None)
     if row["order_id"] != order_id:
         raise PaymentConflict(f"payment_id {row['payment_id']!r} was already used for order {row['order_id']!r}")
     if amount is not None and row["amount"] != amount:
-        raise PaymentConflict(
-            f"payment_id {row['payment_id']!r} was already charged {row['amount']}, not {amount}"
-        )
+        raise PaymentConflict(f"payment_id {row['payment_id']!r} was already charged {row['amount']}, not {amount}")

@@ -6,14 +6,18 @@ FAILED within its budget; a charged order that does not ship is refunded.
 
 import asyncio
 import copy
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
+    import order_service.contract as contract
+    import shipping_service.contract as shipping
     from common.budget import Alarms, OutOfBudget, Stopped, compensate, run_step, wait_until
-    import order_service.contract as c
     from order_service.activities import (
         ChargeInput,
         FinalizeInput,
@@ -23,7 +27,10 @@ with workflow.unsafe.imports_passed_through():
         ReceiveInput,
         ValidateInput,
     )
-    import shipping_service.contract as shipping
+
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
+ShipmentHandle = workflow.ChildWorkflowHandle[Any, shipping.ShipmentResult]
 
 # Errors that end an order as REJECTED rather than FAILED.
 _REJECTING = {"ValueError", "InvalidData", "OrderConflict", "PaymentConflict"}
@@ -45,20 +52,21 @@ class _Ended(Exception):
 def _describe(err: BaseException) -> tuple[str, str]:
     """(terminal state, reason) for a step that failed for good."""
     if isinstance(err, OutOfBudget):
-        return c.FAILED, str(err)
-    if isinstance(err, ActivityError) and err.cause is not None:
+        return contract.FAILED, str(err)
+    if isinstance(err, ActivityError) and isinstance(err.cause, FailureError):
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type in _REJECTING:
-            return c.REJECTED, cause.message
-        last = f"; last attempt: {cause.cause.message}" if cause.cause is not None else ""
-        return c.FAILED, f"{cause.message}{last}"
-    return c.FAILED, str(err)
+            return contract.REJECTED, cause.message
+        # A timeout wraps the last attempt's error.
+        last = f"; last attempt: {cause.cause.message}" if isinstance(cause.cause, FailureError) else ""
+        return contract.FAILED, f"{cause.message}{last}"
+    return contract.FAILED, str(err)
 
 
-@workflow.defn(name=c.WORKFLOW)
+@workflow.defn(name=contract.WORKFLOW)
 class OrderWorkflow:
     @workflow.init
-    def __init__(self, inp: c.OrderInput) -> None:
+    def __init__(self, inp: contract.OrderInput) -> None:
         self.inp = inp
         budget = inp.budget
         start = workflow.info().workflow_start_time
@@ -68,10 +76,10 @@ class OrderWorkflow:
         # The last moment another dispatch round is worth ordering, and the last for MarkShipped.
         self.retry_cutoff = self.work_until - timedelta(seconds=1.0)
         self.closing = self.deadline - timedelta(seconds=budget.closing_reserve_seconds)
-        self.status = c.OrderStatus(
+        self.status = contract.OrderStatus(
             order_id=inp.order_id,
-            state=c.RECEIVED,
-            step=c.RECEIVE,
+            state=contract.RECEIVED,
+            step=contract.RECEIVE,
             address=inp.address,
             items=inp.items,
             payment_id=inp.payment_id,
@@ -81,20 +89,20 @@ class OrderWorkflow:
             trace_id=inp.trace_id,
             span_id=inp.span_id,
         )
-        self.cancel: c.CancelRequest | None = None
-        self.decision: tuple[str, c.ReviewDecision] | None = None
+        self.cancel: contract.CancelRequest | None = None
+        self.decision: tuple[str, contract.ReviewDecision] | None = None
         self.charge_started = False
         self.address_version = 0
-        self.dispatch_failures: list[c.DispatchFailure] = []
+        self.dispatch_failures: list[contract.DispatchFailure] = []
 
     @workflow.run
-    async def run(self, inp: c.OrderInput) -> c.OrderResult:
+    async def run(self, inp: contract.OrderInput) -> contract.OrderResult:
         self.alarms = Alarms(self.review_closes, self.retry_cutoff, self.work_until, self.closing)
-        workflow.upsert_search_attributes([c.ORDER_STATE_ATTRIBUTE.value_set(self.status.state)])
+        workflow.upsert_search_attributes([contract.ORDER_STATE_ATTRIBUTE.value_set(self.status.state)])
         asyncio.ensure_future(self._publish_status())
         try:
             await self._lifecycle()
-            state, reason = c.COMPLETED, self.status.reason
+            state, reason = contract.COMPLETED, self.status.reason
         except _Ended as end:
             state, reason = end.state, end.reason
             await self._compensate(state, reason)
@@ -102,52 +110,90 @@ class OrderWorkflow:
         self.status.ended_at = _now()
         for step in self.status.steps:  # a step the end overtook (review, when cancelled in review)
             if step.status == "running":
-                step.status, step.ended_at = ("cancelled" if state == c.CANCELLED else "failed"), self.status.ended_at
+                step.status, step.ended_at = (
+                    ("cancelled" if state == contract.CANCELLED else "failed"),
+                    self.status.ended_at,
+                )
         workflow.metric_meter().create_counter("orders_ended", "orders by terminal state").add(1, {"state": state})
         await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.upsert_memo({c.STATUS_MEMO_KEY: self.status})
-        return c.OrderResult(inp.order_id, state, reason, self.status.payment, self.status.shipment_status)
+        workflow.upsert_memo({contract.STATUS_MEMO_KEY: self.status})
+        return contract.OrderResult(inp.order_id, state, reason, self.status.payment, self.status.shipment_status)
 
     async def _publish_status(self) -> None:
         """Copies the status into the memo whenever it changed, at most about once a workflow task: the
         gateway reads it with a describe, which the server answers without a worker round trip."""
         published = None
         while True:
-            await workflow.wait_condition(lambda: self.status != published)
+            # Called only within this iteration's wait, so it sees this iteration's `published`.
+            await workflow.wait_condition(lambda: self.status != published)  # noqa: B023
             published = copy.deepcopy(self.status)
-            workflow.upsert_memo({c.STATUS_MEMO_KEY: published})
+            workflow.upsert_memo({contract.STATUS_MEMO_KEY: published})
 
     async def _lifecycle(self) -> None:
         inp = self.inp
-        await self._step(c.RECEIVE, c.RECEIVED, OrderActivities.receive_order,
-                         ReceiveInput(inp.order_id, inp.payment_id, inp.items, inp.address), self.review_closes)
-        await self._step(c.VALIDATE, c.VALIDATING, OrderActivities.validate_order,
-                         ValidateInput(inp.order_id, inp.items), self.review_closes)
+        await self._step(
+            contract.RECEIVE,
+            contract.RECEIVED,
+            OrderActivities.receive_order,
+            ReceiveInput(inp.order_id, inp.payment_id, inp.items, inp.address),
+            self.review_closes,
+        )
+        await self._step(
+            contract.VALIDATE,
+            contract.VALIDATING,
+            OrderActivities.validate_order,
+            ValidateInput(inp.order_id, inp.items),
+            self.review_closes,
+        )
         await self._review()
         self.charge_started = True
-        self.status.payment = await self._step(c.CHARGE, c.CHARGING, OrderActivities.charge_payment,
-                                               ChargeInput(inp.order_id, inp.payment_id, inp.items), self.work_until)
+        self.status.payment = await self._step(
+            contract.CHARGE,
+            contract.CHARGING,
+            OrderActivities.charge_payment,
+            ChargeInput(inp.order_id, inp.payment_id, inp.items),
+            self.work_until,
+        )
         self._stop_if_cancelled()
         await self._ship()
         try:
-            await self._step(c.MARK_SHIPPED, c.SHIPPING_STATE, OrderActivities.mark_shipped,
-                             MarkShippedInput(inp.order_id, self.status.address), self.closing)
+            await self._step(
+                contract.MARK_SHIPPED,
+                contract.SHIPPING_STATE,
+                OrderActivities.mark_shipped,
+                MarkShippedInput(inp.order_id, self.status.address),
+                self.closing,
+            )
         except _Ended as end:
             # The parcel is with the carrier and the charge stands; only the bookkeeping step is late.
             self.status.reason = f"shipped; {end.reason}"
-            await self._finalize(c.COMPLETED, self.status.reason)
+            await self._finalize(contract.COMPLETED, self.status.reason)
 
-    async def _step(self, step: str, state: str, activity, arg, until):
+    async def _step(
+        self,
+        step: str,
+        state: str,
+        activity: MethodAsyncSingleParam[Any, Arg, Result],
+        arg: Arg,
+        until: datetime,
+    ) -> Result:
         """One flaky step until `until`; a cancel stops it at once (the attempt in flight is waited for)."""
-        stoppable = step != c.MARK_SHIPPED  # once dispatched, the order ships whatever came before
+        stoppable = step != contract.MARK_SHIPPED  # once dispatched, the order ships whatever came before
         if stoppable:
             self._stop_if_cancelled()
         self._enter(state, step)
-        progress = c.StepProgress(step, "running", started_at=_now())
+        progress = contract.StepProgress(step, "running", started_at=_now())
         self.status.steps.append(progress)
         try:
-            result = await run_step(self.alarms, step, activity, arg, until, self.inp.budget.steps,
-                                    stop=lambda: stoppable and self.cancel is not None)
+            result = await run_step(
+                self.alarms,
+                step,
+                activity,
+                arg,
+                until,
+                self.inp.budget.steps,
+                stop=lambda: stoppable and self.cancel is not None,
+            )
         except Stopped:
             progress.status, progress.ended_at = "cancelled", _now()
             self._stop_if_cancelled()
@@ -160,8 +206,8 @@ class OrderWorkflow:
         return result
 
     async def _review(self) -> None:
-        self._enter(c.AWAITING_REVIEW, c.REVIEW)
-        progress = c.StepProgress(c.REVIEW, "running", started_at=_now())
+        self._enter(contract.AWAITING_REVIEW, contract.REVIEW)
+        progress = contract.StepProgress(contract.REVIEW, "running", started_at=_now())
         self.status.steps.append(progress)
         left = (self.review_closes - workflow.now()).total_seconds()
         workflow.logger.info("review_waiting", extra=self._log(fields={"window_seconds": round(left, 3)}))
@@ -171,26 +217,29 @@ class OrderWorkflow:
 
         try:
             await wait_until(self.alarms, decided, self.review_closes)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             progress.status, progress.error, progress.ended_at = "failed", "review window expired", _now()
             workflow.logger.info("review_expired", extra=self._log())
-            raise _Ended(c.REJECTED, "review window expired without approval") from None
+            raise _Ended(contract.REJECTED, "review window expired without approval") from None
         progress.ended_at = _now()
         if self.cancel is not None:
             progress.status = "cancelled"
             self._stop_if_cancelled()
+        assert self.decision is not None  # decided(), and a cancel has raised above
         verdict, decision = self.decision
-        workflow.logger.info("review_decided", extra=self._log(fields={"verdict": verdict, "reviewer": decision.reviewer}))
+        workflow.logger.info(
+            "review_decided", extra=self._log(fields={"verdict": verdict, "reviewer": decision.reviewer})
+        )
         if verdict == "reject":
             progress.status, progress.error = "failed", decision.reason
-            raise _Ended(c.REJECTED, f"rejected in review: {decision.reason or 'no reason given'}")
+            raise _Ended(contract.REJECTED, f"rejected in review: {decision.reason or 'no reason given'}")
         progress.status = "ok"
 
     async def _ship(self) -> None:
         """Run the child and steer it: forward address changes and cancellation, decide on dispatch retries."""
         inp = self.inp
-        self._enter(c.SHIPPING_STATE, c.SHIPPING)
-        progress = c.StepProgress(c.SHIPPING, "running", started_at=_now())
+        self._enter(contract.SHIPPING_STATE, contract.SHIPPING)
+        progress = contract.StepProgress(contract.SHIPPING, "running", started_at=_now())
         self.status.steps.append(progress)
         address_in_input = self.address_version
         child = await workflow.start_child_workflow(
@@ -211,11 +260,14 @@ class OrderWorkflow:
         sent_address = address_in_input
         sent_cancel, answered = False, 0
         while True:
+            # The condition is called only within this iteration's wait: it sees this iteration's values.
             await workflow.wait_condition(
-                lambda: result_task.done()
-                or self.address_version != sent_address
-                or (self.cancel is not None and not sent_cancel)
-                or len(self.dispatch_failures) > answered
+                lambda: (
+                    result_task.done()
+                    or self.address_version != sent_address  # noqa: B023
+                    or (self.cancel is not None and not sent_cancel)  # noqa: B023
+                    or len(self.dispatch_failures) > answered  # noqa: B023
+                )
             )
             if result_task.done():
                 break
@@ -224,8 +276,9 @@ class OrderWorkflow:
                 await self._signal_child(child, shipping.UPDATE_ADDRESS, shipping.AddressUpdate(self.status.address))
             if self.cancel is not None and not sent_cancel:
                 sent_cancel = True
-                await self._signal_child(child, shipping.CANCEL_SHIPMENT,
-                                         shipping.CancelShipment(self.cancel.reason or "order cancelled"))
+                await self._signal_child(
+                    child, shipping.CANCEL_SHIPMENT, shipping.CancelShipment(self.cancel.reason or "order cancelled")
+                )
             while len(self.dispatch_failures) > answered:
                 failure = self.dispatch_failures[answered]
                 answered += 1
@@ -239,10 +292,12 @@ class OrderWorkflow:
             return
         progress.status, progress.error = ("cancelled" if self.cancel else "failed"), result.reason
         if self.cancel is not None:
-            raise _Ended(c.CANCELLED, self.cancel.reason or "cancelled by request")
-        raise _Ended(c.FAILED, f"shipping: {result.reason}")
+            raise _Ended(contract.CANCELLED, self.cancel.reason or "cancelled by request")
+        raise _Ended(contract.FAILED, f"shipping: {result.reason}")
 
-    async def _answer_dispatch_failure(self, child, failure: shipping.DispatchFailure, cancelling: bool) -> None:
+    async def _answer_dispatch_failure(
+        self, child: ShipmentHandle, failure: shipping.DispatchFailure, cancelling: bool
+    ) -> None:
         """The parent's half of the dispatch protocol (shipping_service/contract.py): another round while
         rounds and time are left, else cancel the shipment (the order then fails and is refunded)."""
         if cancelling:
@@ -255,7 +310,7 @@ class OrderWorkflow:
             workflow.logger.warning("dispatch_given_up", extra=self._log(error=reason))
             await self._signal_child(child, shipping.CANCEL_SHIPMENT, shipping.CancelShipment(reason))
 
-    async def _signal_child(self, child, name: str, arg) -> None:
+    async def _signal_child(self, child: ShipmentHandle, name: str, arg: object) -> None:
         try:
             await child.signal(name, arg)
         except FailureError as err:
@@ -266,7 +321,7 @@ class OrderWorkflow:
         workflow.logger.info("compensation_started", extra=self._log(reason=reason, fields={"outcome": state}))
         if self.charge_started:
             # The charge may have landed even if its result never came back: refund whatever is recorded.
-            self._enter(self.status.state, c.REFUND)
+            self._enter(self.status.state, contract.REFUND)
             refunded = await compensate(OrderActivities.refund_payment, OrderRef(self.inp.order_id))
             if refunded is not None:
                 self.status.payment = refunded
@@ -274,12 +329,12 @@ class OrderWorkflow:
         await self._finalize(state, reason)
 
     async def _finalize(self, state: str, reason: str) -> None:
-        self._enter(self.status.state, c.FINALIZE)
+        self._enter(self.status.state, contract.FINALIZE)
         await compensate(OrderActivities.finalize_order, FinalizeInput(self.inp.order_id, state, reason))
 
     def _stop_if_cancelled(self) -> None:
         if self.cancel is not None:
-            raise _Ended(c.CANCELLED, self.cancel.reason or "cancelled by request")
+            raise _Ended(contract.CANCELLED, self.cancel.reason or "cancelled by request")
 
     def _enter(self, state: str, step: str, reason: str = "") -> None:
         changed = state != self.status.state
@@ -287,38 +342,38 @@ class OrderWorkflow:
         if reason:
             self.status.reason = reason
         if changed:
-            workflow.upsert_search_attributes([c.ORDER_STATE_ATTRIBUTE.value_set(state)])
+            workflow.upsert_search_attributes([contract.ORDER_STATE_ATTRIBUTE.value_set(state)])
             workflow.logger.info("state_changed", extra=self._log(reason=reason or None))
 
-    def _log(self, **extra) -> dict:
+    def _log(self, **extra: object) -> dict[str, object]:
         return {"order_id": self.inp.order_id, "state": self.status.state, "step": self.status.step, **extra}
 
     # Refusals, shared by the updates (the caller sees them) and the signals (logged).
 
     def _cancel_refusal(self) -> tuple[str, str] | None:
-        if self.status.state in c.TERMINAL_STATES:
-            return c.ORDER_ENDED, f"order already ended {self.status.state}"
+        if self.status.state in contract.TERMINAL_STATES:
+            return contract.ORDER_ENDED, f"order already ended {self.status.state}"
         if self.status.shipment_status == shipping.DISPATCHED:
-            return c.ALREADY_DISPATCHED, "order was already dispatched"
+            return contract.ALREADY_DISPATCHED, "order was already dispatched"
         return None
 
-    def _address_refusal(self, address: c.Address) -> tuple[str, str] | None:
+    def _address_refusal(self, address: contract.Address) -> tuple[str, str] | None:
         if refusal := self._cancel_refusal():
             return refusal
         if self.cancel:
-            return c.BEING_CANCELLED, "order is being cancelled"
+            return contract.BEING_CANCELLED, "order is being cancelled"
         problems = "; ".join(f"{field}: {problem}" for field, problem in address.problems())
-        return (c.INVALID_ADDRESS, problems) if problems else None
+        return (contract.INVALID_ADDRESS, problems) if problems else None
 
     def _review_refusal(self, window_closed: bool = False) -> tuple[str, str] | None:
-        if self.status.state != c.AWAITING_REVIEW:
-            return c.NOT_AWAITING_REVIEW, f"order is not awaiting review (state {self.status.state})"
+        if self.status.state != contract.AWAITING_REVIEW:
+            return contract.NOT_AWAITING_REVIEW, f"order is not awaiting review (state {self.status.state})"
         if window_closed:
-            return c.REVIEW_WINDOW_CLOSED, "the review window has closed"
+            return contract.REVIEW_WINDOW_CLOSED, "the review window has closed"
         if self.decision is not None:
-            return c.ALREADY_DECIDED, f"order was already {self.decision[0]}d"
+            return contract.ALREADY_DECIDED, f"order was already {self.decision[0]}d"
         if self.cancel is not None:
-            return c.BEING_CANCELLED, "order is being cancelled"
+            return contract.BEING_CANCELLED, "order is being cancelled"
         return None
 
     def _review_window_closed(self) -> bool:
@@ -338,90 +393,105 @@ class OrderWorkflow:
             reason, message = refusal
             raise ApplicationError(message, reason, type="FailedPrecondition", non_retryable=True)
 
-    def _accept_cancel(self, req: c.CancelRequest) -> None:
+    def _accept_cancel(self, req: contract.CancelRequest) -> None:
         if self.cancel is None:
             self.cancel = req
             workflow.logger.info("cancel_requested", extra=self._log(reason=req.reason))
 
-    def _accept_address(self, update: c.AddressUpdate) -> None:
+    def _accept_address(self, update: contract.AddressUpdate) -> None:
         self.status.address = update.address
         self.address_version += 1
         workflow.logger.info("address_updated", extra=self._log())
 
-    def _accept_decision(self, verdict: str, decision: c.ReviewDecision) -> None:
+    def _accept_decision(self, verdict: str, decision: contract.ReviewDecision) -> None:
         self.decision = (verdict, decision)
 
-    @workflow.update(name=c.CANCEL_ORDER)
-    async def cancel_update(self, req: c.CancelRequest) -> c.OrderResult:
+    @workflow.update(name=contract.CANCEL_ORDER)
+    async def cancel_update(self, req: contract.CancelRequest) -> contract.OrderResult:
         """Returns once the order has ended: CANCELLED, or refused if dispatch won the race."""
         self._accept_cancel(req)
-        await workflow.wait_condition(lambda: self.status.state in c.TERMINAL_STATES)
-        if self.status.state != c.CANCELLED:
-            why = self.status.reason or ("the parcel was dispatched first" if self.status.state == c.COMPLETED else "")
-            self._refuse((c.CANCEL_TOO_LATE, f"order ended {self.status.state} before the cancellation took effect"
-                          + (f": {why}" if why else "")))
-        return c.OrderResult(self.inp.order_id, self.status.state, self.status.reason, self.status.payment,
-                             self.status.shipment_status)
+        await workflow.wait_condition(lambda: self.status.state in contract.TERMINAL_STATES)
+        if self.status.state != contract.CANCELLED:
+            dispatched = self.status.state == contract.COMPLETED
+            why = self.status.reason or ("the parcel was dispatched first" if dispatched else "")
+            self._refuse(
+                (
+                    contract.CANCEL_TOO_LATE,
+                    f"order ended {self.status.state} before the cancellation took effect"
+                    + (f": {why}" if why else ""),
+                )
+            )
+        return contract.OrderResult(
+            self.inp.order_id, self.status.state, self.status.reason, self.status.payment, self.status.shipment_status
+        )
 
     @cancel_update.validator
-    def _validate_cancel(self, req: c.CancelRequest) -> None:
+    def _validate_cancel(self, req: contract.CancelRequest) -> None:
         self._refuse(self._cancel_refusal())
 
-    @workflow.update(name=c.UPDATE_ADDRESS)
-    def address_update(self, update: c.AddressUpdate) -> c.Address:
+    @workflow.update(name=contract.UPDATE_ADDRESS)
+    def address_update(self, update: contract.AddressUpdate) -> contract.Address:
         self._accept_address(update)
         return self.status.address
 
     @address_update.validator
-    def _validate_address(self, update: c.AddressUpdate) -> None:
+    def _validate_address(self, update: contract.AddressUpdate) -> None:
         self._refuse(self._address_refusal(update.address))
 
-    @workflow.update(name=c.APPROVE_ORDER)
-    def approve_update(self, decision: c.ReviewDecision) -> str:
+    @workflow.update(name=contract.APPROVE_ORDER)
+    def approve_update(self, decision: contract.ReviewDecision) -> str:
         self._accept_decision("approve", decision)
         return "approved"
 
     @approve_update.validator
-    def _validate_approve(self, decision: c.ReviewDecision) -> None:
+    def _validate_approve(self, decision: contract.ReviewDecision) -> None:
         self._refuse(self._review_refusal(self._review_window_closed()))
 
-    @workflow.update(name=c.REJECT_ORDER)
-    def reject_update(self, decision: c.ReviewDecision) -> str:
+    @workflow.update(name=contract.REJECT_ORDER)
+    def reject_update(self, decision: contract.ReviewDecision) -> str:
         self._accept_decision("reject", decision)
         return "rejected"
 
     @reject_update.validator
-    def _validate_reject(self, decision: c.ReviewDecision) -> None:
+    def _validate_reject(self, decision: contract.ReviewDecision) -> None:
         self._refuse(self._review_refusal(self._review_window_closed()))
 
-    @workflow.signal(name=c.CANCEL_ORDER)
-    def cancel_signal(self, req: c.CancelRequest) -> None:
+    @workflow.signal(name=contract.CANCEL_ORDER)
+    def cancel_signal(self, req: contract.CancelRequest) -> None:
         self._signal(self._cancel_refusal(), lambda: self._accept_cancel(req))
 
-    @workflow.signal(name=c.UPDATE_ADDRESS)
-    def address_signal(self, update: c.AddressUpdate) -> None:
+    @workflow.signal(name=contract.UPDATE_ADDRESS)
+    def address_signal(self, update: contract.AddressUpdate) -> None:
         self._signal(self._address_refusal(update.address), lambda: self._accept_address(update))
 
-    @workflow.signal(name=c.APPROVE_ORDER)
-    def approve_signal(self, decision: c.ReviewDecision) -> None:
-        self._signal(self._review_refusal(self._review_alarm_fired()), lambda: self._accept_decision("approve", decision))
+    @workflow.signal(name=contract.APPROVE_ORDER)
+    def approve_signal(self, decision: contract.ReviewDecision) -> None:
+        self._signal(
+            self._review_refusal(self._review_alarm_fired()), lambda: self._accept_decision("approve", decision)
+        )
 
-    @workflow.signal(name=c.REJECT_ORDER)
-    def reject_signal(self, decision: c.ReviewDecision) -> None:
-        self._signal(self._review_refusal(self._review_alarm_fired()), lambda: self._accept_decision("reject", decision))
+    @workflow.signal(name=contract.REJECT_ORDER)
+    def reject_signal(self, decision: contract.ReviewDecision) -> None:
+        self._signal(
+            self._review_refusal(self._review_alarm_fired()), lambda: self._accept_decision("reject", decision)
+        )
 
-    def _signal(self, refusal: tuple[str, str] | None, accept) -> None:
+    def _signal(self, refusal: tuple[str, str] | None, accept: Callable[[], None]) -> None:
         if refusal:
-            workflow.logger.warning("signal_refused", extra=self._log(reason=refusal[1], fields={"refusal": refusal[0]}))
+            workflow.logger.warning(
+                "signal_refused", extra=self._log(reason=refusal[1], fields={"refusal": refusal[0]})
+            )
         else:
             accept()
 
     @workflow.signal(name=shipping.DISPATCH_FAILED)
     def dispatch_failed(self, failure: shipping.DispatchFailure) -> None:
-        workflow.logger.warning("dispatch_failed", extra=self._log(error=failure.reason, fields={"round": failure.round}))
+        workflow.logger.warning(
+            "dispatch_failed", extra=self._log(error=failure.reason, fields={"round": failure.round})
+        )
         self.dispatch_failures.append(failure)
         self.status.dispatch_failures.append(f"round {failure.round}: {failure.reason}")
 
-    @workflow.query(name=c.STATUS_QUERY)
-    def status_query(self) -> c.OrderStatus:
+    @workflow.query(name=contract.STATUS_QUERY)
+    def status_query(self) -> contract.OrderStatus:
         return self.status

@@ -1,15 +1,19 @@
 """Shipping activities: unpack, call the brief's stub inside one recorded attempt, persist."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from common import brief
 from common.attempts import run_attempt, within_hang_cut
+from shipping_service import contract
 from shipping_service.contract import Address, Item
-from shipping_service import contract as s
 from shipping_service.repository import SCHEMA, ShipmentCancelled, ShippingRepository
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,7 +39,7 @@ class CancelInput:
     reason: str = ""
 
 
-def _order(order_id: str, items: list[Item], address: Address) -> dict:
+def _order(order_id: str, items: list[Item], address: Address) -> dict[str, Any]:
     return {"order_id": order_id, "items": [asdict(i) for i in items], "address": asdict(address)}
 
 
@@ -43,20 +47,20 @@ class ShippingActivities:
     def __init__(self, repo: ShippingRepository):
         self.repo = repo
 
-    async def _attempt(self, order_id: str, work):
+    async def _attempt(self, order_id: str, work: Callable[[], Awaitable[T]]) -> T:
         return await run_attempt(self.repo.pool, SCHEMA, order_id, work)
 
-    @activity.defn(name=s.PREPARE)
+    @activity.defn(name=contract.PREPARE)
     async def prepare_package(self, inp: PackageInput) -> None:
-        async def work():
+        async def work() -> None:
             await within_hang_cut(brief.package_prepared(_order(inp.order_id, inp.items, inp.address)))
             await self.repo.prepared(inp.order_id, inp.items, inp.address)
 
         await self._attempt(inp.order_id, work)
 
-    @activity.defn(name=s.DISPATCH)
+    @activity.defn(name=contract.DISPATCH)
     async def dispatch_carrier(self, inp: DispatchInput) -> None:
-        async def work():
+        async def work() -> None:
             # The carrier gets the address current when this attempt was scheduled.
             order = _order(inp.order_id, inp.items, inp.address)
             message = await within_hang_cut(brief.carrier_dispatched(order))
@@ -68,11 +72,11 @@ class ShippingActivities:
         await self._attempt(inp.order_id, work)
 
     # Compensation: no stub in the brief, so no flaky_call(); a plain retried DB write.
-    @activity.defn(name=s.CANCEL)
+    @activity.defn(name=contract.CANCEL)
     async def cancel_shipment(self, inp: CancelInput) -> str:
         return await self._attempt(
             inp.order_id, lambda: self.repo.cancel(inp.order_id, inp.items, inp.address, inp.reason)
         )
 
-    def all(self) -> list:
+    def all(self) -> list[Callable[..., Awaitable[Any]]]:
         return [self.prepare_package, self.dispatch_carrier, self.cancel_shipment]

@@ -70,8 +70,8 @@ class Address:
             if problem := text_problem(getattr(self, name), required=name != "line2"):
                 found.append((f"{field}.{name}", problem))
         if not any(f == f"{field}.country" for f, _ in found) and not (
-                len(self.country) == 2 and self.country.isascii() and self.country.isalpha()
-                and self.country.isupper()):
+            len(self.country) == 2 and self.country.isascii() and self.country.isalpha() and self.country.isupper()
+        ):
             found.append((f"{field}.country", f"is {self.country!r}; must be a two-letter ISO 3166 code such as US"))
         return found
 

@@ -4,6 +4,7 @@ import json
 from dataclasses import asdict
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from shipping_service.contract import Address, Item
 
@@ -64,13 +65,13 @@ class ShippingRepository:
                 json.dumps([asdict(i) for i in items]),
                 json.dumps(asdict(address)),
             )
-            status = await conn.fetchval("SELECT status FROM shipping.shipments WHERE order_id = $1", order_id)
+            status: str = await conn.fetchval("SELECT status FROM shipping.shipments WHERE order_id = $1", order_id)
             if status == "cancelled":
                 await self._event(conn, order_id, "cancelled", {"reason": reason})
             return status
 
     @staticmethod
-    async def _event(conn: asyncpg.Connection, order_id: str, kind: str, payload: dict) -> None:
+    async def _event(conn: PoolConnectionProxy, order_id: str, kind: str, payload: dict[str, object]) -> None:
         await conn.execute(
             """
             INSERT INTO shipping.events (order_id, type, payload) VALUES ($1, $2, $3)

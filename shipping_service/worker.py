@@ -11,9 +11,14 @@ from shipping_service.workflows import ShippingWorkflow
 
 
 def build(client: Client, activities: ShippingActivities, task_queue: str) -> Worker:
-    return Worker(client, task_queue=task_queue, workflows=[ShippingWorkflow], activities=activities.all(),
-                  sticky_queue_schedule_to_start_timeout=temporal.STICKY_TIMEOUT,
-                  graceful_shutdown_timeout=temporal.GRACEFUL_SHUTDOWN)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ShippingWorkflow],
+        activities=activities.all(),
+        sticky_queue_schedule_to_start_timeout=temporal.STICKY_TIMEOUT,
+        graceful_shutdown_timeout=temporal.GRACEFUL_SHUTDOWN,
+    )
 
 
 async def main(settings: Settings) -> None:

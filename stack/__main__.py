@@ -39,31 +39,52 @@ def up() -> bool:
         print("the stack is already up (./dev down stops it; ./dev demo runs another demo order)")
         return False
     STATE.mkdir(exist_ok=True)
-    stack = local.LocalStack(STATE, TEMPORAL_PORT, TEMPORAL_UI_PORT, GATEWAY_PORT, CODEC_PORT,
-                             database_url=os.environ.get("DATABASE_URL", ""), env={"PAYLOAD_KEY": payload_key()},
-                             metrics_ports=METRICS, health_ports=HEALTH)
+    stack = local.LocalStack(
+        STATE,
+        TEMPORAL_PORT,
+        TEMPORAL_UI_PORT,
+        GATEWAY_PORT,
+        CODEC_PORT,
+        database_url=os.environ.get("DATABASE_URL", ""),
+        env={"PAYLOAD_KEY": payload_key()},
+        metrics_ports=METRICS,
+        health_ports=HEALTH,
+    )
     print(f"postgres      {stack.start_postgres()}")
     print("migrations    applied (db/orders, db/shipping)")
     plan_file = STATE / "supervise.json"
     plan_file.write_text(json.dumps(stack.plan()))
     plan_file.chmod(0o600)  # it holds PAYLOAD_KEY
-    supervisor = local.spawn([sys.executable, "-m", "stack.supervise", str(plan_file), str(SUPERVISED)],
-                             stack.logs / "supervisor.log", os.environ.copy(), detach=True)
+    supervisor = local.spawn(
+        [sys.executable, "-m", "stack.supervise", str(plan_file), str(SUPERVISED)],
+        stack.logs / "supervisor.log",
+        os.environ.copy(),
+        detach=True,
+    )
     PIDS.write_text(json.dumps({"supervisor": supervisor.pid}))
     local.wait_for_port(TEMPORAL_PORT, 60, supervisor, "temporal dev server")
     codec_url = f"http://127.0.0.1:{CODEC_PORT}"
-    print(f"temporal      127.0.0.1:{TEMPORAL_PORT}, Web UI http://127.0.0.1:{TEMPORAL_UI_PORT} (payloads decoded "
-          f"through the codec server)")
-    print(f"codec server  {codec_url} (Temporal's remote codec protocol: temporal workflow show -w order-<id> "
-          f"--codec-endpoint {codec_url})")
+    print(
+        f"temporal      127.0.0.1:{TEMPORAL_PORT}, Web UI http://127.0.0.1:{TEMPORAL_UI_PORT} (payloads decoded "
+        f"through the codec server)"
+    )
+    print(
+        f"codec server  {codec_url} (Temporal's remote codec protocol: temporal workflow show -w order-<id> "
+        f"--codec-endpoint {codec_url})"
+    )
     local.wait_until_serving(GATEWAY_PORT, 60, what="gateway")
     print(f"gateway       127.0.0.1:{GATEWAY_PORT} (grpcurl -plaintext 127.0.0.1:{GATEWAY_PORT} list)")
     print("metrics       " + ", ".join(f"{m} http://127.0.0.1:{p}/metrics" for m, p in METRICS.items()))
-    print("health        " + ", ".join(f"{m} 127.0.0.1:{p}" for m, p in HEALTH.items())
-          + f", gateway 127.0.0.1:{GATEWAY_PORT} (python -m common.health ADDRESS)")
+    print(
+        "health        "
+        + ", ".join(f"{m} 127.0.0.1:{p}" for m, p in HEALTH.items())
+        + f", gateway 127.0.0.1:{GATEWAY_PORT} (python -m common.health ADDRESS)"
+    )
     print(f"logs          {stack.logs}/*.log (JSON lines)")
-    print(f"supervisor    restarts any of these processes that exits, as compose's restart policy would "
-          f"({SUPERVISED} shows pids and restarts)")
+    print(
+        f"supervisor    restarts any of these processes that exits, as compose's restart policy would "
+        f"({SUPERVISED} shows pids and restarts)"
+    )
     print(f"histories     sealed with {STATE / 'payload.key'}; the Web UI and the codec server above read them\n")
     return True
 
@@ -100,8 +121,9 @@ def demo() -> None:
             order_id=order_id,
             payment_id=f"pay-{order_id}",
             items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
-            address=pb.Address(name="Ada Lovelace", line1="12 Analytical St", city="London", postal_code="N1 9GU",
-                               country="GB"),
+            address=pb.Address(
+                name="Ada Lovelace", line1="12 Analytical St", city="London", postal_code="N1 9GU", country="GB"
+            ),
         )
         print(f"$ orders start {order_id} ...")
         stub.StartOrder(request, timeout=10, metadata=auth)
@@ -114,8 +136,7 @@ def demo() -> None:
                 last = view
             if update.order.state == pb.ORDER_STATE_AWAITING_REVIEW and not approved:
                 print(f"$ orders approve {order_id}")
-                stub.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="demo"), timeout=10,
-                                  metadata=auth)
+                stub.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="demo"), timeout=10, metadata=auth)
                 approved = True
     print(f"try: .venv/bin/orders status {order_id}   |   Temporal Web UI http://127.0.0.1:{TEMPORAL_UI_PORT}")
 

@@ -1,40 +1,47 @@
 """The 15-second budget, measured: python -m stack.bench [--orders N] [--concurrency 1,20] [--json out.json]
 
-Starts a stack of its own (Postgres, migrations, the Temporal dev server, both workers and the gateway
-as separate processes, free ports), drives N orders through the gateway at each concurrency with the
-real flaky_call(), approving each as soon as its status shows review, then runs the same number of
-bare workflows (stack/baseline.py) on the same dev server as the baseline. Prints and writes figures.
+Starts a stack of its own (stack.local.LocalStack: Postgres, migrations, the Temporal dev server, both workers and
+the gateway as separate processes, free ports) and, at each concurrency, drives N orders through the gateway with
+the real flaky_call(): each client starts its order and watches it (WatchOrder) until it ends, while one reviewer
+approves each order the moment the review desk's stream (WatchReviews) shows it, as `orders review` does. Then the
+same number of orders of the fair baseline (stack/baseline.py: bare Temporal, the same steps, hang cut and retries)
+on the same dev server. Prints and writes both, with the ratios project / baseline.
 """
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
+import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+import urllib.request
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import grpc
 import psutil
 from temporalio.client import Client
+from temporalio.service import RPCError
 
+from common import codec
+from common.attempts import PERSIST_ALLOWANCE_SECONDS, REPORT_MARGIN_SECONDS
 from order_service.contract import Budget, workflow_id
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
-from common import codec
-from common.attempts import PERSIST_ALLOWANCE_SECONDS, REPORT_MARGIN_SECONDS
-from stack import local
+from shipping_service.contract import workflow_id as shipment_workflow_id
+from stack import baseline, local
+from stack.baseline import BareOrder, BareOrderWorkflow
 
 TERMINAL = {pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_FAILED}
-END_POLL_SECONDS = 1.0
+# How often the status probe reads one running order through the gateway and straight from Temporal.
+PROBE_SECONDS = 0.1
 START_ATTEMPTS = 5
 REFUSAL_BACKOFF_SECONDS = 0.25
 # Calls an overloaded stack answered UNAVAILABLE (and the client tried again), by method.
@@ -50,7 +57,12 @@ def percentiles(values: list[float]) -> dict:
     def pick(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
-    return {"p50": round(statistics.median(ordered), 3), "p90": pick(0.90), "p99": pick(0.99), "max": round(ordered[-1], 3)}
+    return {
+        "p50": round(statistics.median(ordered), 3),
+        "p90": pick(0.90),
+        "p99": pick(0.99),
+        "max": round(ordered[-1], 3),
+    }
 
 
 class Reviewer:
@@ -103,17 +115,22 @@ class Outcome:
     workflow_seconds: float  # from the workflow's start to its close
     state: str
     attempts: dict[str, int]
+    history_events: int  # of the order's workflow and its shipping child
     reason: str = ""
     # From the approval (ManualReview's end) to the parcel's dispatch (Shipping's end), for shipped orders:
     # what the review window must leave room for (order_service.contract.Budget.after_approval_p99_seconds).
     after_approval: float | None = None
 
 
-async def project_order(stub, client: Client, status_latencies: list[float]) -> Outcome:
+async def project_order(stub, client: Client, in_flight: set[str]) -> Outcome:
+    """One order as a client places it: StartOrder, then WatchOrder until it ends (the reviewer approves it)."""
     order_id = f"bench-{uuid.uuid4().hex[:12]}"
     request = pb.StartOrderRequest(
-        order_id=order_id, payment_id=f"pay-{order_id}", items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
-        address=pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US"))
+        order_id=order_id,
+        payment_id=f"pay-{order_id}",
+        items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
+        address=pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US"),
+    )
     started = time.time()
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
@@ -125,66 +142,133 @@ async def project_order(stub, client: Client, status_latencies: list[float]) -> 
                 raise
             UNAVAILABLE_CALLS["StartOrder"] += 1
             await asyncio.sleep(0.5 * attempt)
-    while True:
-        await asyncio.sleep(END_POLL_SECONDS)
-        t = time.perf_counter()
-        try:
-            order = (await stub.GetOrder(pb.GetOrderRequest(order_id=order_id))).order
-        except grpc.aio.AioRpcError as err:
-            if err.code() != grpc.StatusCode.UNAVAILABLE:
-                raise
-            UNAVAILABLE_CALLS["GetOrder"] += 1
-            continue
-        finally:
-            status_latencies.append(time.perf_counter() - t)
-        if order.state in TERMINAL:
-            break
+    in_flight.add(order_id)
+    try:
+        order = await watch_until_ended(stub, order_id)
+    finally:
+        in_flight.discard(order_id)
     # Timed by Temporal's record of the workflow's close, not by the status the workflow reports.
-    took, in_workflow = await closed_after(client.get_workflow_handle(workflow_id(order_id)), started)
+    took, in_workflow, events = await closed_after(
+        client.get_workflow_handle(workflow_id(order_id)),
+        started,
+        client.get_workflow_handle(shipment_workflow_id(order_id)),
+    )
     attempts = {s.name: s.attempts for s in order.steps if s.attempts}
     state = pb.OrderState.Name(order.state).removeprefix("ORDER_STATE_")
     ended = {s.name: s.ended_at.ToDatetime() for s in order.steps if s.ended_at.seconds}
     after_approval = None
     if state == "COMPLETED" and {"ManualReview", "Shipping"} <= set(ended):
         after_approval = (ended["Shipping"] - ended["ManualReview"]).total_seconds()
-    return Outcome(took, in_workflow, state, attempts, order.reason, after_approval)
+    return Outcome(took, in_workflow, state, attempts, events, order.reason, after_approval)
+
+
+async def watch_until_ended(stub, order_id: str) -> pb.Order:
+    while True:
+        try:
+            async for update in stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id)):
+                if update.order.state in TERMINAL:
+                    return update.order
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            UNAVAILABLE_CALLS["WatchOrder"] += 1
+            await asyncio.sleep(REFUSAL_BACKOFF_SECONDS)
+
+
+async def probe_status(stub, client: Client, in_flight: set[str], latencies: dict[str, list[float]]) -> None:
+    """GetOrder and a raw Temporal describe of the same running order, back to back (in turn first), every
+    PROBE_SECONDS while orders run: what the gateway's status read costs over Temporal's own."""
+    rng = random.Random(3)
+    calls = {
+        "GetOrder": lambda order_id: stub.GetOrder(pb.GetOrderRequest(order_id=order_id)),
+        "describe": lambda order_id: client.get_workflow_handle(workflow_id(order_id)).describe(),
+    }
+    while True:
+        await asyncio.sleep(PROBE_SECONDS)
+        if not in_flight:
+            continue
+        order_id = rng.choice(sorted(in_flight))
+        for name in rng.sample(list(calls), 2):
+            t = time.perf_counter()
+            try:
+                await calls[name](order_id)
+            except (grpc.aio.AioRpcError, RPCError):
+                continue
+            latencies[name].append(time.perf_counter() - t)
+
+
+async def baseline_order(client: Client, task_queue: str) -> Outcome:
+    """One bare order: started with its approval signal buffered (signal-with-start), awaited by long poll."""
+    order_id = uuid.uuid4().hex[:12]
+    started = time.time()
+    handle = await client.start_workflow(
+        BareOrderWorkflow.run,
+        BareOrder(order_id, f"{task_queue}-shipping"),
+        id=f"bare-{order_id}",
+        task_queue=task_queue,
+        start_signal=baseline.APPROVE,
+    )
+    state = await handle.result()
+    took, in_workflow, events = await closed_after(
+        handle, started, client.get_workflow_handle(f"bare-shipment-{order_id}")
+    )
+    return Outcome(took, in_workflow, state, {}, events)
 
 
 def close_times(description, started: float) -> tuple[float, float]:
     """(seconds from `started` to the closed workflow's close, seconds from its start to its close)."""
-    return (description.close_time.timestamp() - started,
-            (description.close_time - description.start_time).total_seconds())
+    return (
+        description.close_time.timestamp() - started,
+        (description.close_time - description.start_time).total_seconds(),
+    )
 
 
-async def closed_after(handle, started: float) -> tuple[float, float]:
+async def closed_after(handle, started: float, child=None) -> tuple[float, float, int]:
+    """(seconds from `started` to the close, seconds from the workflow's start to its close, history events of the
+    workflow and of its child)."""
     while (description := await handle.describe()).close_time is None:
         # The status can read terminal a workflow task before the close (an update still answering).
         await asyncio.sleep(0.05)
-    return close_times(description, started)
+    events = description.raw_description.workflow_execution_info.history_length
+    if child is not None:
+        try:
+            events += (await child.describe()).raw_description.workflow_execution_info.history_length
+        except RPCError:
+            pass  # no child: the order ended before shipping
+    return (*close_times(description, started), events)
 
 
-async def baseline_order(client: Client, task_queue: str, status_latencies: list[float]) -> Outcome:
-    started = time.time()
-    handle = await client.start_workflow("BareOrderWorkflow", Budget(), id=f"bare-{uuid.uuid4().hex[:12]}",
-                                         task_queue=task_queue)
-    # Polled as the project's orders are, with the cheapest status Temporal has: one describe.
-    while True:
-        await asyncio.sleep(END_POLL_SECONDS)
-        t = time.perf_counter()
-        description = await handle.describe()
-        status_latencies.append(time.perf_counter() - t)
-        if description.close_time is not None:
-            break
-    state = await handle.result()
-    took, in_workflow = close_times(description, started)
-    return Outcome(took, in_workflow, state, {})
+def server_counters(metrics_url: str) -> Counter:
+    """The dev server's own counts so far: client RPCs it served (frontend, by method) and persistence calls (by
+    operation, every service of the server), from its Prometheus endpoint."""
+    text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    counts: Counter = Counter()
+    for name, labels, value in re.findall(r"^(service_requests|persistence_requests)\{([^}]*)\} (\S+)$", text, re.M):
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if name == "service_requests" and fields.get("service_name") != "frontend":
+            continue
+        kind = "rpc" if name == "service_requests" else "persistence"
+        counts[f"{kind} {fields.get('operation', '?')}"] += float(value)
+    return counts
 
 
-async def drive(make_order, n: int, concurrency: int, processes) -> dict:
+def per_order(before: Counter, after: Counter, n: int) -> dict:
+    """What each order cost the server: totals per kind, then each operation of at least 0.5 an order."""
+    delta = {k: (after[k] - before.get(k, 0)) / n for k in after}
+    out = {
+        f"{kind} calls": round(sum(v for k, v in delta.items() if k.startswith(kind)), 1)
+        for kind in ("rpc", "persistence")
+    }
+    out.update({k: round(v, 1) for k, v in sorted(delta.items(), key=lambda kv: -kv[1]) if v >= 0.5})
+    return out
+
+
+async def drive(make_order, n: int, concurrency: int, processes, metrics_url: str = "") -> dict:
     """Runs n orders, `concurrency` at a time; `processes()` names the process groups whose CPU time counts."""
     queue = list(range(n))
     results = []
     cpu_before = cpu_seconds(processes())
+    server_before = server_counters(metrics_url) if metrics_url else Counter()
 
     async def lane():
         while queue:
@@ -207,7 +291,9 @@ async def drive(make_order, n: int, concurrency: int, processes) -> dict:
         "concurrency": concurrency,
         "end_to_end_seconds": percentiles(times),
         "workflow_seconds": percentiles(in_workflow),
-        "approval_to_dispatch_seconds": percentiles([r.after_approval for r in results if r.after_approval is not None]),
+        "approval_to_dispatch_seconds": percentiles(
+            [r.after_approval for r in results if r.after_approval is not None]
+        ),
         # The budget runs from workflow start to close; end to end adds the wait for StartOrder itself.
         "within_15s": round(sum(t <= 15 for t in in_workflow) / n, 4),
         "completed": round(states["COMPLETED"] / n, 4),
@@ -215,10 +301,14 @@ async def drive(make_order, n: int, concurrency: int, processes) -> dict:
         "orders_per_second": round(n / elapsed, 3),
         # Why orders did not complete, the step and reason each ended with (counted).
         "not_completed": dict(Counter(f"{r.state}: {r.reason[:120]}" for r in results if r.state != "COMPLETED")),
-        "slowest": [f"{r.workflow_seconds:.2f}s {r.state} {r.reason[:100]}".rstrip()
-                    for r in sorted(results, key=lambda r: -r.workflow_seconds)[:5]],
+        "slowest": [
+            f"{r.workflow_seconds:.2f}s {r.state} {r.reason[:100]}".rstrip()
+            for r in sorted(results, key=lambda r: -r.workflow_seconds)[:5]
+        ],
         "mean_attempts_per_step": {s: round(statistics.mean(v), 2) for s, v in sorted(attempts.items())},
         "cpu_seconds_per_order": {k: round((cpu_after[k] - cpu_before.get(k, 0.0)) / n, 3) for k in cpu_after},
+        "history_events_per_order": round(statistics.mean(r.history_events for r in results), 1),
+        "temporal_server_per_order": per_order(server_before, server_counters(metrics_url), n) if metrics_url else {},
     }
 
 
@@ -272,26 +362,41 @@ def peak_memory_mb(pids: dict[str, list[int]]) -> dict:
 
 def postgres_pids(data_dir: Path) -> list[int]:
     """The postmaster serving data_dir and its children (backends, background workers)."""
-    main = [p for p in psutil.process_iter(["name", "cmdline"])
-            if p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])]
+    main = [
+        p
+        for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])
+    ]
     return [p.pid for m in main for p in [m, *m.children(recursive=True)]]
 
 
 async def run(args) -> dict:
     # LOG_LEVEL: per-attempt info lines cost what they cost, but a benchmark reads none of them.
-    stack = local.LocalStack(Path(tempfile.mkdtemp(prefix="bench-")), keep_history=False,
-                             env={"LOG_LEVEL": "WARNING", "PAYLOAD_KEY": os.environ.get("PAYLOAD_KEY") or codec.new_key()})
+    stack = local.LocalStack(
+        Path(tempfile.mkdtemp(prefix="bench-")),
+        keep_history=False,
+        temporal_metrics_port=local.free_port(),
+        env={"LOG_LEVEL": "WARNING", "PAYLOAD_KEY": os.environ.get("PAYLOAD_KEY") or codec.new_key()},
+    )
     stack.start_all()
     procs = stack.procs
+    server_metrics = f"http://127.0.0.1:{stack.temporal_metrics_port}/metrics"
     baseline_tq = f"bare-{uuid.uuid4().hex[:6]}"
-    procs["baseline_worker"] = local.spawn([sys.executable, "-m", "stack.baseline", stack.temporal_address, baseline_tq],
-                                           stack.logs / "baseline.log", stack.service_env(), False)
+    procs["baseline_worker"] = local.spawn(
+        [sys.executable, "-m", "stack.baseline", stack.temporal_address, baseline_tq],
+        stack.logs / "baseline.log",
+        stack.service_env(),
+        False,
+    )
     report = {"budget": asdict(Budget()), "floor_seconds": floor(Budget()), "runs": []}
     try:
 
         def processes(*names: str) -> dict[str, list[int]]:
-            pids = {**{name: [p.pid] for name, p in procs.items()}, "postgres": postgres_pids(stack.pgdata),
-                    "bench_client": [psutil.Process().pid]}
+            pids = {
+                **{name: [p.pid] for name, p in procs.items()},
+                "postgres": postgres_pids(stack.pgdata),
+                "bench_client": [psutil.Process().pid],
+            }
             return {name: pids[name] for name in names}
 
         client = await Client.connect(stack.temporal_address)
@@ -300,24 +405,37 @@ async def run(args) -> dict:
             review_desk = Reviewer(stub)
             reviewer = asyncio.create_task(review_desk.run())
             for concurrency in args.concurrency:
-                status_latencies: list[float] = []
                 UNAVAILABLE_CALLS.clear()
                 review_desk.refusals.clear()
-                project = await drive(lambda: project_order(stub, client, status_latencies), args.orders, concurrency,
-                                      lambda: processes("temporal", "order_service", "shipping_service", "gateway",
-                                                        "postgres", "bench_client"))
-                project["status_call_ms"] = {k: round(v * 1000, 1) for k, v in percentiles(status_latencies).items()}
-                project["retried_calls"] = {**UNAVAILABLE_CALLS, **{f"ApproveOrder {k}": v
-                                                                    for k, v in review_desk.refusals.items()}}
-                describe_latencies: list[float] = []
-                baseline = await drive(lambda: baseline_order(client, baseline_tq, describe_latencies), args.orders,
-                                       concurrency, lambda: processes("temporal", "baseline_worker", "bench_client"))
-                baseline["status_call_ms"] = {k: round(v * 1000, 1) for k, v in percentiles(describe_latencies).items()}
-                run_report = {"project": project, "baseline": baseline, "ratio_to_baseline": {
-                    "throughput": round(project["orders_per_second"] / baseline["orders_per_second"], 3),
-                    "p50": round(project["end_to_end_seconds"]["p50"] / baseline["end_to_end_seconds"]["p50"], 3),
-                    "p99": round(project["end_to_end_seconds"]["p99"] / baseline["end_to_end_seconds"]["p99"], 3),
-                }}
+                in_flight: set[str] = set()
+                status: dict[str, list[float]] = {"GetOrder": [], "describe": []}
+                prober = asyncio.create_task(probe_status(stub, client, in_flight, status))
+                project = await drive(
+                    functools.partial(project_order, stub, client, in_flight),
+                    args.orders,
+                    concurrency,
+                    lambda: processes(
+                        "temporal", "order_service", "shipping_service", "gateway", "postgres", "bench_client"
+                    ),
+                    server_metrics,
+                )
+                prober.cancel()
+                project["status_call_ms"] = {
+                    name: {k: round(v * 1000, 1) for k, v in percentiles(values).items()}
+                    for name, values in status.items()
+                }
+                project["retried_calls"] = {
+                    **UNAVAILABLE_CALLS,
+                    **{f"ApproveOrder {k}": v for k, v in review_desk.refusals.items()},
+                }
+                bare = await drive(
+                    lambda: baseline_order(client, baseline_tq),
+                    args.orders,
+                    concurrency,
+                    lambda: processes("temporal", "baseline_worker", "bench_client"),
+                    server_metrics,
+                )
+                run_report = {"project": project, "baseline": bare, "ratio_to_baseline": ratios(project, bare)}
                 report["runs"].append(run_report)
                 print_run(run_report)
             if reviewer.done():
@@ -330,26 +448,51 @@ async def run(args) -> dict:
     return report
 
 
+def ratios(project: dict, bare: dict) -> dict:
+    """Project / baseline: throughput, latency percentiles from start call to close, and CPU per order (all
+    processes of each side: server, workers, gateway, Postgres, the client and the reviewer)."""
+    cpu = sum(project["cpu_seconds_per_order"].values()) / sum(bare["cpu_seconds_per_order"].values())
+    return {
+        "throughput": round(project["orders_per_second"] / bare["orders_per_second"], 3),
+        "p50": round(project["end_to_end_seconds"]["p50"] / bare["end_to_end_seconds"]["p50"], 3),
+        "p99": round(project["end_to_end_seconds"]["p99"] / bare["end_to_end_seconds"]["p99"], 3),
+        "cpu_per_order": round(cpu, 3),
+    }
+
+
 def print_run(r: dict) -> None:
     p, b, ratio = r["project"], r["baseline"], r["ratio_to_baseline"]
     print(f"\n== concurrency {p['concurrency']}, {p['orders']} orders ==")
     for name, x in (("project", p), ("baseline", b)):
         e = x["end_to_end_seconds"]
         w = x["workflow_seconds"]
-        print(f"{name:<9} p50 {e['p50']:.2f}s  p90 {e['p90']:.2f}s  p99 {e['p99']:.2f}s  max {e['max']:.2f}s  "
-              f"(workflow max {w['max']:.2f}s)  within 15s {x['within_15s']:.1%}  completed {x['completed']:.1%}  "
-              f"{x['orders_per_second']:.2f} orders/s")
-    print(f"ratios    throughput {ratio['throughput']:.2f}x  p50 {ratio['p50']:.2f}x  p99 {ratio['p99']:.2f}x of baseline")
-    print(f"states    {p['states']}")
+        print(
+            f"{name:<9} p50 {e['p50']:.2f}s  p90 {e['p90']:.2f}s  p99 {e['p99']:.2f}s  max {e['max']:.2f}s  "
+            f"(workflow max {w['max']:.2f}s)  within 15s {x['within_15s']:.1%}  completed {x['completed']:.1%}  "
+            f"{x['orders_per_second']:.2f} orders/s"
+        )
+    print(
+        f"ratios    throughput {ratio['throughput']:.2f}x  p50 {ratio['p50']:.2f}x  p99 {ratio['p99']:.2f}x  "
+        f"CPU per order {ratio['cpu_per_order']:.2f}x of baseline"
+    )
+    print(f"states    {p['states']}   baseline {b['states']}")
     print(f"attempts  {p['mean_attempts_per_step']}")
     for reason, count in sorted(p["not_completed"].items(), key=lambda kv: -kv[1]):
         print(f"not completed x{count}: {reason}")
     print(f"slowest   {p['slowest']}")
-    for name, x in (("GetOrder", p), ("baseline describe", b)):
-        s = x["status_call_ms"]
-        print(f"{name:<18} p50 {s['p50']}ms  p90 {s['p90']}ms  p99 {s['p99']}ms  max {s['max']}ms")
+    for name, s in p["status_call_ms"].items():
+        print(
+            f"{name:<9} p50 {s.get('p50')}ms  p90 {s.get('p90')}ms  p99 {s.get('p99')}ms  max {s.get('max')}ms"
+            f"  (the same running orders, back to back)"
+        )
     print(f"retried   {p['retried_calls']}")
     print(f"CPU s per order: project {p['cpu_seconds_per_order']}, baseline {b['cpu_seconds_per_order']}")
+    print(
+        f"history events per order (workflow and child): project {p['history_events_per_order']}, "
+        f"baseline {b['history_events_per_order']}"
+    )
+    for name, x in (("project", p), ("baseline", b)):
+        print(f"temporal server per order, {name}: {x['temporal_server_per_order']}")
 
 
 def main() -> None:

@@ -105,19 +105,48 @@ def migrate(admin_url: str) -> None:
     for schema in SCHEMAS:
         url = f"{admin_url}{sep}sslmode=disable&search_path={schema}"
         subprocess.run(
-            [binary("dbmate"), "--url", url, "--migrations-dir", str(ROOT / "db" / schema / "migrations"),
-             "--no-dump-schema", "--wait", "--wait-timeout", "30s", "up"],
+            [
+                binary("dbmate"),
+                "--url",
+                url,
+                "--migrations-dir",
+                str(ROOT / "db" / schema / "migrations"),
+                "--no-dump-schema",
+                "--wait",
+                "--wait-timeout",
+                "30s",
+                "up",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
 
 
-def temporal_args(port: int, ui_port: int, db_file: Path | None, codec_endpoint: str = "",
-                  ip: str = "127.0.0.1") -> list[str]:
+def temporal_args(
+    port: int,
+    ui_port: int,
+    db_file: Path | None,
+    codec_endpoint: str = "",
+    ip: str = "127.0.0.1",
+    metrics_port: int = 0,
+) -> list[str]:
     """The dev server's command line (docker-compose.yml runs the same one); with codec_endpoint, its Web UI
     decodes payloads through that codec server."""
-    args = [binary("temporal"), "server", "start-dev", "--ip", ip, "--port", str(port),
-            "--ui-port", str(ui_port), "--log-level", "warn", "--log-format", "json"]
+    args = [
+        binary("temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        ip,
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--log-level",
+        "warn",
+        "--log-format",
+        "json",
+    ]
     args += ["--search-attribute", f"{ORDER_STATE_ATTRIBUTE.name}=Keyword"]
     for value in DEV_SERVER_TUNING:
         args += ["--dynamic-config-value", value]
@@ -125,14 +154,22 @@ def temporal_args(port: int, ui_port: int, db_file: Path | None, codec_endpoint:
         args += ["--db-filename", str(db_file)]
     if codec_endpoint:
         args += ["--ui-codec-endpoint", codec_endpoint]
+    if metrics_port:
+        args += ["--metrics-port", str(metrics_port)]
     return args
 
 
 def spawn(args: list[str], log_file: Path, env: dict, detach: bool, stdout_too: bool = True) -> subprocess.Popen:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
-        return subprocess.Popen(args, stdout=out if stdout_too else subprocess.DEVNULL, stderr=out, env=env,
-                                cwd=ROOT, start_new_session=detach)
+        return subprocess.Popen(
+            args,
+            stdout=out if stdout_too else subprocess.DEVNULL,
+            stderr=out,
+            env=env,
+            cwd=ROOT,
+            start_new_session=detach,
+        )
 
 
 def service_args(module: str) -> list[str]:
@@ -184,6 +221,8 @@ class LocalStack:
     env: dict[str, str] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
     health_ports: dict[str, int] = field(default_factory=dict)
+    # The dev server's own Prometheus metrics (its RPCs and persistence calls), when not 0.
+    temporal_metrics_port: int = 0
     admin_url: str = ""
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
@@ -213,8 +252,12 @@ class LocalStack:
         # The workflow sandbox imports the workflow module afresh for every workflow run: without cached
         # bytecode that is a compile of the module each time.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env.update(DATABASE_URL=self.admin_url, TEMPORAL_ADDRESS=self.temporal_address,
-                   GATEWAY_LISTEN=f"127.0.0.1:{self.gateway_port}", PYTHONUNBUFFERED="1")
+        env.update(
+            DATABASE_URL=self.admin_url,
+            TEMPORAL_ADDRESS=self.temporal_address,
+            GATEWAY_LISTEN=f"127.0.0.1:{self.gateway_port}",
+            PYTHONUNBUFFERED="1",
+        )
         return {**env, **self.env}
 
     def plan(self, services: tuple[str, ...] = SERVICES) -> dict[str, dict]:
@@ -222,14 +265,27 @@ class LocalStack:
         codec_url = f"http://127.0.0.1:{self.codec_port}" if self.codec_port else ""
         history = self.state / "temporal.db" if self.keep_history else None
         # The dev server's logs (JSON) go to stderr; stdout has only a banner of addresses.
-        plan = {"temporal": {"args": temporal_args(self.temporal_port, self.ui_port, history, codec_url),
-                             "env": dict(os.environ), "log": str(self.logs / "temporal.log"), "cwd": str(ROOT),
-                             "stdout": False}}
+        plan = {
+            "temporal": {
+                "args": temporal_args(
+                    self.temporal_port, self.ui_port, history, codec_url, metrics_port=self.temporal_metrics_port
+                ),
+                "env": dict(os.environ),
+                "log": str(self.logs / "temporal.log"),
+                "cwd": str(ROOT),
+                "stdout": False,
+            }
+        }
         env = self.service_env()
         if self.codec_port:
-            plan["codec_server"] = self._service("common.codec_server", {
-                **env, "CODEC_LISTEN": f"127.0.0.1:{self.codec_port}",
-                "CODEC_CORS_ORIGINS": f"http://127.0.0.1:{self.ui_port},http://localhost:{self.ui_port}"})
+            plan["codec_server"] = self._service(
+                "common.codec_server",
+                {
+                    **env,
+                    "CODEC_LISTEN": f"127.0.0.1:{self.codec_port}",
+                    "CODEC_CORS_ORIGINS": f"http://127.0.0.1:{self.ui_port},http://localhost:{self.ui_port}",
+                },
+            )
         for module in services:
             extra = {}
             if module in self.metrics_ports:
@@ -246,8 +302,9 @@ class LocalStack:
     def start(self, name: str, attempts: int = 3, **env: str) -> subprocess.Popen:
         """Starts one process of the plan (the dev server: once it listens), with env over its own variables."""
         spec = self.plan()[name]
-        proc = spawn(spec["args"], Path(spec["log"]), {**spec["env"], **env}, detach=False,
-                     stdout_too=spec.get("stdout", True))
+        proc = spawn(
+            spec["args"], Path(spec["log"]), {**spec["env"], **env}, detach=False, stdout_too=spec.get("stdout", True)
+        )
         self.procs[name] = proc
         if name == "temporal":
             try:

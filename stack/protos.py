@@ -18,8 +18,16 @@ def generate(out: Path) -> None:
     # protoc finds the mypy plugins on PATH, beside this interpreter.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     include = Path(protoc.__file__).parent / "_proto"
-    args = ["protoc", f"-I{PROTOS}", f"-I{include}", f"--python_out={out}", f"--mypy_out={out}",
-            f"--grpc_python_out={out}", f"--mypy_grpc_out={out}", *SOURCES]
+    args = [
+        "protoc",
+        f"-I{PROTOS}",
+        f"-I{include}",
+        f"--python_out={out}",
+        f"--mypy_out={out}",
+        f"--grpc_python_out={out}",
+        f"--mypy_grpc_out={out}",
+        *SOURCES,
+    ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
 
@@ -34,8 +42,11 @@ def main() -> None:
             fresh = Path(tmp)
             generate(fresh)
             stale = sorted(
-                str(p) for p in generated_files(fresh) | generated_files(PROTOS)
-                if not (fresh / p).exists() or not (PROTOS / p).exists() or not filecmp.cmp(fresh / p, PROTOS / p, shallow=False)
+                str(p)
+                for p in generated_files(fresh) | generated_files(PROTOS)
+                if not (fresh / p).exists()
+                or not (PROTOS / p).exists()
+                or not filecmp.cmp(fresh / p, PROTOS / p, shallow=False)
             )
         if stale:
             raise SystemExit(f"generated stubs are out of date with protos/: {stale}; run ./dev protos")

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 POLL_SECONDS = 0.2
@@ -26,8 +26,18 @@ STEADY_SECONDS = 30.0
 
 
 def log(event: str, **fields) -> None:
-    print(json.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": "info",
-                      "service": "supervisor", "event": event, **fields}), flush=True)
+    print(
+        json.dumps(
+            {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "level": "info",
+                "service": "supervisor",
+                "event": event,
+                **fields,
+            }
+        ),
+        flush=True,
+    )
 
 
 class Supervisor:
@@ -44,8 +54,9 @@ class Supervisor:
         spec = self.plan[name]
         with open(spec["log"], "ab") as out:
             stdout = out if spec.get("stdout", True) else subprocess.DEVNULL
-            self.procs[name] = subprocess.Popen(spec["args"], stdout=stdout, stderr=out, env=spec["env"],
-                                                cwd=spec.get("cwd"))
+            self.procs[name] = subprocess.Popen(
+                spec["args"], stdout=stdout, stderr=out, env=spec["env"], cwd=spec.get("cwd")
+            )
         self.started[name] = time.monotonic()
         self.save()
 

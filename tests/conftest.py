@@ -10,4 +10,3 @@ def venv_bin(name: str) -> str:
     if not found:
         raise RuntimeError(f"{name} not found; install the dev dependencies (./dev test does)")
     return found
-

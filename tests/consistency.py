@@ -18,15 +18,28 @@ async def problems(admin: asyncpg.Pool, client: Client, ended: dict[str, str]) -
     """
     found = []
     ids = list(ended)
-    orders = {r["order_id"]: r for r in await admin.fetch(
-        "SELECT order_id, payment_id, state FROM orders.orders WHERE order_id = ANY($1)", ids)}
-    payments = await admin.fetch("SELECT order_id, payment_id, status FROM orders.payments WHERE order_id = ANY($1)", ids)
-    shipments = {r["order_id"]: r["status"] for r in await admin.fetch(
-        "SELECT order_id, status FROM shipping.shipments WHERE order_id = ANY($1)", ids)}
-    events = {r["order_id"]: r["n"] for r in await admin.fetch(
-        "SELECT order_id, count(*) AS n FROM orders.events WHERE order_id = ANY($1) GROUP BY order_id", ids)}
+    orders = {
+        r["order_id"]: r
+        for r in await admin.fetch(
+            "SELECT order_id, payment_id, state FROM orders.orders WHERE order_id = ANY($1)", ids
+        )
+    }
+    payments = await admin.fetch(
+        "SELECT order_id, payment_id, status FROM orders.payments WHERE order_id = ANY($1)", ids
+    )
+    shipments = {
+        r["order_id"]: r["status"]
+        for r in await admin.fetch("SELECT order_id, status FROM shipping.shipments WHERE order_id = ANY($1)", ids)
+    }
+    events = {
+        r["order_id"]: r["n"]
+        for r in await admin.fetch(
+            "SELECT order_id, count(*) AS n FROM orders.events WHERE order_id = ANY($1) GROUP BY order_id", ids
+        )
+    }
     orphans = await admin.fetchval("""
-        SELECT (SELECT count(*) FROM orders.events e LEFT JOIN orders.orders o USING (order_id) WHERE o.order_id IS NULL)
+        SELECT (SELECT count(*) FROM orders.events e LEFT JOIN orders.orders o USING (order_id)
+                WHERE o.order_id IS NULL)
              + (SELECT count(*) FROM shipping.events e LEFT JOIN shipping.shipments s USING (order_id)
                 WHERE s.order_id IS NULL)
              + (SELECT count(*) FROM shipping.shipments s LEFT JOIN orders.orders o USING (order_id)

@@ -99,8 +99,10 @@ class FaultStack:
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory):
     # Histories sealed with the replay suite's key; no traces or metrics from these processes.
-    stack = local.LocalStack(tmp_path_factory.mktemp("faults"), env={
-        "PAYLOAD_KEY": base64.b64encode(KEY).decode(), "OTEL_SDK_DISABLED": "true", "METRICS_LISTEN": ""})
+    stack = local.LocalStack(
+        tmp_path_factory.mktemp("faults"),
+        env={"PAYLOAD_KEY": base64.b64encode(KEY).decode(), "OTEL_SDK_DISABLED": "true", "METRICS_LISTEN": ""},
+    )
     stack.start_all()
     yield FaultStack(stack)
     stack.stop()
@@ -111,8 +113,9 @@ async def faults(fault_stack):
     fault_stack.ensure_running()
     local.wait_until_serving(fault_stack.gateway_port, 60, fault_stack.procs["gateway"], "gateway")
     fault_stack.admin = await db.connect(fault_stack.admin_url)
-    fault_stack.client = await Client.connect(fault_stack.stack.temporal_address,
-                                              data_converter=codec.data_converter(KEY))
+    fault_stack.client = await Client.connect(
+        fault_stack.stack.temporal_address, data_converter=codec.data_converter(KEY)
+    )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{fault_stack.gateway_port}") as channel:
         fault_stack.gateway = pb_grpc.OrderGatewayServiceStub(channel)
         yield fault_stack
@@ -121,8 +124,11 @@ async def faults(fault_stack):
 
 def request(order_id: str) -> pb.StartOrderRequest:
     return pb.StartOrderRequest(
-        order_id=order_id, payment_id=f"pay-{order_id}", items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
-        address=pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US"))
+        order_id=order_id,
+        payment_id=f"pay-{order_id}",
+        items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
+        address=pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US"),
+    )
 
 
 async def _retrying(call, until: float):
@@ -131,8 +137,10 @@ async def _retrying(call, until: float):
         try:
             return await call()
         except grpc.aio.AioRpcError as err:
-            if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
-                    or time.monotonic() > until:
+            if (
+                err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+                or time.monotonic() > until
+            ):
                 raise
             await asyncio.sleep(0.2)
 
@@ -152,8 +160,11 @@ async def drive(stack: FaultStack, order_id: str, timeout: float = 60) -> pb.Ord
                 await gw.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="faults"), timeout=10)
                 approved = True
             except grpc.aio.AioRpcError as err:
-                if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION,
-                                      grpc.StatusCode.DEADLINE_EXCEEDED):
+                if err.code() not in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                ):
                     raise
         if time.monotonic() > until:
             raise AssertionError(f"order {order_id} did not end within {timeout}s; last seen {order}")
@@ -171,8 +182,14 @@ async def batch_with_fault(stack: FaultStack, name: str, fault, size: int = 20, 
     ended = {o.order_id: pb.OrderState.Name(o.state).removeprefix("ORDER_STATE_") for o in ended_orders}
     found = await consistency.problems(stack.admin, stack.client, ended)
     took = [(o.ended_at.ToDatetime() - o.started_at.ToDatetime()).total_seconds() for o in ended_orders]
-    report = {"fault": name, "orders": size, "terminal": sum(s in consistency.TERMINAL for s in ended.values()),
-              "states": dict(Counter(ended.values())), "max_workflow_seconds": round(max(took), 2),
-              "wall_seconds": round(time.monotonic() - started, 1), "problems": found}
+    report = {
+        "fault": name,
+        "orders": size,
+        "terminal": sum(s in consistency.TERMINAL for s in ended.values()),
+        "states": dict(Counter(ended.values())),
+        "max_workflow_seconds": round(max(took), 2),
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "problems": found,
+    }
     print(f"\n{report}")
     return report

@@ -32,13 +32,15 @@ async def record_histories(stack, name: str, report: dict) -> None:
         return
     rows = await stack.admin.fetch(
         "SELECT DISTINCT ON (state) order_id, state FROM orders.orders WHERE order_id LIKE $1 ORDER BY state, order_id",
-        f"{name}-%")
+        f"{name}-%",
+    )
     for row in rows:
         history = await stack.client.get_workflow_handle(f"order-{row['order_id']}").fetch_history()
         (HISTORIES / f"fault_{name}_{row['state'].lower()}.json").write_text(history.to_json())
     shipment = await stack.admin.fetchval(
         "SELECT order_id FROM shipping.shipments WHERE order_id LIKE $1 ORDER BY dispatch_rounds DESC LIMIT 1",
-        f"{name}-%")
+        f"{name}-%",
+    )
     if shipment:
         history = await stack.client.get_workflow_handle(f"shipment-{shipment}").fetch_history()
         (HISTORIES / f"fault_{name}_shipment.json").write_text(history.to_json())
@@ -64,8 +66,9 @@ async def test_shipping_worker_killed_while_shipments_are_in_flight(faults):
     async def fault():
         deadline = time.monotonic() + 20
         while not await faults.admin.fetchval(
-                "SELECT count(*) FROM shipping.shipments WHERE order_id LIKE 'kill_shipping_worker-%' "
-                "AND status IN ('preparing', 'prepared')"):
+            "SELECT count(*) FROM shipping.shipments WHERE order_id LIKE 'kill_shipping_worker-%' "
+            "AND status IN ('preparing', 'prepared')"
+        ):
             assert time.monotonic() < deadline, "no shipment was ever in flight"
             await asyncio.sleep(0.05)
         faults.kill("shipping_service")
@@ -141,9 +144,17 @@ async def test_gateway_answers_unavailable_in_time_while_temporal_is_down_then_r
     try:
         for name, call in (
             ("GetOrder", lambda: faults.gateway.GetOrder(pb.GetOrderRequest(order_id=done.order_id))),
-            ("StartOrder", lambda: faults.gateway.StartOrder(pb.StartOrderRequest(
-                order_id="temporal_down-during", payment_id="pay-temporal_down-during", items=[pb.Item(sku="A", qty=1)],
-                address=done.address))),
+            (
+                "StartOrder",
+                lambda: faults.gateway.StartOrder(
+                    pb.StartOrderRequest(
+                        order_id="temporal_down-during",
+                        payment_id="pay-temporal_down-during",
+                        items=[pb.Item(sku="A", qty=1)],
+                        address=done.address,
+                    )
+                ),
+            ),
             ("CancelOrder", lambda: faults.gateway.CancelOrder(pb.CancelOrderRequest(order_id=done.order_id))),
         ):
             started = time.monotonic()

@@ -22,10 +22,10 @@ from temporalio import activity
 from temporalio.client import Client
 
 from common import brief, codec, db, logs, telemetry, temporal
+from common.settings import TemporalSettings
 from gateway import server
 from gateway.config import Settings as GatewaySettings
 from gateway.repository import ReadRepository
-from common.settings import TemporalSettings
 from order_service import worker as order_worker
 from order_service.activities import OrderActivities
 from order_service.repository import OrdersRepository
@@ -152,13 +152,25 @@ async def stack(infra, otlp):
         shipping_worker.build(client, ShippingActivities(ShippingRepository(shipping_pool)), shipping_tq),
     ]
     tasks = [asyncio.create_task(w.run()) for w in workers]
-    settings = GatewaySettings(TemporalSettings(temporal_address, "default"), "", "127.0.0.1:0", order_tq,
-                               shipping_tq, "INFO")
+    settings = GatewaySettings(
+        TemporalSettings(temporal_address, "default"), "", "127.0.0.1:0", order_tq, shipping_tq, "INFO"
+    )
     reader = ReadRepository(reader_pool)
     grpc_server, port = await server.serve(client, reader, settings, runtime.metric_meter)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield Stack(pb_grpc.OrderGatewayServiceStub(channel), client, admin, flaky, f"127.0.0.1:{port}", order_pool,
-                otlp[0], otlp[1], f"http://127.0.0.1:{metrics_port}/metrics", settings, reader)
+    yield Stack(
+        pb_grpc.OrderGatewayServiceStub(channel),
+        client,
+        admin,
+        flaky,
+        f"127.0.0.1:{port}",
+        order_pool,
+        otlp[0],
+        otlp[1],
+        f"http://127.0.0.1:{metrics_port}/metrics",
+        settings,
+        reader,
+    )
     await channel.close()
     await grpc_server.stop(0)
     for w in workers:
@@ -217,4 +229,3 @@ async def approve_in_time(stack: Stack, order_id: str, reviewer: str) -> bool:
         assert "review window has closed" in err.details() or "not awaiting review" in err.details(), err
         return False
     return True
-

@@ -15,8 +15,13 @@ ORDERS = 2
 @pytest.mark.timeout(300)
 def test_bench_runs_orders_and_baseline_and_writes_its_report(tmp_path):
     out = tmp_path / "bench.json"
-    run = subprocess.run([sys.executable, "-m", "stack.bench", "--orders", str(ORDERS), "--concurrency", "2",
-                          "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=280)
+    run = subprocess.run(
+        [sys.executable, "-m", "stack.bench", "--orders", str(ORDERS), "--concurrency", "2", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "== concurrency 2, 2 orders ==" in run.stdout
 
@@ -29,10 +34,23 @@ def test_bench_runs_orders_and_baseline_and_writes_its_report(tmp_path):
         assert set(figures["end_to_end_seconds"]) == {"p50", "p90", "p99", "max"}
         assert 0 < figures["workflow_seconds"]["max"] <= figures["end_to_end_seconds"]["max"]
         assert figures["cpu_seconds_per_order"]["temporal"] > 0
-        assert figures["status_call_ms"]["p50"] > 0
+        # Both sides run the brief's seven steps, the shipping two in a child workflow.
+        assert figures["history_events_per_order"] > 30
+        server = figures["temporal_server_per_order"]
+        assert server["rpc calls"] > 0 and server["persistence calls"] > 0
+        assert server.get("rpc StartWorkflowExecution", 0) + server.get("rpc SignalWithStartWorkflowExecution", 0) == 1
     project = only["project"]
     assert set(project["mean_attempts_per_step"]) >= {"ReceiveOrder", "ValidateOrder"}
-    assert set(report["peak_memory_mb"]) == {"temporal", "order_service", "shipping_service", "gateway",
-                                            "baseline_worker", "postgres", "bench_client"}
+    assert set(only["ratio_to_baseline"]) == {"throughput", "p50", "p99", "cpu_per_order"}
+    assert set(project["status_call_ms"]) == {"GetOrder", "describe"}
+    assert set(report["peak_memory_mb"]) == {
+        "temporal",
+        "order_service",
+        "shipping_service",
+        "gateway",
+        "baseline_worker",
+        "postgres",
+        "bench_client",
+    }
     assert all(mb > 0 for mb in report["peak_memory_mb"].values())
     assert report["floor_seconds"]["p50"] > 0

@@ -21,8 +21,10 @@ from tests.integration.conftest import new_order_id, start_request, wait_review,
 
 pytestmark = pytest.mark.integration
 UI_ORIGIN = "http://127.0.0.1:8233"
-PLAIN = {"metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
-         "data": base64.b64encode(json.dumps({"line1": "1 Loop Rd"}).encode()).decode()}
+PLAIN = {
+    "metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
+    "data": base64.b64encode(json.dumps({"line1": "1 Loop Rd"}).encode()).decode(),
+}
 
 
 @pytest.fixture
@@ -35,8 +37,12 @@ def endpoint():
 
 
 def post(url: str, body: dict, **headers) -> tuple[int, dict, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
-        "Content-Type": "application/json", "X-Namespace": "default", **headers})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "X-Namespace": "default", **headers},
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as answer:
             return answer.status, dict(answer.headers), json.loads(answer.read())
@@ -58,9 +64,15 @@ def test_encode_then_decode_round_trips_as_the_web_ui_asks(endpoint):
 
 def test_the_browser_preflight_is_answered_for_the_ui_origin_only(endpoint):
     for origin, allowed in ((UI_ORIGIN, True), ("http://evil.example", False)):
-        request = urllib.request.Request(f"{endpoint}/decode", method="OPTIONS", headers={
-            "Origin": origin, "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type,x-namespace,authorization"})
+        request = urllib.request.Request(
+            f"{endpoint}/decode",
+            method="OPTIONS",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,x-namespace,authorization",
+            },
+        )
         with urllib.request.urlopen(request, timeout=5) as answer:
             assert answer.status == 204
             assert (answer.headers.get("Access-Control-Allow-Origin") == origin) is allowed
@@ -85,13 +97,25 @@ async def test_temporal_workflow_show_with_the_codec_endpoint_shows_the_plain_ad
     await wait_review(stack, order_id)
     await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id))
     await wait_terminal(stack, order_id)
-    show = [venv_bin("temporal"), "workflow", "show", "-w", f"order-{order_id}", "--detailed",
-            "--address", stack.gateway_settings.temporal.address]
+    show = [
+        venv_bin("temporal"),
+        "workflow",
+        "show",
+        "-w",
+        f"order-{order_id}",
+        "--detailed",
+        "--address",
+        stack.gateway_settings.temporal.address,
+    ]
     try:
         sealed = await asyncio.to_thread(subprocess.run, show, capture_output=True, text=True, timeout=30)
         decoded = await asyncio.to_thread(
-            subprocess.run, show + ["--codec-endpoint", f"http://127.0.0.1:{server.server_address[1]}"],
-            capture_output=True, text=True, timeout=30)
+            subprocess.run,
+            show + ["--codec-endpoint", f"http://127.0.0.1:{server.server_address[1]}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     finally:
         server.shutdown()
     assert sealed.returncode == 0 and decoded.returncode == 0, sealed.stderr + decoded.stderr

@@ -24,12 +24,35 @@ from tests import consistency
 from tests.integration.conftest import new_order_id, start_request, wait_review, wait_terminal
 
 pytestmark = pytest.mark.integration
-ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
-           grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.RESOURCE_EXHAUSTED}
-NASTY = ["", " ", "'; DROP TABLE orders.orders; --", "$(rm -rf /)", "`id`", "a\x00b", "%s%s%n", "../../etc/passwd",
-         "🙂" * 50, "\u202e\u0000\ufeff", "x" * 10_000, "order-1 OR 1=1", "${jndi:ldap://x}"]
-SETTINGS = settings(max_examples=60, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+ALLOWED = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+NASTY = [
+    "",
+    " ",
+    "'; DROP TABLE orders.orders; --",
+    "$(rm -rf /)",
+    "`id`",
+    "a\x00b",
+    "%s%s%n",
+    "../../etc/passwd",
+    "🙂" * 50,
+    "\u202e\u0000\ufeff",
+    "x" * 10_000,
+    "order-1 OR 1=1",
+    "${jndi:ldap://x}",
+]
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 RUN = new_order_id("run")[4:]
 FRESH = itertools.count()
@@ -43,13 +66,16 @@ def _fuzz_id(u) -> str:
 
 
 ids = st.one_of(texts, st.uuids().map(_fuzz_id))
-quantities = st.one_of(st.integers(-5, 5), st.integers(-2**31, 2**31 - 1), st.just(1000), st.just(1001))
+quantities = st.one_of(st.integers(-5, 5), st.integers(-(2**31), 2**31 - 1), st.just(1000), st.just(1001))
 VALID_ADDRESS = pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US")
 # Each field is sometimes well-formed, so generated requests also get through and start orders.
 items = st.one_of(
     st.lists(st.builds(pb.Item, sku=texts, qty=quantities), max_size=150),
-    st.lists(st.builds(pb.Item, sku=st.from_regex(r"[A-Z]{3}", fullmatch=True), qty=st.integers(1, 5)),
-             min_size=1, max_size=3),
+    st.lists(
+        st.builds(pb.Item, sku=st.from_regex(r"[A-Z]{3}", fullmatch=True), qty=st.integers(1, 5)),
+        min_size=1,
+        max_size=3,
+    ),
 )
 addresses = st.one_of(
     st.none(),
@@ -143,10 +169,16 @@ async def test_start_order_with_hostile_input(stack, fuzz):
         assert code in ALLOWED, (code, request)
         if code == grpc.StatusCode.OK:
             started.append(order_id)
-        elif code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED) and order_id.startswith("fresh-"):
-            rows = on_loop(loop, stack.admin.fetchval("SELECT count(*) FROM orders.orders WHERE order_id = $1", order_id))
+        elif code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED) and order_id.startswith(
+            "fresh-"
+        ):
+            rows = on_loop(
+                loop, stack.admin.fetchval("SELECT count(*) FROM orders.orders WHERE order_id = $1", order_id)
+            )
             assert rows == 0, f"refused start of {order_id} wrote a row"
-            assert not on_loop(loop, workflow_exists(stack, order_id)), f"refused start of {order_id} started a workflow"
+            assert not on_loop(loop, workflow_exists(stack, order_id)), (
+                f"refused start of {order_id} started a workflow"
+            )
 
     await asyncio.to_thread(check)
     print("\nStartOrder outcomes:", dict(seen))
@@ -163,10 +195,13 @@ async def test_start_order_with_hostile_input(stack, fuzz):
         retried = await stack.admin.fetch(
             f"SELECT order_id, step, count(*) AS attempts, min(message) AS message FROM {schema}.step_attempts "
             "WHERE order_id = ANY($1) AND outcome = 'error' AND message <> 'RuntimeError: Forced failure for testing' "
-            "GROUP BY order_id, step HAVING count(*) > 1", started)
+            "GROUP BY order_id, step HAVING count(*) > 1",
+            started,
+        )
         assert [dict(r) for r in retried] == [], f"a permanent error retried ({schema})"
         messages = await stack.admin.fetch(
-            f"SELECT message FROM {schema}.step_attempts WHERE order_id = ANY($1) AND outcome = 'error'", started)
+            f"SELECT message FROM {schema}.step_attempts WHERE order_id = ANY($1) AND outcome = 'error'", started
+        )
         refused_data = [r["message"] for r in messages if r["message"].split(":", 1)[0] in PERMANENT_DB_ERROR_NAMES]
         assert refused_data == [], f"accepted orders whose data Postgres refused ({schema})"
     for order_id in started:
@@ -192,8 +227,13 @@ async def test_every_other_rpc_with_hostile_input(stack, fuzz, rpc):
 
     @settings(SETTINGS, max_examples=30)
     @example(order_id=existing, text="reviewer-1", address=VALID_ADDRESS, state=0, limit=10)  # always tried
-    @given(order_id=st.one_of(ids, st.just(existing)), text=texts, address=addresses, state=st.integers(-3, 20),
-           limit=st.integers(-1000, 1000))
+    @given(
+        order_id=st.one_of(ids, st.just(existing)),
+        text=texts,
+        address=addresses,
+        state=st.integers(-3, 20),
+        limit=st.integers(-1000, 1000),
+    )
     def check(order_id, text, address, state, limit):
         if rpc == "ApproveOrder":
             request = pb.ApproveOrderRequest(order_id=order_id, reviewer=text)
@@ -219,8 +259,12 @@ async def test_every_other_rpc_with_hostile_input(stack, fuzz, rpc):
     if rpc != "ListOrders":
         # The order it was all thrown at is still whole, and ends properly.
         final = await wait_terminal(stack, existing)
-        assert await consistency.problems(stack.admin, stack.client, {
-            existing: pb.OrderState.Name(final.state).removeprefix("ORDER_STATE_")}) == []
+        assert (
+            await consistency.problems(
+                stack.admin, stack.client, {existing: pb.OrderState.Name(final.state).removeprefix("ORDER_STATE_")}
+            )
+            == []
+        )
     else:
         await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=existing, reason="fuzz over"))
 
@@ -240,9 +284,20 @@ async def test_malformed_signals_from_the_temporal_cli_are_refused_and_the_order
         ("NoSuchSignal", "{}"),
     ]:
         cli = await asyncio.create_subprocess_exec(
-            local.binary("temporal"), "workflow", "signal", "--address", stack.client.service_client.config.target_host,
-            "--workflow-id", f"order-{order_id}", "--name", name, "--input", payload,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            local.binary("temporal"),
+            "workflow",
+            "signal",
+            "--address",
+            stack.client.service_client.config.target_host,
+            "--workflow-id",
+            f"order-{order_id}",
+            "--name",
+            name,
+            "--input",
+            payload,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         _, err = await cli.communicate()
         assert cli.returncode == 0, err.decode()
 

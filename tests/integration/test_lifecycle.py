@@ -28,8 +28,9 @@ async def approve(stack, order_id: str) -> None:
 
 async def test_happy_path_survives_failures_and_hangs(stack):
     order_id = new_order_id()
-    stack.flaky.script(order_id, ReceiveOrder=["fail", "hang", "ok"], ChargePayment=["hang", "ok"],
-                       DispatchCarrier=["fail", "ok"])
+    stack.flaky.script(
+        order_id, ReceiveOrder=["fail", "hang", "ok"], ChargePayment=["hang", "ok"], DispatchCarrier=["fail", "ok"]
+    )
     await stack.gateway.StartOrder(start_request(order_id))
     await approve(stack, order_id)
     order = await wait_terminal(stack, order_id)
@@ -104,7 +105,9 @@ async def test_address_update_in_review_reaches_the_carrier(stack):
     await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id))
     order = await wait_terminal(stack, order_id)
     assert order.state == pb.ORDER_STATE_COMPLETED
-    [shipment] = await rows(stack, "SELECT address->>'line1' AS line1 FROM shipping.shipments WHERE order_id = $1", order_id)
+    [shipment] = await rows(
+        stack, "SELECT address->>'line1' AS line1 FROM shipping.shipments WHERE order_id = $1", order_id
+    )
     assert shipment["line1"] == "2 Moved Ave"
 
 
@@ -120,7 +123,9 @@ async def test_address_update_while_package_is_prepared_reaches_the_carrier(stac
     order = await wait_terminal(stack, order_id)
     assert order.state == pb.ORDER_STATE_COMPLETED
     assert order.shipment.address.line1 == "2 Moved Ave"
-    [shipment] = await rows(stack, "SELECT address->>'line1' AS line1 FROM shipping.shipments WHERE order_id = $1", order_id)
+    [shipment] = await rows(
+        stack, "SELECT address->>'line1' AS line1 FROM shipping.shipments WHERE order_id = $1", order_id
+    )
     assert shipment["line1"] == "2 Moved Ave"
 
 
@@ -159,11 +164,16 @@ async def test_an_order_that_bypassed_the_gateway_is_held_to_the_same_rules_by_v
         await stack.gateway.StartOrder(refused)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "at most 50" in err.value.details()
     stack.flaky.script(order_id, ValidateOrder=["fail", "ok"])
-    inp = c.OrderInput(order_id, f"pay-{order_id}", [c.Item("BULK", 30), c.Item("MORE", 21)],
-                       c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"),
-                       shipping_task_queue=stack.gateway_settings.shipping_task_queue)
-    await stack.client.start_workflow(c.WORKFLOW, inp, id=c.workflow_id(order_id),
-                                      task_queue=stack.gateway_settings.order_task_queue)
+    inp = c.OrderInput(
+        order_id,
+        f"pay-{order_id}",
+        [c.Item("BULK", 30), c.Item("MORE", 21)],
+        c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"),
+        shipping_task_queue=stack.gateway_settings.shipping_task_queue,
+    )
+    await stack.client.start_workflow(
+        c.WORKFLOW, inp, id=c.workflow_id(order_id), task_queue=stack.gateway_settings.order_task_queue
+    )
     order = await wait_terminal(stack, order_id)
     assert order.state == pb.ORDER_STATE_REJECTED
     assert "items: 51 units in the order; at most 50" in order.reason
@@ -182,7 +192,9 @@ async def test_dispatch_failure_signals_parent_which_retries(stack):
     assert order.state == pb.ORDER_STATE_COMPLETED
     assert len(order.shipment.dispatch_failures) == 1
     assert "round 1" in order.shipment.dispatch_failures[0]
-    [shipment] = await rows(stack, "SELECT status, dispatch_rounds FROM shipping.shipments WHERE order_id = $1", order_id)
+    [shipment] = await rows(
+        stack, "SELECT status, dispatch_rounds FROM shipping.shipments WHERE order_id = $1", order_id
+    )
     assert shipment == {"status": "dispatched", "dispatch_rounds": 2}
 
 
@@ -241,7 +253,10 @@ async def test_duplicate_start_returns_the_same_order_and_conflict_is_refused(st
         ({"items": [pb.Item(sku="ABC", qty=-3)]}, "items[0].qty"),
         ({"items": [pb.Item(sku="", qty=1)]}, "items[0].sku"),
         ({"address": pb.Address(name="Ada", line1="", city="X", postal_code="1", country="US")}, "address.line1"),
-        ({"address": pb.Address(name="Ada", line1="1 Rd", city="X", postal_code="1", country="USA")}, "address.country"),
+        (
+            {"address": pb.Address(name="Ada", line1="1 Rd", city="X", postal_code="1", country="USA")},
+            "address.country",
+        ),
         ({"address": None}, "address"),
     ],
 )
@@ -325,8 +340,9 @@ async def test_list_orders_awaiting_review_page_by_page(stack):
         await listed(stack, pb.ORDER_STATE_AWAITING_REVIEW, order_id)
     seen, token = [], ""
     while True:
-        page = await stack.gateway.ListOrders(pb.ListOrdersRequest(
-            state=pb.ORDER_STATE_AWAITING_REVIEW, page_size=1, page_token=token))
+        page = await stack.gateway.ListOrders(
+            pb.ListOrdersRequest(state=pb.ORDER_STATE_AWAITING_REVIEW, page_size=1, page_token=token)
+        )
         assert len(page.orders) <= 1
         seen += [o.order_id for o in page.orders]
         token = page.next_page_token
@@ -349,8 +365,11 @@ def rpc_details(err: grpc.aio.AioRpcError) -> dict:
 
 
 async def test_errors_carry_google_rpc_details(stack):
-    bad = start_request(new_order_id(), items=[pb.Item(sku="A", qty=0)],
-                        address=pb.Address(name="", line1="1", city="X", postal_code="1", country="us"))
+    bad = start_request(
+        new_order_id(),
+        items=[pb.Item(sku="A", qty=0)],
+        address=pb.Address(name="", line1="1", city="X", postal_code="1", country="us"),
+    )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.gateway.StartOrder(bad)
     violations = rpc_details(err.value)["BadRequest"].field_violations

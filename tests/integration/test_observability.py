@@ -12,7 +12,14 @@ import pytest
 from common import __version__
 from common.logs import JsonFormatter
 from orderlife.gateway.v1 import gateway_pb2 as pb
-from tests.integration.conftest import approve_in_time, new_order_id, start_request, wait_for, wait_review, wait_terminal
+from tests.integration.conftest import (
+    approve_in_time,
+    new_order_id,
+    start_request,
+    wait_for,
+    wait_review,
+    wait_terminal,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +53,10 @@ async def test_one_trace_holds_gateway_workflows_attempts_and_sql(stack):
     assert orphans == [], f"every span's parent is in the trace; spans {names}"
     assert names["RunWorkflow:OrderWorkflow"] >= 1 and names["RunWorkflow:ShippingWorkflow"] >= 1
     attempts = {n: k for n, k in names.items() if n.startswith("RunActivity:")}
-    assert set(attempts) >= {f"RunActivity:{s}" for s in
-                             ("ReceiveOrder", "ValidateOrder", "ChargePayment", "PreparePackage", "DispatchCarrier", "MarkShipped")}
+    assert set(attempts) >= {
+        f"RunActivity:{s}"
+        for s in ("ReceiveOrder", "ValidateOrder", "ChargePayment", "PreparePackage", "DispatchCarrier", "MarkShipped")
+    }
     assert max(attempts.values()) > 1, f"some step needed more than one attempt: {order.steps}"
     for step in order.steps:
         if step.name.startswith(("Receive", "Validate", "Charge", "Prepare", "Dispatch", "Mark")):
@@ -68,8 +77,9 @@ async def test_calls_about_an_order_link_to_its_trace(stack):
     await wait_terminal(stack, order_id)
     stack.tracer_provider.force_flush()
     trace_id = started.order.trace_id
-    linked = Counter(s.name.rsplit("/", 1)[-1] for s in stack.otlp.spans
-                     if any(link.trace_id.hex() == trace_id for link in s.links))
+    linked = Counter(
+        s.name.rsplit("/", 1)[-1] for s in stack.otlp.spans if any(link.trace_id.hex() == trace_id for link in s.links)
+    )
     assert linked["ApproveOrder"] == 1
     assert linked["GetOrder"] >= 1, "status calls (wait_for polls GetOrder) link to the order"
     assert linked["StartOrder"] == 0, "the start is the trace itself"
@@ -85,8 +95,9 @@ async def test_log_events_tell_the_story_as_json_lines(stack):
     root.setLevel(logging.INFO)
     try:
         shipped, cancelled = new_order_id("logs"), new_order_id("logs")
-        stack.flaky.script(shipped, ReceiveOrder=["fail", "ok"], ValidateOrder=["hang", "ok"],
-                           DispatchCarrier=["fail"] * 6 + ["ok"])
+        stack.flaky.script(
+            shipped, ReceiveOrder=["fail", "ok"], ValidateOrder=["hang", "ok"], DispatchCarrier=["fail"] * 6 + ["ok"]
+        )
         stack.flaky.script(cancelled, PreparePackage=["hang"] * 5 + ["ok"])
         assert (await run_order(stack, shipped)).state == pb.ORDER_STATE_COMPLETED
         await stack.gateway.StartOrder(start_request(cancelled))
@@ -99,23 +110,32 @@ async def test_log_events_tell_the_story_as_json_lines(stack):
         root.setLevel(level)
 
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]  # every line parses
+
     def events(order_id):
-        return [(l["event"], l.get("step"), l.get("attempt")) for l in lines if l.get("order_id") == order_id]
+        return [
+            (line["event"], line.get("step"), line.get("attempt")) for line in lines if line.get("order_id") == order_id
+        ]
 
     story = events(shipped)
     assert ("attempt_failed", "ReceiveOrder", 1) in story
     assert ("attempt_timed_out", "ValidateOrder", 1) in story
     names = [e[0] for e in story]
-    for event in ("state_changed", "review_waiting", "review_decided", "dispatch_failed", "dispatch_retry_ordered",
-                  "shipment_dispatched"):
+    for event in (
+        "state_changed",
+        "review_waiting",
+        "review_decided",
+        "dispatch_failed",
+        "dispatch_retry_ordered",
+        "shipment_dispatched",
+    ):
         assert event in names, event
-    states = [l["state"] for l in lines if l.get("order_id") == shipped and l["event"] == "state_changed"]
+    states = [line["state"] for line in lines if line.get("order_id") == shipped and line["event"] == "state_changed"]
     assert states == ["VALIDATING", "AWAITING_REVIEW", "CHARGING", "SHIPPING", "COMPLETED"]
     names = [e[0] for e in events(cancelled)]
     for event in ("cancel_requested", "shipment_cancelled", "compensation_started", "payment_refunded"):
         assert event in names, event
-    attempt_lines = [l for l in lines if l["event"].startswith("attempt_")]
-    assert all(l.get("workflow_id") and l.get("run_id") and l.get("trace_id") for l in attempt_lines)
+    attempt_lines = [line for line in lines if line["event"].startswith("attempt_")]
+    assert all(line.get("workflow_id") and line.get("run_id") and line.get("trace_id") for line in attempt_lines)
 
 
 async def test_metrics_count_attempts_orders_and_requests(stack):
@@ -124,9 +144,9 @@ async def test_metrics_count_attempts_orders_and_requests(stack):
     await run_order(stack, order_id)
     text = urllib.request.urlopen(stack.metrics_url, timeout=5).read().decode()
     # Prometheus naming: counters end in _total, durations are in seconds; every series names the release.
-    assert 'step_attempts_total{' in text and 'step="ChargePayment"' in text and 'outcome="error"' in text
-    assert 'orders_ended_total{' in text and 'state="COMPLETED"' in text
-    assert 'gateway_requests_total{' in text and 'method="StartOrder"' in text
+    assert "step_attempts_total{" in text and 'step="ChargePayment"' in text and 'outcome="error"' in text
+    assert "orders_ended_total{" in text and 'state="COMPLETED"' in text
+    assert "gateway_requests_total{" in text and 'method="StartOrder"' in text
     assert "gateway_request_seconds_bucket" in text
     latency_bounds = re.findall(r'temporal_activity_execution_latency_bucket{[^}]*le="([0-9.]+)"', text)
     assert latency_bounds and min(map(float, latency_bounds)) < 0.1, "the SDK reports durations in seconds"

@@ -26,14 +26,19 @@ async def received_order(stack, items=None) -> tuple[OrdersRepository, str]:
 
 def env_for(order_id: str, attempt: int = 1) -> ActivityEnvironment:
     env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, workflow_id=c.workflow_id(order_id), activity_type=c.CHARGE,
-                                   attempt=attempt)
+    env.info = dataclasses.replace(
+        env.info, workflow_id=c.workflow_id(order_id), activity_type=c.CHARGE, attempt=attempt
+    )
     return env
 
 
 async def payment_rows(stack, payment_id: str) -> list[dict]:
-    return [dict(r) for r in await stack.admin.fetch(
-        "SELECT order_id, amount, status FROM orders.payments WHERE payment_id = $1", payment_id)]
+    return [
+        dict(r)
+        for r in await stack.admin.fetch(
+            "SELECT order_id, amount, status FROM orders.payments WHERE payment_id = $1", payment_id
+        )
+    ]
 
 
 async def test_repeated_charge_returns_the_first_result_and_charges_once(stack):
@@ -82,13 +87,19 @@ async def test_refund_is_idempotent_and_needs_a_charge(stack):
     first = await env_for(order_id).run(acts.refund_payment, OrderRef(order_id))
     again = await env_for(order_id).run(acts.refund_payment, OrderRef(order_id))
     assert first == again == c.Payment(f"pay-{order_id}", 2, "refunded")
-    events = await stack.admin.fetch("SELECT type FROM orders.events WHERE order_id = $1 AND type = 'refunded'", order_id)
+    events = await stack.admin.fetch(
+        "SELECT type FROM orders.events WHERE order_id = $1 AND type = 'refunded'", order_id
+    )
     assert len(events) == 1
 
 
 async def test_each_service_role_is_limited_to_its_own_schema(stack):
     async with stack.order_pool.acquire() as conn:
-        for sql in ("SELECT * FROM shipping.shipments", "CREATE TABLE orders.extra (id int)", "DROP TABLE orders.events"):
+        for sql in (
+            "SELECT * FROM shipping.shipments",
+            "CREATE TABLE orders.extra (id int)",
+            "DROP TABLE orders.events",
+        ):
             with pytest.raises(Exception) as denied:
                 await conn.execute(sql)
             assert "permission denied" in str(denied.value) or "must be owner" in str(denied.value)

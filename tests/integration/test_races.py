@@ -31,21 +31,25 @@ async def test_concurrent_starts_of_one_order_id_make_one_workflow(stack):
 async def test_concurrent_charges_with_one_payment_id_write_one_row_and_agree(stack):
     repo = OrdersRepository(stack.order_pool)
     order_id = new_order_id("race-pay")
-    await repo.receive(order_id, f"pay-{order_id}", [c.Item("ABC", 3)], c.Address("Ada", "1 Loop Rd", "Springfield",
-                                                                                  "12345", "US"))
+    await repo.receive(
+        order_id, f"pay-{order_id}", [c.Item("ABC", 3)], c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US")
+    )
     stack.flaky.script(order_id)
     acts = OrderActivities(repo)
     charge = ChargeInput(order_id, f"pay-{order_id}", [c.Item("ABC", 3)])
 
     async def attempt(n: int):
         env = ActivityEnvironment()
-        env.info = dataclasses.replace(env.info, workflow_id=c.workflow_id(order_id), activity_type=c.CHARGE,
-                                       attempt=n, activity_id=f"charge-{n}")
+        env.info = dataclasses.replace(
+            env.info, workflow_id=c.workflow_id(order_id), activity_type=c.CHARGE, attempt=n, activity_id=f"charge-{n}"
+        )
         return await env.run(acts.charge_payment, charge)
 
     results = await asyncio.gather(*(attempt(n) for n in range(1, 51)))
     assert all(r == c.Payment(f"pay-{order_id}", 3, "charged") for r in results), results
-    rows = await stack.admin.fetch("SELECT amount, status FROM orders.payments WHERE payment_id = $1", f"pay-{order_id}")
+    rows = await stack.admin.fetch(
+        "SELECT amount, status FROM orders.payments WHERE payment_id = $1", f"pay-{order_id}"
+    )
     assert [tuple(r) for r in rows] == [(3, "charged")]
 
 

@@ -8,8 +8,8 @@ stack, and must do what its comment says.
 Blocks fenced as `sh` are shown, not run: `./dev up` itself, and the review desk, which waits for a
 person (tests/integration/test_terminal.py drives it on a terminal). The only changes made to a line are
 the stack's addresses (the README's are ./dev up's: gateway 127.0.0.1:50051, Temporal 127.0.0.1:7233,
-codec server http://127.0.0.1:8089) and where ./dev up keeps the payload key. The README's order ids get scripted flaky_call() outcomes
-(every attempt succeeds), so what a line shows does not depend on chance.
+codec server http://127.0.0.1:8089) and where ./dev up keeps the payload key. The README's order ids get
+scripted flaky_call() outcomes (every attempt succeeds), so what a line shows does not depend on chance.
 """
 
 import asyncio
@@ -24,7 +24,6 @@ import pytest
 
 from common import codec_server
 from stack import local
-
 from tests.integration.conftest import wait_terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -42,7 +41,7 @@ def readme_commands() -> list[tuple[str, str, str]]:
                 continue
             check = CHECK.search(line)
             if check:
-                commands.append((line[:check.start()], check.group(1), check.group(2).strip()))
+                commands.append((line[: check.start()], check.group(1), check.group(2).strip()))
             else:
                 commands.append((line, "", ""))
     return commands
@@ -63,15 +62,22 @@ async def test_every_readme_command_runs_as_written(stack, tmp_path, monkeypatch
     threading.Thread(target=codec.serve_forever, daemon=True).start()
     codec_url = f"http://127.0.0.1:{codec.server_address[1]}"
     temporal_address = stack.gateway_settings.temporal.address
-    env = {**os.environ, "GATEWAY_ADDRESS": stack.gateway_address,
-           "TEMPORAL_ADDRESS": temporal_address, "GATEWAY_TOKEN": ""}
+    env = {
+        **os.environ,
+        "GATEWAY_ADDRESS": stack.gateway_address,
+        "TEMPORAL_ADDRESS": temporal_address,
+        "GATEWAY_TOKEN": "",
+    }
     for command, kind, text in commands:
-        run = (command.replace("127.0.0.1:50051", stack.gateway_address)
-               .replace("127.0.0.1:7233", temporal_address)
-               .replace(".stack/payload.key", str(key_file))
-               .replace("http://127.0.0.1:8089", codec_url))
-        done = await asyncio.to_thread(subprocess.run, ["bash", "-c", run], cwd=ROOT, env=env, capture_output=True,
-                                       text=True, timeout=60)
+        run = (
+            command.replace("127.0.0.1:50051", stack.gateway_address)
+            .replace("127.0.0.1:7233", temporal_address)
+            .replace(".stack/payload.key", str(key_file))
+            .replace("http://127.0.0.1:8089", codec_url)
+        )
+        done = await asyncio.to_thread(
+            subprocess.run, ["bash", "-c", run], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
         shown = done.stdout + done.stderr
         if kind == "refused":
             assert done.returncode != 0 and text in shown, f"{command}\nshould be refused with {text}:\n{shown}"

@@ -37,11 +37,16 @@ async def test_two_workers_per_queue_share_the_orders_and_run_nothing_twice(stac
     async def client(identity: str) -> Client:
         return await Client.connect(temporal_address, identity=identity, data_converter=codec.data_converter())
 
-    workers = [order_worker.build(await client(f"order-{n}"), OrderActivities(OrdersRepository(order_pool)), order_tq)
-               for n in "ab"]
-    workers += [shipping_worker.build(await client(f"shipping-{n}"),
-                                      ShippingActivities(ShippingRepository(shipping_pool)), shipping_tq)
-                for n in "ab"]
+    workers = [
+        order_worker.build(await client(f"order-{n}"), OrderActivities(OrdersRepository(order_pool)), order_tq)
+        for n in "ab"
+    ]
+    workers += [
+        shipping_worker.build(
+            await client(f"shipping-{n}"), ShippingActivities(ShippingRepository(shipping_pool)), shipping_tq
+        )
+        for n in "ab"
+    ]
     running = [asyncio.create_task(w.run()) for w in workers]
     settings = dataclasses.replace(stack.gateway_settings, order_task_queue=order_tq, shipping_task_queue=shipping_tq)
     grpc_server, port = await server.serve(stack.client, stack.reader, settings)
@@ -83,7 +88,9 @@ async def test_two_workers_per_queue_share_the_orders_and_run_nothing_twice(stac
         # is retried (the server's attempt count shows it): that is a retry, not a step run twice.
         repeated = await stack.admin.fetch(
             f"SELECT order_id, step, count(*) AS runs FROM {schema}.step_attempts WHERE order_id = ANY($1) "
-            "AND outcome = 'ok' GROUP BY order_id, step HAVING count(*) > 1", ids)
+            "AND outcome = 'ok' GROUP BY order_id, step HAVING count(*) > 1",
+            ids,
+        )
         twice = [dict(r) for r in repeated if r["runs"] > server_attempts.get((r["order_id"], r["step"]), 1)]
         assert twice == [], f"steps that ran twice in {schema}"
     assert await consistency.problems(stack.admin, stack.client, {i: "COMPLETED" for i in ids}) == []

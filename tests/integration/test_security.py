@@ -4,6 +4,7 @@ import asyncio
 import base64
 import dataclasses
 import datetime
+import functools
 import ipaddress
 import os
 import threading
@@ -33,20 +34,27 @@ TOKEN = "s3cret-token"
 def self_signed(tmp_path) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orders-gateway")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
         .sign(key, hashes.SHA256())
     )
     cert_file, key_file = tmp_path / "gateway.crt", tmp_path / "gateway.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert_file), str(key_file)
 
 
@@ -74,10 +82,14 @@ async def code_of(call) -> grpc.StatusCode:
 
 
 EVERY_RPC = [
-    ("StartOrder", pb.StartOrderRequest()), ("ApproveOrder", pb.ApproveOrderRequest()),
-    ("RejectOrder", pb.RejectOrderRequest()), ("CancelOrder", pb.CancelOrderRequest()),
-    ("UpdateAddress", pb.UpdateAddressRequest()), ("GetOrder", pb.GetOrderRequest()),
-    ("WatchOrder", pb.WatchOrderRequest()), ("ListOrders", pb.ListOrdersRequest()),
+    ("StartOrder", pb.StartOrderRequest()),
+    ("ApproveOrder", pb.ApproveOrderRequest()),
+    ("RejectOrder", pb.RejectOrderRequest()),
+    ("CancelOrder", pb.CancelOrderRequest()),
+    ("UpdateAddress", pb.UpdateAddressRequest()),
+    ("GetOrder", pb.GetOrderRequest()),
+    ("WatchOrder", pb.WatchOrderRequest()),
+    ("ListOrders", pb.ListOrdersRequest()),
 ]
 
 
@@ -87,18 +99,23 @@ async def test_every_rpc_but_health_needs_the_token(guarded):
         stub = pb_grpc.OrderGatewayServiceStub(channel)
         for name, request in EVERY_RPC:
             rpc = getattr(stub, name)
-            assert await code_of(lambda: rpc(request)) == grpc.StatusCode.UNAUTHENTICATED, name
+            assert await code_of(functools.partial(rpc, request)) == grpc.StatusCode.UNAUTHENTICATED, name
             wrong = (("authorization", "Bearer nope"),)
-            assert await code_of(lambda: rpc(request, metadata=wrong)) == grpc.StatusCode.UNAUTHENTICATED, name
+            assert await code_of(functools.partial(rpc, request, metadata=wrong)) == grpc.StatusCode.UNAUTHENTICATED, (
+                name
+            )
             # With the token the request reaches the gateway, which judges it on its merits.
             right = security.call_metadata(TOKEN)
-            assert await code_of(lambda: rpc(request, metadata=right)) in (
-                grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OK), name
+            assert await code_of(functools.partial(rpc, request, metadata=right)) in (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                grpc.StatusCode.OK,
+            ), name
 
         reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
         listing = reflection_pb2.ServerReflectionRequest(list_services="")
-        assert await code_of(lambda: reflection.ServerReflectionInfo(iter([listing]))) == \
-            grpc.StatusCode.UNAUTHENTICATED
+        assert (
+            await code_of(lambda: reflection.ServerReflectionInfo(iter([listing]))) == grpc.StatusCode.UNAUTHENTICATED
+        )
         health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
         assert health.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -128,8 +145,22 @@ async def test_cli_speaks_tls_with_the_token(guarded, stack, capsys):
     order_id = new_order_id("cli")
     stack.flaky.script(order_id)
     base = ["--gateway", address, "--tls-ca", cert]
-    start = ["start", order_id, "--item", "ABC:2", "--name", "Ada", "--line1", "1 Loop Rd", "--city", "Springfield",
-             "--postal-code", "12345", "--country", "US"]
+    start = [
+        "start",
+        order_id,
+        "--item",
+        "ABC:2",
+        "--name",
+        "Ada",
+        "--line1",
+        "1 Loop Rd",
+        "--city",
+        "Springfield",
+        "--postal-code",
+        "12345",
+        "--country",
+        "US",
+    ]
     assert await asyncio.to_thread(cli.main, base + ["--token", TOKEN] + start) == 0
     assert f"order {order_id}" in capsys.readouterr().out
     assert await asyncio.to_thread(cli.main, base + ["status", order_id]) == 1
@@ -143,8 +174,9 @@ async def test_request_rate_is_bounded(stack):
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.OrderGatewayServiceStub(channel)
-            codes = await asyncio.gather(*(code_of(lambda: stub.ListOrders(pb.ListOrdersRequest(page_size=1)))
-                                           for _ in range(30)))
+            codes = await asyncio.gather(
+                *(code_of(lambda: stub.ListOrders(pb.ListOrdersRequest(page_size=1))) for _ in range(30))
+            )
     finally:
         await grpc_server.stop(0)
     assert set(codes) == {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}, codes
@@ -156,15 +188,18 @@ async def test_oversized_request_is_refused_and_starts_nothing(stack):
     request = start_request(order_id, items=[pb.Item(sku="A" * 1000, qty=1)] * 2000)
     assert await code_of(lambda: stack.gateway.StartOrder(request)) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert await stack.admin.fetchval("SELECT count(*) FROM orders.orders WHERE order_id = $1", order_id) == 0
-    assert await code_of(lambda: stack.gateway.GetOrder(pb.GetOrderRequest(order_id=order_id))) == \
-        grpc.StatusCode.NOT_FOUND
+    assert (
+        await code_of(lambda: stack.gateway.GetOrder(pb.GetOrderRequest(order_id=order_id)))
+        == grpc.StatusCode.NOT_FOUND
+    )
 
 
 async def test_histories_hold_no_address_or_payment_in_the_clear(stack):
     order_id = new_order_id("sealed")
     stack.flaky.script(order_id)
-    address = pb.Address(name="Grace Hopper", line1="99 Secret Lane", city="Arlington", postal_code="22201",
-                         country="US")
+    address = pb.Address(
+        name="Grace Hopper", line1="99 Secret Lane", city="Arlington", postal_code="22201", country="US"
+    )
     await stack.gateway.StartOrder(start_request(order_id, address=address, payment_id=f"card-{order_id}"))
     await wait_review(stack, order_id)
     await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="test"))
@@ -185,9 +220,18 @@ async def test_histories_hold_no_address_or_payment_in_the_clear(stack):
     threading.Thread(target=codec.serve_forever, daemon=True).start()
     try:
         show = await asyncio.create_subprocess_exec(
-            local.binary("temporal"), "workflow", "show", "-w", f"order-{order_id}", "--detailed",
-            "--address", temporal_address, "--codec-endpoint", f"http://127.0.0.1:{codec.server_address[1]}",
-            stdout=asyncio.subprocess.PIPE)
+            local.binary("temporal"),
+            "workflow",
+            "show",
+            "-w",
+            f"order-{order_id}",
+            "--detailed",
+            "--address",
+            temporal_address,
+            "--codec-endpoint",
+            f"http://127.0.0.1:{codec.server_address[1]}",
+            stdout=asyncio.subprocess.PIPE,
+        )
         out, _ = await show.communicate()
     finally:
         codec.shutdown()

@@ -28,8 +28,14 @@ class Terminal:
     def __init__(self, *args: str):
         self.master, slave = pty.openpty()
         env = {**os.environ, "TERM": "xterm", "GATEWAY_TOKEN": ""}
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], stdin=slave, stdout=slave,
-                                     stderr=slave, env=env, close_fds=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            close_fds=True,
+        )
         os.close(slave)
         os.set_blocking(self.master, False)
         self.screen = ""
@@ -44,7 +50,9 @@ class Terminal:
                 self.screen += ANSI.sub("", os.read(self.master, 65536).decode(errors="replace"))
             except (BlockingIOError, OSError):
                 if self.proc.poll() is not None and text not in self.screen:
-                    raise AssertionError(f"exited {self.proc.returncode} before {text!r}:\n{self.screen[-3000:]}")
+                    raise AssertionError(
+                        f"exited {self.proc.returncode} before {text!r}:\n{self.screen[-3000:]}"
+                    ) from None
                 await asyncio.sleep(0.05)
             assert time.monotonic() < deadline, f"no {text!r} within {timeout}s:\n{self.screen[-3000:]}"
         return self.screen
@@ -62,9 +70,27 @@ class Terminal:
 async def test_start_and_watch_asks_for_approval_and_one_key_approves(stack):
     order_id = new_order_id("tty")
     stack.flaky.script(order_id)
-    terminal = Terminal("--gateway", stack.gateway_address, "start", order_id, "--item", "ABC:2", "--name", "Ada",
-                        "--line1", "1 Loop Rd", "--city", "Springfield", "--postal-code", "12345", "--country", "US",
-                        "--watch", "--reviewer", "person")
+    terminal = Terminal(
+        "--gateway",
+        stack.gateway_address,
+        "start",
+        order_id,
+        "--item",
+        "ABC:2",
+        "--name",
+        "Ada",
+        "--line1",
+        "1 Loop Rd",
+        "--city",
+        "Springfield",
+        "--postal-code",
+        "12345",
+        "--country",
+        "US",
+        "--watch",
+        "--reviewer",
+        "person",
+    )
     try:
         await terminal.read_until("[a] approve")
         assert re.search(r"review closes in +\d+\.\ds", terminal.screen.rsplit("\n", 1)[-1]), terminal.screen[-500:]
@@ -107,8 +133,11 @@ async def test_the_review_desk_shows_an_order_the_moment_it_waits_and_one_key_ap
 async def test_the_review_desk_without_a_terminal_approves_all_as_the_benchmark_does(stack):
     order_id = new_order_id("auto")
     stack.flaky.script(order_id)
-    desk = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--gateway", stack.gateway_address, "review",
-                             "--approve-all"], stdout=subprocess.PIPE, text=True)
+    desk = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "--gateway", stack.gateway_address, "review", "--approve-all"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         await asyncio.sleep(0.5)
         await stack.gateway.StartOrder(start_request(order_id))

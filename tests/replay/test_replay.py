@@ -23,8 +23,16 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 KEY = bytes(range(32))
 
 
-MAIN_PATHS = {"completed_with_retries", "review_expired", "review_rejected", "cancel_in_review", "cancel_during_charge",
-              "cancel_during_shipping", "dispatch_retried", "address_updated_in_shipping"}
+MAIN_PATHS = {
+    "completed_with_retries",
+    "review_expired",
+    "review_rejected",
+    "cancel_in_review",
+    "cancel_during_charge",
+    "cancel_during_shipping",
+    "dispatch_retried",
+    "address_updated_in_shipping",
+}
 
 
 def test_histories_cover_the_main_paths_and_the_fault_runs():
@@ -46,7 +54,8 @@ def tracing():
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays_without_nondeterminism(path: Path, tracing):
     history = WorkflowHistory.from_json(f"order-{path.stem}", path.read_text())
-    replayer = Replayer(workflows=[OrderWorkflow, ShippingWorkflow], data_converter=codec.data_converter(KEY),
-                        plugins=[tracing])
+    replayer = Replayer(
+        workflows=[OrderWorkflow, ShippingWorkflow], data_converter=codec.data_converter(KEY), plugins=[tracing]
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"

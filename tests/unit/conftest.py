@@ -19,9 +19,12 @@ async def env():
     async with await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=venv_bin("temporal-test-server")
     ) as env:
-        await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={c.ORDER_STATE_ATTRIBUTE.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}))
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=env.client.namespace,
+                search_attributes={c.ORDER_STATE_ATTRIBUTE.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
+            )
+        )
         yield env
 
 

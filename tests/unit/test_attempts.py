@@ -21,8 +21,12 @@ class RecordingPool:
 
 def environment(attempt: int = 1, start_to_close: float = 0.3) -> ActivityEnvironment:
     env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, attempt=attempt, activity_type="ReceiveOrder",
-                                   start_to_close_timeout=timedelta(seconds=start_to_close))
+    env.info = dataclasses.replace(
+        env.info,
+        attempt=attempt,
+        activity_type="ReceiveOrder",
+        start_to_close_timeout=timedelta(seconds=start_to_close),
+    )
     return env
 
 

@@ -18,10 +18,14 @@ from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
 
 def _order(order_id: str, state: int = pb.ORDER_STATE_AWAITING_REVIEW) -> pb.Order:
-    return pb.Order(order_id=order_id, workflow_id=f"order-{order_id}", state=state, current_step="Review",
-                    items=[pb.Item(sku="ABC", qty=2)],
-                    address=pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345",
-                                       country="US"))
+    return pb.Order(
+        order_id=order_id,
+        workflow_id=f"order-{order_id}",
+        state=state,
+        current_step="Review",
+        items=[pb.Item(sku="ABC", qty=2)],
+        address=pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US"),
+    )
 
 
 class FakeGateway(pb_grpc.OrderGatewayServiceServicer):
@@ -37,11 +41,14 @@ class FakeGateway(pb_grpc.OrderGatewayServiceServicer):
     def ListOrders(self, request, context):
         self.list_requests.append(request)
         updated = Timestamp(seconds=1_700_000_000, nanos=123_000_000)
-        return pb.ListOrdersResponse(orders=[
-            pb.ListOrdersResponse.Summary(order_id="o-1", state=pb.ORDER_STATE_AWAITING_REVIEW, started_at=updated),
-            pb.ListOrdersResponse.Summary(order_id="o-2", state=pb.ORDER_STATE_REJECTED, reason="fraud",
-                                          started_at=updated),
-        ][:request.page_size or 20])
+        return pb.ListOrdersResponse(
+            orders=[
+                pb.ListOrdersResponse.Summary(order_id="o-1", state=pb.ORDER_STATE_AWAITING_REVIEW, started_at=updated),
+                pb.ListOrdersResponse.Summary(
+                    order_id="o-2", state=pb.ORDER_STATE_REJECTED, reason="fraud", started_at=updated
+                ),
+            ][: request.page_size or 20]
+        )
 
     def WatchOrder(self, request, context):
         yield pb.WatchOrderResponse(order=_order(request.order_id))
@@ -99,15 +106,21 @@ def test_status_json_is_as_grpcurl_prints_it(gateway, capsys):
     assert doc["order"]["order_id"] == "o-1"
     assert doc["order"]["state"] == "ORDER_STATE_AWAITING_REVIEW"
     assert doc["order"]["address"]["postal_code"] == "12345"
-    assert "reason" not in doc["order"] and "orderId" not in doc["order"]  # defaults left out, field names as in the proto
+    assert (
+        "reason" not in doc["order"] and "orderId" not in doc["order"]
+    )  # defaults left out, field names as in the proto
 
 
-@pytest.mark.parametrize("argv", [
-    ["--gateway", "{gw}", "--output", "json", "--token", "t-1", "status", "o-1"],
-    ["status", "o-1", "--gateway", "{gw}", "--output", "json", "--token", "t-1"],
-    ["--gateway", "{gw}", "status", "o-1", "-o", "json", "--token", "t-1"],
-    ["-o", "json", "--token", "t-1", "status", "--gateway", "{gw}", "o-1"],
-], ids=["before", "after", "mixed", "between"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--gateway", "{gw}", "--output", "json", "--token", "t-1", "status", "o-1"],
+        ["status", "o-1", "--gateway", "{gw}", "--output", "json", "--token", "t-1"],
+        ["--gateway", "{gw}", "status", "o-1", "-o", "json", "--token", "t-1"],
+        ["-o", "json", "--token", "t-1", "status", "--gateway", "{gw}", "o-1"],
+    ],
+    ids=["before", "after", "mixed", "between"],
+)
 def test_global_flags_work_before_and_after_the_command(fake, capsys, argv):
     address, servicer = fake
     assert cli.main([a.format(gw=address) for a in argv]) == cli.EXIT["ok"]
@@ -141,8 +154,12 @@ def test_list_json_is_the_whole_response(fake, capsys):
     assert servicer.list_requests[-1] == pb.ListOrdersRequest(state=pb.ORDER_STATE_AWAITING_REVIEW, page_size=20)
     doc = json.loads(capsys.readouterr().out)
     assert [o["order_id"] for o in doc["orders"]] == ["o-1", "o-2"]
-    assert doc["orders"][1] == {"order_id": "o-2", "state": "ORDER_STATE_REJECTED", "reason": "fraud",
-                                "started_at": "2023-11-14T22:13:20.123Z"}
+    assert doc["orders"][1] == {
+        "order_id": "o-2",
+        "state": "ORDER_STATE_REJECTED",
+        "reason": "fraud",
+        "started_at": "2023-11-14T22:13:20.123Z",
+    }
 
 
 def test_grpc_error_is_one_line_with_its_code(gateway, capsys):
@@ -162,8 +179,12 @@ def test_ctrl_c_is_one_line_and_its_own_code(gateway, capsys, monkeypatch):
 
 
 def test_output_closed_early_ends_quietly(gateway):
-    watch = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--gateway", gateway, "watch", "slow"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "--gateway", gateway, "watch", "slow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert watch.stdout.readline().startswith("order slow")
     watch.stdout.close()
     assert watch.wait(timeout=30) == cli.EXIT["closed"]
@@ -171,8 +192,10 @@ def test_output_closed_early_ends_quietly(gateway):
 
 
 def test_unreachable_gateway_is_one_line_and_its_own_code(capsys):
-    assert cli.main(["--gateway", f"127.0.0.1:{_free_port()}", "--timeout", "1", "status", "o-1"]) == \
-        cli.EXIT["unreachable"]
+    assert (
+        cli.main(["--gateway", f"127.0.0.1:{_free_port()}", "--timeout", "1", "status", "o-1"])
+        == cli.EXIT["unreachable"]
+    )
     assert _one_line(capsys.readouterr().err).startswith("UNAVAILABLE: ")
 
 
@@ -191,13 +214,33 @@ def test_unreadable_ca_file_is_a_local_problem_naming_the_file(tmp_path, capsys)
     assert missing in _one_line(capsys.readouterr().err)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["list", "--state", "bogus"], "AWAITING_REVIEW"),
-    (["start", "o-1", "--item", "ABC:x", "--name", "Ada", "--line1", "1 Loop Rd", "--city", "Springfield",
-      "--postal-code", "12345", "--country", "US"], "ABC:x"),
-    (["status", "o-1", "-o", "yaml"], "json"),
-    (["status", "o-1", "--timeout", "0"], "seconds"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["list", "--state", "bogus"], "AWAITING_REVIEW"),
+        (
+            [
+                "start",
+                "o-1",
+                "--item",
+                "ABC:x",
+                "--name",
+                "Ada",
+                "--line1",
+                "1 Loop Rd",
+                "--city",
+                "Springfield",
+                "--postal-code",
+                "12345",
+                "--country",
+                "US",
+            ],
+            "ABC:x",
+        ),
+        (["status", "o-1", "-o", "yaml"], "json"),
+        (["status", "o-1", "--timeout", "0"], "seconds"),
+    ],
+)
 def test_bad_values_are_usage_errors(capsys, argv, message):
     with pytest.raises(SystemExit) as stopped:
         cli.main(argv)

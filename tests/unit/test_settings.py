@@ -14,8 +14,9 @@ def test_local_dev_server_by_default(tmp_path):
 
 
 def test_api_key_switches_tls_on():
-    cloud = TemporalSettings.from_env({"TEMPORAL_ADDRESS": "ns.acct.tmprl.cloud:7233",
-                                       "TEMPORAL_NAMESPACE": "ns.acct", "TEMPORAL_API_KEY": "secret"})
+    cloud = TemporalSettings.from_env(
+        {"TEMPORAL_ADDRESS": "ns.acct.tmprl.cloud:7233", "TEMPORAL_NAMESPACE": "ns.acct", "TEMPORAL_API_KEY": "secret"}
+    )
     assert (cloud.address, cloud.namespace) == ("ns.acct.tmprl.cloud:7233", "ns.acct")
     assert cloud.connect == {"api_key": "secret", "tls": True}
 
@@ -23,11 +24,16 @@ def test_api_key_switches_tls_on():
 def test_client_certificate_and_ca_are_read_from_the_temporal_cli_variables(tmp_path):
     for name in ("client.pem", "client.key", "ca.pem"):
         (tmp_path / name).write_bytes(name.encode())
-    mtls = TemporalSettings.from_env({"TEMPORAL_TLS_CLIENT_CERT_PATH": str(tmp_path / "client.pem"),
-                                      "TEMPORAL_TLS_CLIENT_KEY_PATH": str(tmp_path / "client.key"),
-                                      "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(tmp_path / "ca.pem")})
-    assert mtls.connect["tls"] == TLSConfig(client_cert=b"client.pem", client_private_key=b"client.key",
-                                            server_root_ca_cert=b"ca.pem")
+    mtls = TemporalSettings.from_env(
+        {
+            "TEMPORAL_TLS_CLIENT_CERT_PATH": str(tmp_path / "client.pem"),
+            "TEMPORAL_TLS_CLIENT_KEY_PATH": str(tmp_path / "client.key"),
+            "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(tmp_path / "ca.pem"),
+        }
+    )
+    assert mtls.connect["tls"] == TLSConfig(
+        client_cert=b"client.pem", client_private_key=b"client.key", server_root_ca_cert=b"ca.pem"
+    )
 
 
 def test_a_profile_of_the_temporal_config_file_is_used(tmp_path):

@@ -32,11 +32,19 @@ def test_a_killed_process_is_started_again_and_sigterm_stops_all(tmp_path):
     plan = {name: {**sleeper, "log": str(tmp_path / f"{name}.log")} for name in ("first", "second")}
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     state_file = tmp_path / "state.json"
-    supervisor = subprocess.Popen([sys.executable, "-m", "stack.supervise", str(tmp_path / "plan.json"),
-                                   str(state_file)], stdout=subprocess.PIPE, text=True)
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "stack.supervise", str(tmp_path / "plan.json"), str(state_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        state = wait_for(lambda: state_file.exists() and len(json.loads(state_file.read_text())) == 2
-                         and json.loads(state_file.read_text()))
+        state = wait_for(
+            lambda: (
+                state_file.exists()
+                and len(json.loads(state_file.read_text())) == 2
+                and json.loads(state_file.read_text())
+            )
+        )
         killed = state["first"]["pid"]
         os.kill(killed, signal.SIGKILL)
         restarted = wait_for(lambda: (s := json.loads(state_file.read_text()))["first"]["restarts"] == 1 and s)
