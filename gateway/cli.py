@@ -28,6 +28,8 @@ from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
 EXIT = {"ok": 0, "rpc": 1, "usage": 2, "unreachable": 3, "local": 4, "interrupted": 130, "closed": 141}
+# The states an order ends in.
+ENDED = {pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_FAILED}
 STATES = [name.removeprefix("ORDER_STATE_") for name in pb.OrderState.keys() if name != "ORDER_STATE_UNSPECIFIED"]
 EPILOG = f"""\
 exit codes:
@@ -357,6 +359,13 @@ def run(args: argparse.Namespace, stub: _Gateway) -> None:
         waiting = stub.stub.WatchReviews(pb.WatchReviewsRequest(), metadata=stub.metadata)
         review.desk(waiting, stub, args.reviewer, args.auto or "")
         return
+    if args.command == "wait" and args.state in ENDED:
+        # An end state: one long poll until the order ends, nothing polled.
+        ended = stub.WaitOrder(pb.WaitOrderRequest(order_id=args.order_id)).order
+        if ended.state == args.state:
+            print(f"{args.order_id} is {_state(args.state)}")
+            return
+        raise WaitedInVain(f"order {args.order_id} ended {_state(ended.state)}, not {_state(args.state)}")
     if args.command == "wait":
         for update in stub.WatchOrder(pb.WatchOrderRequest(order_id=args.order_id)):
             if update.order.state == args.state:

@@ -29,6 +29,7 @@ STATE_TO_PROTO = {
     orders.FAILED: pb.ORDER_STATE_FAILED,
 }
 PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
+ENDED = frozenset(STATE_TO_PROTO[state] for state in orders.TERMINAL_STATES)
 
 
 class InvalidArgument(Exception):

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import grpc
@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateStage
+from temporalio.client import Client, WorkflowHandle, WorkflowHistoryEventFilterType, WorkflowUpdateStage
 from temporalio.common import MetricMeter, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -40,7 +40,10 @@ CANCEL_TIMEOUT = timedelta(seconds=20)
 # Whole-request deadlines: a call answers by then even when Temporal or Postgres does not (UNAVAILABLE),
 # or sooner when the caller's own deadline is shorter.
 REQUEST_DEADLINE_SECONDS = 5.0
-DEADLINES_SECONDS = {"CancelOrder": CANCEL_TIMEOUT.total_seconds() + 2}
+DEADLINES_SECONDS = {
+    "CancelOrder": CANCEL_TIMEOUT.total_seconds() + 2,
+    "WaitOrder": EXECUTION_TIMEOUT.total_seconds() + 5,
+}
 WATCH_INTERVAL_SECONDS = 0.2
 # How often the review queue looks for orders that started or stopped waiting (one visibility query).
 REVIEW_POLL_SECONDS = 0.2
@@ -165,14 +168,14 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         return mapping.order_message(status, attempts, handle.id)
 
     @staticmethod
-    async def _memo_status(handle: WorkflowHandle[Any, Any]) -> orders.OrderStatus | None:
-        """The status the workflow keeps in its memo: one describe, no worker round trip. None for orders
-        started before it kept one, or that have not yet run their first workflow task."""
+    async def _status(handle: WorkflowHandle[Any, Any]) -> orders.OrderStatus:
+        """The status the workflow keeps in its memo (the gateway puts the first one there at start): one describe,
+        no worker round trip. An order started some other way (the temporal CLI, a test) has none until its first
+        workflow task has run: then the workflow is asked (a query)."""
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-        return await description.memo_value(orders.STATUS_MEMO_KEY, None, type_hint=orders.OrderStatus)
-
-    async def _status(self, handle: WorkflowHandle[Any, Any]) -> orders.OrderStatus:
-        status = await self._memo_status(handle)
+        status: orders.OrderStatus | None = await description.memo_value(
+            orders.STATUS_MEMO_KEY, None, type_hint=orders.OrderStatus
+        )
         if status is None:
             status = await handle.query(orders.STATUS_QUERY, result_type=orders.OrderStatus, rpc_timeout=RPC_TIMEOUT)
         return status
@@ -210,7 +213,8 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         fingerprint = mapping.fingerprint(inp)
         trace_id, span_id = telemetry.trace_ids()
         inp.trace_id, inp.span_id = trace_id, span_id
-        already = False
+        # The status is in the memo from the start: a read before the workflow's first task needs no query.
+        status = orders.initial_status(inp, datetime.now(UTC))
         try:
             await self._check_ready().client.start_workflow(
                 orders.WORKFLOW,
@@ -219,16 +223,16 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
                 task_queue=self.settings.order_task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 execution_timeout=EXECUTION_TIMEOUT,
-                memo={"request": fingerprint},
+                memo={"request": fingerprint, orders.STATUS_MEMO_KEY: status},
                 rpc_timeout=RPC_TIMEOUT,
             )
-            log.info("order_started", extra={"order_id": inp.order_id, "workflow_id": orders.workflow_id(inp.order_id)})
         except WorkflowAlreadyStartedError:
             description = await self._handle(inp.order_id).describe(rpc_timeout=RPC_TIMEOUT)
             if await description.memo_value("request", None) != fingerprint:
                 raise errors.AlreadyExists(f"order {inp.order_id!r} already exists with a different request") from None
-            already = True
-        return pb.StartOrderResponse(order=await self._order(inp.order_id), already_existed=already)
+            return pb.StartOrderResponse(order=await self._order(inp.order_id), already_existed=True)
+        log.info("order_started", extra={"order_id": inp.order_id, "workflow_id": orders.workflow_id(inp.order_id)})
+        return pb.StartOrderResponse(order=mapping.order_message(status, [], orders.workflow_id(inp.order_id)))
 
     @_rpc
     async def ApproveOrder(self, request: pb.ApproveOrderRequest, context: Context) -> pb.ApproveOrderResponse:
@@ -267,14 +271,20 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
             if order != last:
                 yield pb.WatchOrderResponse(order=order)
                 last = order
-            if order.state in (
-                pb.ORDER_STATE_COMPLETED,
-                pb.ORDER_STATE_CANCELLED,
-                pb.ORDER_STATE_REJECTED,
-                pb.ORDER_STATE_FAILED,
-            ):
+            if order.state in mapping.ENDED:
                 return
             await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+
+    @_rpc
+    async def WaitOrder(self, request: pb.WaitOrderRequest, context: Context) -> pb.WaitOrderResponse:
+        """One long poll for the workflow's close event (Temporal answers it when the order ends), then the final
+        status."""
+        events = self._handle(request.order_id).fetch_history_events(
+            wait_new_event=True, event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+        )
+        async for _ in events:
+            break
+        return pb.WaitOrderResponse(order=await self._order(request.order_id))
 
     @_rpc
     async def ListOrders(self, request: pb.ListOrdersRequest, context: Context) -> pb.ListOrdersResponse:

@@ -2,6 +2,7 @@
 rules that data follows (the gateway and the workflow check the same ones)."""
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from temporalio.common import SearchAttributeKey
 
@@ -189,6 +190,24 @@ class OrderStatus:
     ended_at: str = ""
     trace_id: str = ""
     span_id: str = ""
+
+
+def initial_status(inp: OrderInput, start: datetime) -> OrderStatus:
+    """An order's status at its start: what the workflow begins with, and what the gateway puts in the memo as it
+    starts the workflow, so the status reads right before the workflow's first task has run."""
+    return OrderStatus(
+        order_id=inp.order_id,
+        state=RECEIVED,
+        step=RECEIVE,
+        address=inp.address,
+        items=inp.items,
+        payment_id=inp.payment_id,
+        deadline=(start + timedelta(seconds=inp.budget.total_seconds)).isoformat(),
+        review_deadline=(start + timedelta(seconds=inp.budget.review_closes_at_seconds)).isoformat(),
+        started_at=start.isoformat(),
+        trace_id=inp.trace_id,
+        span_id=inp.span_id,
+    )
 
 
 @dataclass

@@ -76,19 +76,7 @@ class OrderWorkflow:
         # The last moment another dispatch round is worth ordering, and the last for MarkShipped.
         self.retry_cutoff = self.work_until - timedelta(seconds=1.0)
         self.closing = self.deadline - timedelta(seconds=budget.closing_reserve_seconds)
-        self.status = contract.OrderStatus(
-            order_id=inp.order_id,
-            state=contract.RECEIVED,
-            step=contract.RECEIVE,
-            address=inp.address,
-            items=inp.items,
-            payment_id=inp.payment_id,
-            deadline=self.deadline.isoformat(),
-            review_deadline=self.review_closes.isoformat(),
-            started_at=start.isoformat(),
-            trace_id=inp.trace_id,
-            span_id=inp.span_id,
-        )
+        self.status = contract.initial_status(inp, start)
         self.cancel: contract.CancelRequest | None = None
         self.decision: tuple[str, contract.ReviewDecision] | None = None
         self.charge_started = False

@@ -2,7 +2,7 @@
 
 Starts a stack of its own (stack.local.LocalStack: Postgres, migrations, the Temporal dev server, both workers and
 the gateway as separate processes, free ports) and, at each concurrency, drives N orders through the gateway with
-the real flaky_call(): each client starts its order and watches it (WatchOrder) until it ends, while one reviewer
+the real flaky_call(): each client starts its order and waits for its end (WaitOrder, a long poll), while one reviewer
 approves each order the moment the review desk's stream (WatchReviews) shows it, as `orders review` does. Then the
 same number of orders of the fair baseline (stack/baseline.py: bare Temporal, the same steps, hang cut and retries)
 on the same dev server. Prints and writes both, with the ratios project / baseline.
@@ -123,7 +123,7 @@ class Outcome:
 
 
 async def project_order(stub, client: Client, in_flight: set[str]) -> Outcome:
-    """One order as a client places it: StartOrder, then WatchOrder until it ends (the reviewer approves it)."""
+    """One order as a client places it: StartOrder, then WaitOrder until it ends (the reviewer approves it)."""
     order_id = f"bench-{uuid.uuid4().hex[:12]}"
     request = pb.StartOrderRequest(
         order_id=order_id,
@@ -144,7 +144,7 @@ async def project_order(stub, client: Client, in_flight: set[str]) -> Outcome:
             await asyncio.sleep(0.5 * attempt)
     in_flight.add(order_id)
     try:
-        order = await watch_until_ended(stub, order_id)
+        order = await wait_until_ended(stub, order_id)
     finally:
         in_flight.discard(order_id)
     # Timed by Temporal's record of the workflow's close, not by the status the workflow reports.
@@ -162,16 +162,15 @@ async def project_order(stub, client: Client, in_flight: set[str]) -> Outcome:
     return Outcome(took, in_workflow, state, attempts, events, order.reason, after_approval)
 
 
-async def watch_until_ended(stub, order_id: str) -> pb.Order:
+async def wait_until_ended(stub, order_id: str) -> pb.Order:
+    """WaitOrder: one long poll until the order ends, asked again if the gateway was briefly unavailable."""
     while True:
         try:
-            async for update in stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id)):
-                if update.order.state in TERMINAL:
-                    return update.order
+            return (await stub.WaitOrder(pb.WaitOrderRequest(order_id=order_id))).order
         except grpc.aio.AioRpcError as err:
             if err.code() != grpc.StatusCode.UNAVAILABLE:
                 raise
-            UNAVAILABLE_CALLS["WatchOrder"] += 1
+            UNAVAILABLE_CALLS["WaitOrder"] += 1
             await asyncio.sleep(REFUSAL_BACKOFF_SECONDS)
 
 

@@ -115,7 +115,7 @@ def otlp():
     os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "200"
     provider = telemetry.setup_tracing("integration")
     yield receiver, provider
-    provider.force_flush()
+    provider.shutdown()  # exports what is left while the receiver still listens
     grpc_server.stop(0)
 
 

@@ -65,6 +65,27 @@ async def test_watch_streams_until_the_order_ends(stack):
     assert pb.ORDER_STATE_AWAITING_REVIEW in states
 
 
+async def test_wait_returns_the_final_status_once_the_order_ends(stack):
+    order_id = new_order_id("wait")
+    stack.flaky.script(order_id)
+    started = (await stack.gateway.StartOrder(start_request(order_id))).order
+    # The status is there from the start (the gateway puts it in the memo), deadlines included.
+    assert started.state == pb.ORDER_STATE_RECEIVED
+    assert started.deadline.seconds - started.started_at.seconds == 15
+    assert started.review_deadline.ToDatetime() < started.deadline.ToDatetime()
+    waiting = asyncio.ensure_future(stack.gateway.WaitOrder(pb.WaitOrderRequest(order_id=order_id)))
+    await wait_review(stack, order_id)
+    assert not waiting.done(), "WaitOrder answers only once the order has ended"
+    await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id))
+    ended = (await waiting).order
+    assert ended.state == pb.ORDER_STATE_COMPLETED and ended.shipment.status == "dispatched"
+    again = (await stack.gateway.WaitOrder(pb.WaitOrderRequest(order_id=order_id))).order
+    assert again == (await stack.gateway.GetOrder(pb.GetOrderRequest(order_id=order_id))).order
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await stack.gateway.WaitOrder(pb.WaitOrderRequest(order_id=new_order_id("nobody")))
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 async def test_cancel_in_review_charges_nothing(stack):
     order_id = new_order_id()
     stack.flaky.script(order_id)

@@ -70,6 +70,11 @@ class OrderGatewayServiceStub:
                 request_serializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WatchOrderRequest.SerializeToString,
                 response_deserializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WatchOrderResponse.FromString,
                 _registered_method=True)
+        self.WaitOrder = channel.unary_unary(
+                '/orderlife.gateway.v1.OrderGatewayService/WaitOrder',
+                request_serializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WaitOrderRequest.SerializeToString,
+                response_deserializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WaitOrderResponse.FromString,
+                _registered_method=True)
         self.ListOrders = channel.unary_unary(
                 '/orderlife.gateway.v1.OrderGatewayService/ListOrders',
                 request_serializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.ListOrdersRequest.SerializeToString,
@@ -136,6 +141,14 @@ class OrderGatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WaitOrder(self, request, context):
+        """Waits until the order has ended and returns its final status: one long poll on Temporal, nothing
+        polled. For clients that need only the outcome; WatchOrder shows each change on the way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListOrders(self, request, context):
         """Lists orders, newest first, optionally in one state (e.g. ORDER_STATE_AWAITING_REVIEW).
         """
@@ -188,6 +201,11 @@ def add_OrderGatewayServiceServicer_to_server(servicer, server):
                     servicer.WatchOrder,
                     request_deserializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WatchOrderRequest.FromString,
                     response_serializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WatchOrderResponse.SerializeToString,
+            ),
+            'WaitOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitOrder,
+                    request_deserializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WaitOrderRequest.FromString,
+                    response_serializer=orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WaitOrderResponse.SerializeToString,
             ),
             'ListOrders': grpc.unary_unary_rpc_method_handler(
                     servicer.ListOrders,
@@ -390,6 +408,33 @@ class OrderGatewayService:
             '/orderlife.gateway.v1.OrderGatewayService/WatchOrder',
             orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WatchOrderRequest.SerializeToString,
             orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WatchOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderlife.gateway.v1.OrderGatewayService/WaitOrder',
+            orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WaitOrderRequest.SerializeToString,
+            orderlife_dot_gateway_dot_v1_dot_gateway__pb2.WaitOrderResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,10 @@ class OrderGatewayServiceStub:
     """The order's live status."""
     WatchOrder: _grpc.UnaryStreamMultiCallable[_gateway_pb2.WatchOrderRequest, _gateway_pb2.WatchOrderResponse]
     """Streams the order's status on every change until it ends."""
+    WaitOrder: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.WaitOrderRequest, _gateway_pb2.WaitOrderResponse]
+    """Waits until the order has ended and returns its final status: one long poll on Temporal, nothing
+    polled. For clients that need only the outcome; WatchOrder shows each change on the way.
+    """
     ListOrders: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListOrdersRequest, _gateway_pb2.ListOrdersResponse]
     """Lists orders, newest first, optionally in one state (e.g. ORDER_STATE_AWAITING_REVIEW)."""
     WatchReviews: _grpc.UnaryStreamMultiCallable[_gateway_pb2.WatchReviewsRequest, _gateway_pb2.WatchReviewsResponse]
@@ -77,6 +81,10 @@ class OrderGatewayServiceAsyncStub(OrderGatewayServiceStub):
     """The order's live status."""
     WatchOrder: _aio.UnaryStreamMultiCallable[_gateway_pb2.WatchOrderRequest, _gateway_pb2.WatchOrderResponse]  # type: ignore[assignment]
     """Streams the order's status on every change until it ends."""
+    WaitOrder: _aio.UnaryUnaryMultiCallable[_gateway_pb2.WaitOrderRequest, _gateway_pb2.WaitOrderResponse]  # type: ignore[assignment]
+    """Waits until the order has ended and returns its final status: one long poll on Temporal, nothing
+    polled. For clients that need only the outcome; WatchOrder shows each change on the way.
+    """
     ListOrders: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListOrdersRequest, _gateway_pb2.ListOrdersResponse]  # type: ignore[assignment]
     """Lists orders, newest first, optionally in one state (e.g. ORDER_STATE_AWAITING_REVIEW)."""
     WatchReviews: _aio.UnaryStreamMultiCallable[_gateway_pb2.WatchReviewsRequest, _gateway_pb2.WatchReviewsResponse]  # type: ignore[assignment]
@@ -144,6 +152,16 @@ class OrderGatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_gateway_pb2.WatchOrderResponse], _abc.AsyncIterator[_gateway_pb2.WatchOrderResponse]]:
         """Streams the order's status on every change until it ends."""
+
+    @_abc_1.abstractmethod
+    def WaitOrder(
+        self,
+        request: _gateway_pb2.WaitOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.WaitOrderResponse, _abc.Awaitable[_gateway_pb2.WaitOrderResponse]]:
+        """Waits until the order has ended and returns its final status: one long poll on Temporal, nothing
+        polled. For clients that need only the outcome; WatchOrder shows each change on the way.
+        """
 
     @_abc_1.abstractmethod
     def ListOrders(
