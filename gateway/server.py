@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.rpc import status_pb2
@@ -180,23 +180,31 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
             status = await handle.query(orders.STATUS_QUERY, result_type=orders.OrderStatus, rpc_timeout=RPC_TIMEOUT)
         return status
 
-    async def _update(self, order_id: str, name: str, arg: object, wait: timedelta = RPC_TIMEOUT) -> None:
-        """Sends the update straight to the order. Its validator accepts or refuses it within RPC_TIMEOUT (the
-        client's retries can outlast rpc_timeout while Temporal is unreachable); then the handler's result is
+    async def _update(self, order_id: str, name: str, arg: object, wait: timedelta = RPC_TIMEOUT) -> pb.Order:
+        """Sends the update straight to the order and returns the order as the update left it (every update
+        answers with the status, so no describe follows). Its validator accepts or refuses it within RPC_TIMEOUT
+        (the client's retries can outlast rpc_timeout while Temporal is unreachable); then the handler's result is
         awaited for up to `wait` (a cancel's result comes once the order has wound down)."""
         handle = self._handle(order_id)
         try:
             async with asyncio.timeout(RPC_TIMEOUT.total_seconds()):
                 update = await handle.start_update(
-                    name, arg, wait_for_stage=WorkflowUpdateStage.ACCEPTED, rpc_timeout=RPC_TIMEOUT
+                    name,
+                    arg,
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                    result_type=orders.OrderStatus,
+                    rpc_timeout=RPC_TIMEOUT,
                 )
-            await update.result(rpc_timeout=wait)
+            status: orders.OrderStatus = await update.result(rpc_timeout=wait)
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
             await self._refuse_missing(handle, order_id)
+        attempts = await self._check_ready().reader.attempts(order_id)
+        _link_to_order_trace(status.trace_id, status.span_id)
+        return mapping.order_message(status, attempts, handle.id)
 
-    async def _refuse_missing(self, handle: WorkflowHandle[Any, Any], order_id: str) -> None:
+    async def _refuse_missing(self, handle: WorkflowHandle[Any, Any], order_id: str) -> NoReturn:
         """Why an update found no running order: none with that id (NOT_FOUND from the describe), it has ended,
         or it cannot take updates yet."""
         if (await handle.describe(rpc_timeout=RPC_TIMEOUT)).close_time is not None:
@@ -236,27 +244,29 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
 
     @_rpc
     async def ApproveOrder(self, request: pb.ApproveOrderRequest, context: Context) -> pb.ApproveOrderResponse:
-        await self._update(request.order_id, orders.APPROVE_ORDER, mapping.review_decision(request))
+        order = await self._update(request.order_id, orders.APPROVE_ORDER, mapping.review_decision(request))
         log.info("order_approved", extra={"order_id": request.order_id})
-        return pb.ApproveOrderResponse(order=await self._order(request.order_id))
+        return pb.ApproveOrderResponse(order=order)
 
     @_rpc
     async def RejectOrder(self, request: pb.RejectOrderRequest, context: Context) -> pb.RejectOrderResponse:
-        await self._update(request.order_id, orders.REJECT_ORDER, mapping.review_decision(request))
+        order = await self._update(request.order_id, orders.REJECT_ORDER, mapping.review_decision(request))
         log.info("order_rejected", extra={"order_id": request.order_id})
-        return pb.RejectOrderResponse(order=await self._order(request.order_id))
+        return pb.RejectOrderResponse(order=order)
 
     @_rpc
     async def CancelOrder(self, request: pb.CancelOrderRequest, context: Context) -> pb.CancelOrderResponse:
-        await self._update(request.order_id, orders.CANCEL_ORDER, mapping.cancel_request(request), CANCEL_TIMEOUT)
+        order = await self._update(
+            request.order_id, orders.CANCEL_ORDER, mapping.cancel_request(request), CANCEL_TIMEOUT
+        )
         log.info("order_cancelled", extra={"order_id": request.order_id})
-        return pb.CancelOrderResponse(order=await self._order(request.order_id))
+        return pb.CancelOrderResponse(order=order)
 
     @_rpc
     async def UpdateAddress(self, request: pb.UpdateAddressRequest, context: Context) -> pb.UpdateAddressResponse:
-        await self._update(request.order_id, orders.UPDATE_ADDRESS, mapping.address_update(request))
+        order = await self._update(request.order_id, orders.UPDATE_ADDRESS, mapping.address_update(request))
         log.info("address_updated", extra={"order_id": request.order_id})
-        return pb.UpdateAddressResponse(order=await self._order(request.order_id))
+        return pb.UpdateAddressResponse(order=order)
 
     @_rpc
     async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.GetOrderResponse:

@@ -395,8 +395,9 @@ class OrderWorkflow:
         self.decision = (verdict, decision)
 
     @workflow.update(name=contract.CANCEL_ORDER)
-    async def cancel_update(self, req: contract.CancelRequest) -> contract.OrderResult:
-        """Returns once the order has ended: CANCELLED, or refused if dispatch won the race."""
+    async def cancel_update(self, req: contract.CancelRequest) -> contract.OrderStatus:
+        """Returns the status once the order has ended: CANCELLED, or refused if dispatch won the race. (Every
+        update answers with the order's status, so the caller needs no describe to show it.)"""
         self._accept_cancel(req)
         await workflow.wait_condition(lambda: self.status.state in contract.TERMINAL_STATES)
         if self.status.state != contract.CANCELLED:
@@ -409,36 +410,34 @@ class OrderWorkflow:
                     + (f": {why}" if why else ""),
                 )
             )
-        return contract.OrderResult(
-            self.inp.order_id, self.status.state, self.status.reason, self.status.payment, self.status.shipment_status
-        )
+        return self.status
 
     @cancel_update.validator
     def _validate_cancel(self, req: contract.CancelRequest) -> None:
         self._refuse(self._cancel_refusal())
 
     @workflow.update(name=contract.UPDATE_ADDRESS)
-    def address_update(self, update: contract.AddressUpdate) -> contract.Address:
+    def address_update(self, update: contract.AddressUpdate) -> contract.OrderStatus:
         self._accept_address(update)
-        return self.status.address
+        return self.status
 
     @address_update.validator
     def _validate_address(self, update: contract.AddressUpdate) -> None:
         self._refuse(self._address_refusal(update.address))
 
     @workflow.update(name=contract.APPROVE_ORDER)
-    def approve_update(self, decision: contract.ReviewDecision) -> str:
+    def approve_update(self, decision: contract.ReviewDecision) -> contract.OrderStatus:
         self._accept_decision("approve", decision)
-        return "approved"
+        return self.status
 
     @approve_update.validator
     def _validate_approve(self, decision: contract.ReviewDecision) -> None:
         self._refuse(self._review_refusal(self._review_window_closed()))
 
     @workflow.update(name=contract.REJECT_ORDER)
-    def reject_update(self, decision: contract.ReviewDecision) -> str:
+    def reject_update(self, decision: contract.ReviewDecision) -> contract.OrderStatus:
         self._accept_decision("reject", decision)
-        return "rejected"
+        return self.status
 
     @reject_update.validator
     def _validate_reject(self, decision: contract.ReviewDecision) -> None:

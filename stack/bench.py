@@ -174,20 +174,31 @@ async def wait_until_ended(stub, order_id: str) -> pb.Order:
             await asyncio.sleep(REFUSAL_BACKOFF_SECONDS)
 
 
-async def probe_status(stub, client: Client, in_flight: set[str], latencies: dict[str, list[float]]) -> None:
-    """GetOrder and a raw Temporal describe of the same running order, back to back (in turn first), every
-    PROBE_SECONDS while orders run: what the gateway's status read costs over Temporal's own."""
-    rng = random.Random(3)
-    calls = {
+def project_status_calls(stub, client: Client) -> dict:
+    """GetOrder and a raw Temporal describe of the same project order."""
+    return {
         "GetOrder": lambda order_id: stub.GetOrder(pb.GetOrderRequest(order_id=order_id)),
         "describe": lambda order_id: client.get_workflow_handle(workflow_id(order_id)).describe(),
     }
+
+
+def baseline_status_calls(client: Client) -> dict:
+    """The same load on the baseline's side: two describes of one bare order (a GetOrder is one describe)."""
+    return {name: lambda order_id: client.get_workflow_handle(f"bare-{order_id}").describe() for name in ("a", "b")}
+
+
+async def probe_status(calls: dict, in_flight: set[str], latencies: dict[str, list[float]]) -> None:
+    """Two status reads of the same running order, back to back (in turn first), every PROBE_SECONDS while
+    orders run. On the project's side GetOrder and a raw describe: what the gateway's status read costs over
+    Temporal's own. The baseline's side is read as often, so both carry the same status load."""
+    rng = random.Random(3)
     while True:
         await asyncio.sleep(PROBE_SECONDS)
         if not in_flight:
             continue
         order_id = rng.choice(sorted(in_flight))
         for name in rng.sample(list(calls), 2):
+            latencies.setdefault(name, [])
             t = time.perf_counter()
             try:
                 await calls[name](order_id)
@@ -196,7 +207,7 @@ async def probe_status(stub, client: Client, in_flight: set[str], latencies: dic
             latencies[name].append(time.perf_counter() - t)
 
 
-async def baseline_order(client: Client, task_queue: str) -> Outcome:
+async def baseline_order(client: Client, task_queue: str, in_flight: set[str]) -> Outcome:
     """One bare order: started with its approval signal buffered (signal-with-start), awaited by long poll."""
     order_id = uuid.uuid4().hex[:12]
     started = time.time()
@@ -207,7 +218,11 @@ async def baseline_order(client: Client, task_queue: str) -> Outcome:
         task_queue=task_queue,
         start_signal=baseline.APPROVE,
     )
-    state = await handle.result()
+    in_flight.add(order_id)
+    try:
+        state = await handle.result()
+    finally:
+        in_flight.discard(order_id)
     took, in_workflow, events = await closed_after(
         handle, started, client.get_workflow_handle(f"bare-shipment-{order_id}")
     )
@@ -408,7 +423,7 @@ async def run(args) -> dict:
                 review_desk.refusals.clear()
                 in_flight: set[str] = set()
                 status: dict[str, list[float]] = {"GetOrder": [], "describe": []}
-                prober = asyncio.create_task(probe_status(stub, client, in_flight, status))
+                prober = asyncio.create_task(probe_status(project_status_calls(stub, client), in_flight, status))
                 project = await drive(
                     functools.partial(project_order, stub, client, in_flight),
                     args.orders,
@@ -427,13 +442,15 @@ async def run(args) -> dict:
                     **UNAVAILABLE_CALLS,
                     **{f"ApproveOrder {k}": v for k, v in review_desk.refusals.items()},
                 }
+                prober = asyncio.create_task(probe_status(baseline_status_calls(client), in_flight, {}))
                 bare = await drive(
-                    lambda: baseline_order(client, baseline_tq),
+                    functools.partial(baseline_order, client, baseline_tq, in_flight),
                     args.orders,
                     concurrency,
                     lambda: processes("temporal", "baseline_worker", "bench_client"),
                     server_metrics,
                 )
+                prober.cancel()
                 run_report = {"project": project, "baseline": bare, "ratio_to_baseline": ratios(project, bare)}
                 report["runs"].append(run_report)
                 print_run(run_report)
