@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from common import db
-from gateway import mapping
+from gateway import admission, mapping
 
 DOMAIN = "orderlife.gateway.v1"
 # How long a caller should wait before trying again after UNAVAILABLE or RESOURCE_EXHAUSTED.
@@ -61,6 +61,8 @@ def status(err: Exception, order_id: str = "") -> status_pb2.Status:
         return make(grpc.StatusCode.NOT_FOUND, f"order {order_id!r} not found", _info("ORDER_NOT_FOUND"))
     if isinstance(err, Unavailable):
         return retry_later(str(err))
+    if isinstance(err, admission.Overloaded):
+        return make(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err), _retry_info(), _info("TOO_MANY_ORDERS_IN_FLIGHT"))
     if isinstance(err, TimeoutError):
         return retry_later("Temporal or Postgres did not answer in time; try again")
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
@@ -74,8 +76,11 @@ def status(err: Exception, order_id: str = "") -> status_pb2.Status:
 
 def retry_later(message: str, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> status_pb2.Status:
     """UNAVAILABLE (or RESOURCE_EXHAUSTED) with RetryInfo: when to try again."""
-    retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS))
-    return make(code, message, retry)
+    return make(code, message, _retry_info())
+
+
+def _retry_info() -> error_details_pb2.RetryInfo:
+    return error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS))
 
 
 def as_grpc(status_message: status_pb2.Status) -> grpc.Status:

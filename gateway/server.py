@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from common import telemetry
 from gateway import errors, mapping, security
+from gateway.admission import Admission, Overloaded
 from gateway.config import Settings
 from gateway.repository import ReadRepository
 from order_service import contract as orders
@@ -109,6 +110,7 @@ class _Backends:
     client: Client
     reader: ReadRepository
     reviews: "ReviewQueue"
+    admission: Admission
 
 
 class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
@@ -121,7 +123,10 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         self.health = health.aio.HealthServicer()
 
     async def ready(self, client: Client, reader: ReadRepository) -> None:
-        self.backends = _Backends(client, reader, ReviewQueue(client))
+        self.backends = _Backends(
+            client, reader, ReviewQueue(client), Admission(client, self.settings.max_orders_in_flight)
+        )
+        self.counting = asyncio.create_task(self.backends.admission.run())  # lives as long as the gateway
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("gateway_ready")
@@ -223,8 +228,16 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         inp.trace_id, inp.span_id = trace_id, span_id
         # The status is in the memo from the start: a read before the workflow's first task needs no query.
         status = orders.initial_status(inp, datetime.now(UTC))
+        backends = self._check_ready()
         try:
-            await self._check_ready().client.start_workflow(
+            backends.admission.admit()
+        except Overloaded:
+            # A client's retry of an order that did start gets that order, however busy the system is.
+            if (existing := await self._started_already(inp.order_id, fingerprint)) is None:
+                raise
+            return existing
+        try:
+            await backends.client.start_workflow(
                 orders.WORKFLOW,
                 inp,
                 id=orders.workflow_id(inp.order_id),
@@ -235,12 +248,24 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
                 rpc_timeout=RPC_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:
-            description = await self._handle(inp.order_id).describe(rpc_timeout=RPC_TIMEOUT)
-            if await description.memo_value("request", None) != fingerprint:
-                raise errors.AlreadyExists(f"order {inp.order_id!r} already exists with a different request") from None
-            return pb.StartOrderResponse(order=await self._order(inp.order_id), already_existed=True)
+            existing = await self._started_already(inp.order_id, fingerprint)
+            assert existing is not None  # Temporal has just said it exists
+            return existing
         log.info("order_started", extra={"order_id": inp.order_id, "workflow_id": orders.workflow_id(inp.order_id)})
         return pb.StartOrderResponse(order=mapping.order_message(status, [], orders.workflow_id(inp.order_id)))
+
+    async def _started_already(self, order_id: str, fingerprint: str) -> pb.StartOrderResponse | None:
+        """The order started by the same request, or None if there is none; ALREADY_EXISTS if another request
+        started it."""
+        try:
+            description = await self._handle(order_id).describe(rpc_timeout=RPC_TIMEOUT)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        if await description.memo_value("request", None) != fingerprint:
+            raise errors.AlreadyExists(f"order {order_id!r} already exists with a different request")
+        return pb.StartOrderResponse(order=await self._order(order_id), already_existed=True)
 
     @_rpc
     async def ApproveOrder(self, request: pb.ApproveOrderRequest, context: Context) -> pb.ApproveOrderResponse:

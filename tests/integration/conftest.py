@@ -17,6 +17,8 @@ import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from temporalio import activity
 from temporalio.client import Client
@@ -229,3 +231,14 @@ async def approve_in_time(stack: Stack, order_id: str, reviewer: str) -> bool:
         assert "review window has closed" in err.details() or "not awaiting review" in err.details(), err
         return False
     return True
+
+
+def rpc_details(err: grpc.aio.AioRpcError) -> dict:
+    """The google.rpc details of a gateway error, by kind, as a program reads them."""
+    found = {}
+    for packed in rpc_status.from_call(err).details:
+        for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo):
+            if packed.Is(kind.DESCRIPTOR):
+                found[kind.__name__] = kind()
+                packed.Unpack(found[kind.__name__])
+    return found

@@ -5,13 +5,11 @@ import time
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from temporalio.service import RPCError, RPCStatusCode
 
 from order_service import contract as c
 from orderlife.gateway.v1 import gateway_pb2 as pb
-from tests.integration.conftest import new_order_id, start_request, wait_for, wait_review, wait_terminal
+from tests.integration.conftest import new_order_id, rpc_details, start_request, wait_for, wait_review, wait_terminal
 
 pytestmark = pytest.mark.integration
 NEW_ADDRESS = pb.Address(name="Ada", line1="2 Moved Ave", city="Shelbyville", postal_code="54321", country="US")
@@ -372,17 +370,6 @@ async def test_list_orders_awaiting_review_page_by_page(stack):
     assert set(order_ids) <= set(seen) and len(seen) == len(set(seen))
     for order_id in order_ids:
         await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id))
-
-
-def rpc_details(err: grpc.aio.AioRpcError) -> dict:
-    """The google.rpc details of a gateway error, by kind, as a program reads them."""
-    found = {}
-    for packed in rpc_status.from_call(err).details:
-        for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo):
-            if packed.Is(kind.DESCRIPTOR):
-                found[kind.__name__] = kind()
-                packed.Unpack(found[kind.__name__])
-    return found
 
 
 async def test_errors_carry_google_rpc_details(stack):

@@ -1,0 +1,62 @@
+"""Load shedding: StartOrder is refused (RESOURCE_EXHAUSTED, try again in a second) while as many orders run as the
+system can finish within their budget, instead of starting orders that would end late.
+
+The count is Temporal's, for the whole namespace (one visibility count query every REFRESH_SECONDS), so any number
+of gateways share one limit. Visibility lags the starts by a moment, so the starts this gateway made in the last
+VISIBILITY_LAG_SECONDS are added on top: the limit errs on the side of refusing.
+"""
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from order_service import contract as orders
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 0.2
+VISIBILITY_LAG_SECONDS = 0.5
+RUNNING_ORDERS = f"WorkflowType='{orders.WORKFLOW}' AND ExecutionStatus='Running'"
+
+
+class Overloaded(Exception):
+    """As many orders are running as the system finishes within their budget."""
+
+
+class Admission:
+    def __init__(self, client: Client, limit: int):
+        self.client, self.limit = client, limit
+        self.running = 0
+        self.counted_at = 0.0
+        self.starts: deque[float] = deque()
+
+    def admit(self) -> None:
+        """Counts a start, or raises Overloaded (a limit of 0 admits everything)."""
+        if not self.limit:
+            return
+        now = time.monotonic()
+        while self.starts and self.starts[0] < min(now, self.counted_at) - VISIBILITY_LAG_SECONDS:
+            self.starts.popleft()
+        if self.running + len(self.starts) >= self.limit:
+            raise Overloaded(
+                f"{self.running} orders are running, as many as finish within their budget here "
+                f"(GATEWAY_MAX_ORDERS_IN_FLIGHT={self.limit}); try again shortly"
+            )
+        self.starts.append(now)
+
+    async def run(self) -> None:
+        """Keeps the count of running orders fresh, for as long as the gateway runs."""
+        if not self.limit:
+            return
+        while True:
+            started = time.monotonic()
+            try:
+                self.running = (await self.client.count_workflows(RUNNING_ORDERS)).count
+                self.counted_at = started
+            except RPCError as err:
+                log.warning("running_orders_not_counted", extra={"error": str(err)})
+            await asyncio.sleep(REFRESH_SECONDS)
