@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 0.2
 VISIBILITY_LAG_SECONDS = 0.5
+# An order this gateway admitted is let through again for this long (a client retrying a start that was not
+# answered gets its order, not a refusal); no execution outlives it.
+REMEMBER_SECONDS = 60.0
 RUNNING_ORDERS = f"WorkflowType='{orders.WORKFLOW}' AND ExecutionStatus='Running'"
 
 
@@ -33,12 +36,18 @@ class Admission:
         self.running = 0
         self.counted_at = 0.0
         self.starts: deque[float] = deque()
+        self.admitted: dict[str, float] = {}
 
-    def admit(self) -> None:
-        """Counts a start, or raises Overloaded (a limit of 0 admits everything)."""
+    def admit(self, order_id: str) -> None:
+        """Counts a start, or raises Overloaded (a limit of 0 admits everything). An order admitted before is let
+        through, so its retried start finds it."""
         if not self.limit:
             return
         now = time.monotonic()
+        if order_id in self.admitted:
+            return
+        while self.admitted and next(iter(self.admitted.values())) < now - REMEMBER_SECONDS:
+            del self.admitted[next(iter(self.admitted))]
         while self.starts and self.starts[0] < min(now, self.counted_at) - VISIBILITY_LAG_SECONDS:
             self.starts.popleft()
         if self.running + len(self.starts) >= self.limit:
@@ -47,6 +56,7 @@ class Admission:
                 f"(GATEWAY_MAX_ORDERS_IN_FLIGHT={self.limit}); try again shortly"
             )
         self.starts.append(now)
+        self.admitted[order_id] = now
 
     async def run(self) -> None:
         """Keeps the count of running orders fresh, for as long as the gateway runs."""

@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from common import telemetry
 from gateway import errors, mapping, security
-from gateway.admission import Admission, Overloaded
+from gateway.admission import Admission
 from gateway.config import Settings
 from gateway.repository import ReadRepository
 from order_service import contract as orders
@@ -229,13 +229,7 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         # The status is in the memo from the start: a read before the workflow's first task needs no query.
         status = orders.initial_status(inp, datetime.now(UTC))
         backends = self._check_ready()
-        try:
-            backends.admission.admit()
-        except Overloaded:
-            # A client's retry of an order that did start gets that order, however busy the system is.
-            if (existing := await self._started_already(inp.order_id, fingerprint)) is None:
-                raise
-            return existing
+        backends.admission.admit(inp.order_id)
         try:
             await backends.client.start_workflow(
                 orders.WORKFLOW,

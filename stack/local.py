@@ -223,6 +223,8 @@ class LocalStack:
     health_ports: dict[str, int] = field(default_factory=dict)
     # The dev server's own Prometheus metrics (its RPCs and persistence calls), when not 0.
     temporal_metrics_port: int = 0
+    # More than one process of a service: {"order_service": 2} adds "order_service-2".
+    replicas: dict[str, int] = field(default_factory=dict)
     admin_url: str = ""
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
@@ -293,10 +295,12 @@ class LocalStack:
             if module in self.health_ports:
                 extra["HEALTH_LISTEN"] = f"127.0.0.1:{self.health_ports[module]}"
             plan[module] = self._service(module, {**env, **extra})
+            for replica in range(2, self.replicas.get(module, 1) + 1):
+                plan[f"{module}-{replica}"] = self._service(module, env, f"{module}-{replica}")
         return plan
 
-    def _service(self, module: str, env: dict[str, str]) -> dict:
-        name = module.rsplit(".", 1)[-1]
+    def _service(self, module: str, env: dict[str, str], name: str = "") -> dict:
+        name = name or module.rsplit(".", 1)[-1]
         return {"args": service_args(module), "env": env, "log": str(self.logs / f"{name}.log"), "cwd": str(ROOT)}
 
     def start(self, name: str, attempts: int = 3, **env: str) -> subprocess.Popen:

@@ -20,7 +20,7 @@ from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from shipping_service import worker as shipping_worker
 from shipping_service.activities import ShippingActivities
 from shipping_service.repository import ShippingRepository
-from tests import consistency
+from stack import consistency
 from tests.integration.conftest import new_order_id, start_request
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,389 @@
+"""Chaos under load: python -m stack.soak [--minutes 10] [--concurrency 10] [--seed N] [--fault-every 15,30] ...
+
+    python -m stack.soak --minutes 10 --concurrency 10 --seed 7 --json soak.json
+
+Starts a stack of its own (stack.local.LocalStack on free ports): Postgres, and under the supervisor
+(stack/supervise.py, which restarts what dies as compose's restart policy would) the Temporal dev server keeping its
+history in a file,
+two order workers, two shipping workers and the gateway. `concurrency` clients place orders through the gateway one
+after another, each waiting for its order's end (WaitOrder); a share of them cancel their order or change its
+address at a random moment; one reviewer approves every order the review desk's stream shows. Clients try a call
+again, with the same order id, when it failed UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED, as a real client
+would. Meanwhile, every `fault-every` seconds (seeded), one fault, the kinds taken in turn in a seeded order:
+SIGKILL of an order or a shipping worker, SIGKILL of the gateway, SIGKILL of Postgres (restarted 1-3 s later: crash
+recovery), the Temporal dev server stopped (the supervisor starts it again on its database file).
+
+Once the load stops and every order has ended, it checks and prints (and writes with --json): orders acknowledged,
+started and terminal, by state; faults by kind; consistency problems (stack/consistency.py); acknowledged orders
+with no workflow (lost); order ids with more than one workflow (duplicates); double charges; orders over 15 s and how
+many of them overlapped an outage of Temporal or Postgres; client-visible errors by code. Exit status 1 when a
+target is missed (README: Chaos under load).
+"""
+
+import argparse
+import asyncio
+import base64
+import functools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from common import codec, db
+from order_service.contract import STATUS_MEMO_KEY, OrderStatus, workflow_id
+from orderlife.gateway.v1 import gateway_pb2 as pb
+from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from stack import consistency, local
+from stack.bench import Reviewer
+
+FAULTS = ("kill_order_worker", "kill_shipping_worker", "kill_gateway", "kill_postgres", "stop_temporal")
+# What a client tries again, with the same order id: the gateway or a backend was away, or the stack was busy.
+RETRY_ON = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
+CALL_TIMEOUT = 10.0
+# A client gives up on a call it could not get through for this long.
+GIVE_UP_SECONDS = 90.0
+ACTION_SHARE = 0.2
+BUDGET_SECONDS = 15.0
+
+
+@dataclass
+class Order:
+    order_id: str
+    acknowledged: bool = False
+    action: str = ""
+    state: str = ""
+    workflow_seconds: float | None = None
+    started_at: float | None = None
+    closed_at: float | None = None
+
+
+@dataclass
+class Outage:
+    kind: str
+    started: float
+    ended: float | None = None
+
+
+@dataclass
+class Soak:
+    args: argparse.Namespace
+    stack: local.LocalStack
+    rng: random.Random
+    orders: list[Order] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    outages: list[Outage] = field(default_factory=list)
+
+    def pids(self) -> dict[str, int]:
+        state = json.loads((self.stack.state / "supervised.json").read_text())
+        return {name: entry["pid"] for name, entry in state.items()}
+
+    # --- load ---
+
+    async def call(self, what: str, make_call):  # type: ignore[no-untyped-def]
+        """A call tried again on RETRY_ON codes for up to GIVE_UP_SECONDS; other errors are returned, not raised."""
+        give_up = time.monotonic() + GIVE_UP_SECONDS
+        while True:
+            try:
+                return await make_call()
+            except grpc.aio.AioRpcError as err:
+                self.errors[f"{what} {err.code().name}"] += 1
+                if err.code() not in RETRY_ON or time.monotonic() > give_up:
+                    return err
+                await asyncio.sleep(0.25 + self.rng.random() * 0.5)
+
+    async def client(self, stub: pb_grpc.OrderGatewayServiceStub, lane: int, until: float) -> None:
+        number = 0
+        while time.monotonic() < until:
+            number += 1
+            order = Order(f"soak-{self.args.seed}-{lane}-{number}")
+            self.orders.append(order)
+            request = pb.StartOrderRequest(
+                order_id=order.order_id,
+                payment_id=f"pay-{order.order_id}",
+                items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
+                address=pb.Address(
+                    name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US"
+                ),
+            )
+            started = await self.call("StartOrder", functools.partial(stub.StartOrder, request, timeout=CALL_TIMEOUT))
+            if isinstance(started, grpc.aio.AioRpcError):
+                continue
+            order.acknowledged = True
+            action = None
+            if self.rng.random() < ACTION_SHARE:
+                order.action = self.rng.choice(("cancel", "address"))
+                action = asyncio.create_task(self.act(stub, order, self.rng.uniform(0, 5)))
+            wait = pb.WaitOrderRequest(order_id=order.order_id)
+            ended = await self.call("WaitOrder", functools.partial(stub.WaitOrder, wait, timeout=70))
+            if not isinstance(ended, grpc.aio.AioRpcError):
+                order.state = pb.OrderState.Name(ended.order.state).removeprefix("ORDER_STATE_")
+            if action is not None:
+                await action
+
+    async def act(self, stub: pb_grpc.OrderGatewayServiceStub, order: Order, after: float) -> None:
+        await asyncio.sleep(after)
+        if order.action == "cancel":
+            cancel = pb.CancelOrderRequest(order_id=order.order_id, reason="soak")
+            await self.call("CancelOrder", lambda: stub.CancelOrder(cancel, timeout=30))
+        else:
+            moved = pb.UpdateAddressRequest(
+                order_id=order.order_id,
+                address=pb.Address(
+                    name="Ada", line1="2 Moved Ave", city="Springfield", postal_code="12345", country="US"
+                ),
+            )
+            await self.call("UpdateAddress", lambda: stub.UpdateAddress(moved, timeout=CALL_TIMEOUT))
+
+    # --- faults ---
+
+    async def inject(self, until: float) -> None:
+        low, high = self.args.fault_every
+        kinds: list[str] = []
+        while True:
+            await asyncio.sleep(self.rng.uniform(low, high))
+            if time.monotonic() >= until:
+                return
+            if not kinds:
+                kinds = self.rng.sample(FAULTS, len(FAULTS))
+            kind = kinds.pop()
+            print(f"{time.strftime('%H:%M:%S')} fault {kind}", flush=True)
+            await getattr(self, kind)()
+            self.faults[kind] += 1
+
+    async def kill_order_worker(self) -> None:
+        os.kill(self.pids()[self.rng.choice(("order_service", "order_service-2"))], signal.SIGKILL)
+
+    async def kill_shipping_worker(self) -> None:
+        os.kill(self.pids()[self.rng.choice(("shipping_service", "shipping_service-2"))], signal.SIGKILL)
+
+    async def kill_gateway(self) -> None:
+        os.kill(self.pids()["gateway"], signal.SIGKILL)
+
+    async def kill_postgres(self) -> None:
+        """SIGKILL of the postmaster; 1-3 s later started again, recovering from its write-ahead log."""
+        postmaster = int((self.stack.pgdata / "postmaster.pid").read_text().split()[0])
+        outage = Outage("postgres", time.time())
+        self.outages.append(outage)
+        os.kill(postmaster, signal.SIGKILL)
+        await asyncio.sleep(self.rng.uniform(1, 3))
+        # In a process of its own: pg_ctl runs as another user, and forking for that from a process full of gRPC
+        # threads can crash the child. Backends of the killed postmaster may take a moment to go: try again.
+        code = (
+            f"from pathlib import Path; from stack import local; local.start_postgres(Path({str(self.stack.pgdata)!r}))"
+        )
+        for _ in range(20):
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stderr=subprocess.DEVNULL)
+            if await proc.wait() == 0:
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise RuntimeError("postgres did not start again")
+        outage.ended = time.time()
+
+    async def stop_temporal(self) -> None:
+        """The dev server stopped; the supervisor starts it again on its database file about a second later."""
+        outage = Outage("temporal", time.time())
+        self.outages.append(outage)
+        os.kill(self.pids()["temporal"], signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        deadline = time.monotonic() + 60
+        while not await asyncio.to_thread(_listens, self.stack.temporal_port):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the dev server did not come back")
+            await asyncio.sleep(0.1)
+        outage.ended = time.time()
+
+    # --- the run ---
+
+    async def run(self) -> dict:
+        until = time.monotonic() + self.args.minutes * 60
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.stack.gateway_port}") as channel:
+            stub = pb_grpc.OrderGatewayServiceStub(channel)
+            reviewer = Reviewer(stub, RETRY_ON | {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN})
+            reviewing = asyncio.create_task(reviewer.run())
+            injecting = asyncio.create_task(self.inject(until))
+            await asyncio.gather(*(self.client(stub, lane, until) for lane in range(self.args.concurrency)))
+            await injecting
+            if reviewing.done():
+                reviewing.result()
+            reviewing.cancel()
+        return await self.verify()
+
+    async def verify(self) -> dict:
+        client = await Client.connect(self.stack.temporal_address, data_converter=codec.data_converter(KEY))
+        acknowledged = [o for o in self.orders if o.acknowledged]
+        runs: Counter[str] = Counter()
+        async for execution in client.list_workflows(f"WorkflowId STARTS_WITH 'order-soak-{self.args.seed}-'"):
+            runs[execution.id.removeprefix("order-")] += 1
+        started = {o.order_id: o for o in self.orders if o.order_id in runs}
+        lost = [o.order_id for o in acknowledged if o.order_id not in runs and not await _exists(client, o.order_id)]
+        for order in started.values():
+            description = await _closed(client, workflow_id(order.order_id))
+            if description is None:
+                continue
+            order.started_at = description.start_time.timestamp()
+            order.closed_at = description.close_time.timestamp() if description.close_time else None
+            if order.closed_at is not None:
+                order.workflow_seconds = order.closed_at - order.started_at
+            status = await description.memo_value(STATUS_MEMO_KEY, None, type_hint=OrderStatus)
+            if status is not None:
+                order.state = status.state
+        admin = await db.connect(self.stack.admin_url)
+        try:
+            problems = await consistency.problems(admin, client, {o.order_id: o.state for o in started.values()})
+            double_charges = await admin.fetchval(
+                "SELECT count(*) FROM (SELECT payment_id FROM orders.payments WHERE order_id LIKE $1 "
+                "GROUP BY payment_id HAVING count(*) > 1) twice",
+                f"soak-{self.args.seed}-%",
+            )
+        finally:
+            await admin.close()
+        late = [o for o in started.values() if o.workflow_seconds is None or o.workflow_seconds > BUDGET_SECONDS]
+        late_in_outage = [o for o in late if self.touched_by_outage(o)]
+        untouched = [o for o in started.values() if not self.touched_by_outage(o)]
+        untouched_in_time = sum(
+            o.workflow_seconds is not None and o.workflow_seconds <= BUDGET_SECONDS for o in untouched
+        )
+        terminal = sum(o.state in consistency.TERMINAL for o in started.values())
+        return {
+            "minutes": self.args.minutes,
+            "concurrency": self.args.concurrency,
+            "seed": self.args.seed,
+            "orders_placed": len(self.orders),
+            "acknowledged": len(acknowledged),
+            "started": len(started),
+            "terminal": terminal,
+            "by_state": dict(Counter(o.state for o in started.values())),
+            "with_cancel_or_address_change": dict(Counter(o.action for o in started.values() if o.action)),
+            "faults": dict(self.faults),
+            "outages": [
+                {"kind": o.kind, "seconds": round((o.ended or time.time()) - o.started, 2)} for o in self.outages
+            ],
+            "consistency_problems": problems,
+            "lost": lost,
+            "duplicates": [order_id for order_id, n in runs.items() if n > 1],
+            "double_charges": double_charges,
+            "over_15s": len(late),
+            "over_15s_during_outage": len(late_in_outage),
+            "untouched_by_outage": len(untouched),
+            "untouched_within_15s": round(untouched_in_time / len(untouched), 4) if untouched else 1.0,
+            "client_errors": dict(self.errors),
+        }
+
+    def touched_by_outage(self, order: Order) -> bool:
+        if order.started_at is None:
+            return True
+        closed = order.closed_at or time.time()
+        return any(o.started <= closed and order.started_at <= (o.ended or time.time()) for o in self.outages)
+
+
+def missed_targets(report: dict) -> list[str]:
+    missed = []
+    if report["terminal"] != report["started"]:
+        missed.append(f"{report['started'] - report['terminal']} started orders not terminal")
+    for name in ("consistency_problems", "lost", "duplicates"):
+        if report[name]:
+            missed.append(f"{name}: {report[name][:10]}")
+    if report["double_charges"]:
+        missed.append(f"{report['double_charges']} double charges")
+    if report["untouched_within_15s"] < 0.99:
+        missed.append(f"only {report['untouched_within_15s']:.1%} of orders no outage touched ended within 15 s")
+    if not report["started"]:
+        missed.append("no order started")
+    return missed
+
+
+async def _closed(client: Client, workflow: str):  # type: ignore[no-untyped-def]
+    """The workflow's description once it has closed (None if it does not exist), waiting up to 90 s."""
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            description = await client.get_workflow_handle(workflow).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        if description.close_time is not None or time.monotonic() > deadline:
+            return description
+        await asyncio.sleep(0.5)
+
+
+async def _exists(client: Client, order_id: str) -> bool:
+    """Asked of Temporal itself, in case the visibility listing lagged."""
+    return await _closed(client, workflow_id(order_id)) is not None
+
+
+def _listens(port: int) -> bool:
+    try:
+        local.wait_for_port(port, 0.2)
+        return True
+    except RuntimeError:
+        return False
+
+
+# The histories are sealed as in production; the soak reads them with the key it gave the stack.
+KEY = os.urandom(32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--fault-every",
+        type=lambda s: tuple(float(x) for x in s.split(",")),
+        default=(15.0, 30.0),
+        metavar="LOW,HIGH",
+        help="seconds between faults, drawn between LOW and HIGH (default 15,30)",
+    )
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    stack = local.LocalStack(
+        Path(tempfile.mkdtemp(prefix="soak-")),
+        env={"PAYLOAD_KEY": base64.b64encode(KEY).decode(), "LOG_LEVEL": "WARNING"},
+        replicas={"order_service": 2, "shipping_service": 2},
+    )
+    stack.start_postgres()
+    plan_file = stack.state / "supervise.json"
+    plan_file.write_text(json.dumps(stack.plan()))
+    supervisor = local.spawn(
+        [sys.executable, "-m", "stack.supervise", str(plan_file), str(stack.state / "supervised.json")],
+        stack.logs / "supervisor.log",
+        os.environ.copy(),
+        detach=False,
+    )
+    try:
+        local.wait_until_serving(stack.gateway_port, 60, supervisor, "gateway")
+        print(
+            f"soak: {args.minutes} min, {args.concurrency} clients, seed {args.seed}, logs in {stack.logs}", flush=True
+        )
+        report = asyncio.run(Soak(args, stack, random.Random(args.seed)).run())
+    finally:
+        local.stop_process(supervisor.pid, timeout=60)
+        local.stop_postgres(stack.pgdata)
+    missed = missed_targets(report)
+    report["missed_targets"] = missed
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    print("targets met" if not missed else "targets missed:\n  " + "\n  ".join(missed))
+    raise SystemExit(1 if missed else 0)
+
+
+if __name__ == "__main__":
+    main()
