@@ -549,6 +549,7 @@ def print_run(r: dict) -> None:
     )
     for name, x in (("project", p), ("baseline", b)):
         print(f"temporal server per order, {name}: {x['temporal_server_per_order']}")
+    print(f"postgres per order, project: {p['postgres_per_order']}")
 
 
 def main() -> None:
