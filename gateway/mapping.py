@@ -137,7 +137,7 @@ def order_message(status: orders.OrderStatus, attempts: list[AttemptRow], workfl
                 ended_at=timestamp(s.ended_at),
             )
         )
-        if s.step == orders.SHIPPING:
+        if s.step == orders.SHIPPING_STEP:
             steps.extend(_child_steps(attempts, status))
     errors = [
         pb.StepError(

@@ -52,6 +52,12 @@ class FinalizeInput:
     order_id: str
     state: str
     reason: str = ""
+    # The order as received: its row is written now if it ended before ReceiveOrder wrote it.
+    received: ReceiveInput | None = None
+
+
+def _as_received(inp: ReceiveInput | None) -> tuple[str, list[contract.Item], contract.Address] | None:
+    return None if inp is None else (inp.payment_id, inp.items, inp.address)
 
 
 def _order(order_id: str, items: list[contract.Item]) -> dict[str, Any]:
@@ -121,7 +127,7 @@ class OrderActivities:
     @activity.defn(name=contract.FINALIZE)
     async def finalize_order(self, inp: FinalizeInput) -> None:
         await self._attempt(
-            inp.order_id, lambda: self.repo.set_state(inp.order_id, inp.state, inp.state.lower(), inp.reason)
+            inp.order_id, lambda: self.repo.finalize(inp.order_id, inp.state, inp.reason, _as_received(inp.received))
         )
 
     def all(self) -> list[Callable[..., Awaitable[Any]]]:

@@ -62,6 +62,39 @@ class OrdersRepository:
             if found:
                 await self._event(conn, order_id, event, {"reason": reason})
 
+    async def finalize(
+        self, order_id: str, state: str, reason: str, received: tuple[str, list[Item], Address] | None
+    ) -> None:
+        """Record the end state. An order that ended before ReceiveOrder wrote its row (cancelled at once, or
+        ReceiveOrder out of budget) gets its row now, in its end state, unless another order holds its payment id
+        (the conflict that ended it)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetchval(
+                "UPDATE orders.orders SET state = $2, reason = $3, updated_at = now() WHERE order_id = $1 "
+                "RETURNING order_id",
+                order_id,
+                state,
+                reason,
+            )
+            if not found and received is not None:
+                payment_id, items, address = received
+                found = await conn.fetchval(
+                    """
+                    INSERT INTO orders.orders (order_id, payment_id, items, address, state, reason)
+                    VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT DO NOTHING
+                    RETURNING order_id
+                    """,
+                    order_id,
+                    payment_id,
+                    json.dumps([asdict(i) for i in items]),
+                    json.dumps(asdict(address)),
+                    state,
+                    reason,
+                )
+            if found:
+                await self._event(conn, order_id, state.lower(), {"reason": reason})
+
     async def find_payment(self, payment_id: str) -> asyncpg.Record | None:
         return await self.pool.fetchrow("SELECT * FROM orders.payments WHERE payment_id = $1", payment_id)
 

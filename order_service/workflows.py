@@ -226,8 +226,8 @@ class OrderWorkflow:
     async def _ship(self) -> None:
         """Run the child and steer it: forward address changes and cancellation, decide on dispatch retries."""
         inp = self.inp
-        self._enter(contract.SHIPPING_STATE, contract.SHIPPING)
-        progress = contract.StepProgress(contract.SHIPPING, "running", started_at=_now())
+        self._enter(contract.SHIPPING_STATE, contract.SHIPPING_STEP)
+        progress = contract.StepProgress(contract.SHIPPING_STEP, "running", started_at=_now())
         self.status.steps.append(progress)
         address_in_input = self.address_version
         child = await workflow.start_child_workflow(
@@ -318,7 +318,8 @@ class OrderWorkflow:
 
     async def _finalize(self, state: str, reason: str) -> None:
         self._enter(self.status.state, contract.FINALIZE)
-        await compensate(OrderActivities.finalize_order, FinalizeInput(self.inp.order_id, state, reason))
+        received = ReceiveInput(self.inp.order_id, self.inp.payment_id, self.inp.items, self.inp.address)
+        await compensate(OrderActivities.finalize_order, FinalizeInput(self.inp.order_id, state, reason, received))
 
     def _stop_if_cancelled(self) -> None:
         if self.cancel is not None:

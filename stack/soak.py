@@ -41,6 +41,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from common import codec, db
+from gateway import security
 from order_service.contract import STATUS_MEMO_KEY, OrderStatus, workflow_id
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -86,6 +87,7 @@ class Soak:
     errors: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     outages: list[Outage] = field(default_factory=list)
+    flooded: Counter[str] = field(default_factory=Counter)
 
     def pids(self) -> dict[str, int]:
         state = json.loads((self.stack.state / "supervised.json").read_text())
@@ -209,15 +211,53 @@ class Soak:
 
     # --- the run ---
 
+    async def flood(self, until: float) -> None:
+        """`--flood` requests a second that no honest client sends, on a connection of their own: no token, a wrong
+        token, bytes that are no request. The gateway must refuse them before they spend its rate budget or any
+        Temporal or Postgres work."""
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.stack.gateway_port}") as channel:
+            await self._flood(channel.unary_unary(f"/{SERVICE}/StartOrder"), until)  # bytes in, bytes out
+
+    async def _flood(self, start, until: float) -> None:  # type: ignore[no-untyped-def]
+        kinds = {
+            "no token": lambda: start(pb.StartOrderRequest(order_id="flood").SerializeToString(), timeout=2),
+            "wrong token": lambda: start(
+                pb.StartOrderRequest(order_id="flood").SerializeToString(), timeout=2, metadata=WRONG_TOKEN
+            ),
+            "not a request": lambda: start(os.urandom(64), timeout=2),
+        }
+        pending: set[asyncio.Task[None]] = set()
+        while time.monotonic() < until:
+            for name, send in kinds.items():
+                task = asyncio.create_task(self._flood_one(name, send))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            await asyncio.sleep(3 / self.args.flood)
+        await asyncio.gather(*pending)
+
+    async def _flood_one(self, name: str, send) -> None:  # type: ignore[no-untyped-def]
+        try:
+            await send()
+            self.flooded[f"{name} OK"] += 1
+        except grpc.aio.AioRpcError as err:
+            self.flooded[f"{name} {err.code().name}"] += 1
+
     async def run(self) -> dict:
         until = time.monotonic() + self.args.minutes * 60
         async with grpc.aio.insecure_channel(f"127.0.0.1:{self.stack.gateway_port}") as channel:
-            stub = pb_grpc.OrderGatewayServiceStub(channel)
+            stub = (
+                _WithToken(pb_grpc.OrderGatewayServiceStub(channel), TOKEN)
+                if self.args.flood
+                else (pb_grpc.OrderGatewayServiceStub(channel))
+            )
             reviewer = Reviewer(stub, RETRY_ON | {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN})
             reviewing = asyncio.create_task(reviewer.run())
             injecting = asyncio.create_task(self.inject(until))
+            flooding = asyncio.create_task(self.flood(until)) if self.args.flood else None
             await asyncio.gather(*(self.client(stub, lane, until) for lane in range(self.args.concurrency)))
             await injecting
+            if flooding is not None:
+                await flooding
             if reviewing.done():
                 reviewing.result()
             reviewing.cancel()
@@ -282,6 +322,8 @@ class Soak:
             "untouched_by_outage": len(untouched),
             "untouched_within_15s": round(untouched_in_time / len(untouched), 4) if untouched else 1.0,
             "client_errors": dict(self.errors),
+            "workflow_seconds": _percentiles([o.workflow_seconds for o in started.values() if o.workflow_seconds]),
+            "flood": {"per_second": self.args.flood, "answers": dict(self.flooded)} if self.args.flood else None,
         }
 
     def touched_by_outage(self, order: Order) -> bool:
@@ -322,6 +364,27 @@ async def _closed(client: Client, workflow: str):  # type: ignore[no-untyped-def
         await asyncio.sleep(0.5)
 
 
+class _WithToken:
+    """The stub, with the gateway's token on every call."""
+
+    def __init__(self, stub: pb_grpc.OrderGatewayServiceStub, token: str):
+        self.stub, self.metadata = stub, security.call_metadata(token)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        method = getattr(self.stub, name)
+        return functools.partial(method, metadata=self.metadata)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    return {
+        q: round(ordered[min(len(ordered) - 1, int(f * len(ordered)))], 2)
+        for q, f in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+    }
+
+
 async def _exists(client: Client, order_id: str) -> bool:
     """Asked of Temporal itself, in case the visibility listing lagged."""
     return await _closed(client, workflow_id(order_id)) is not None
@@ -337,6 +400,10 @@ def _listens(port: int) -> bool:
 
 # The histories are sealed as in production; the soak reads them with the key it gave the stack.
 KEY = os.urandom(32)
+# With --flood the gateway asks for a token; honest clients have it, the flood does not.
+TOKEN = base64.urlsafe_b64encode(os.urandom(24)).decode()
+WRONG_TOKEN = (("authorization", "Bearer not-the-token"),)
+SERVICE = pb.DESCRIPTOR.services_by_name["OrderGatewayService"].full_name
 
 
 def main() -> None:
@@ -347,15 +414,28 @@ def main() -> None:
     parser.add_argument(
         "--fault-every",
         type=lambda s: tuple(float(x) for x in s.split(",")),
-        default=(15.0, 30.0),
+        default=(15.0, 20.0),
         metavar="LOW,HIGH",
-        help="seconds between faults, drawn between LOW and HIGH (default 15,30)",
+        help="seconds between faults, drawn between LOW and HIGH (default 15,20: over 30 in ten minutes)",
+    )
+    parser.add_argument(
+        "--flood",
+        type=float,
+        default=0,
+        metavar="PER_SECOND",
+        help="with a gateway token, also send this many requests a second without it or malformed (default 0: none)",
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    # SIGTERM (a CI timeout, kill) ends the run through the `finally` below, which stops the stack it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stack = local.LocalStack(
         Path(tempfile.mkdtemp(prefix="soak-")),
-        env={"PAYLOAD_KEY": base64.b64encode(KEY).decode(), "LOG_LEVEL": "WARNING"},
+        env={
+            "PAYLOAD_KEY": base64.b64encode(KEY).decode(),
+            "LOG_LEVEL": "WARNING",
+            **({"GATEWAY_TOKEN": TOKEN} if args.flood else {}),
+        },
         replicas={"order_service": 2, "shipping_service": 2},
     )
     stack.start_postgres()

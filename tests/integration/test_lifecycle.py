@@ -7,8 +7,9 @@ import grpc
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
-from order_service import contract as c
+from order_service import contract as orders
 from orderlife.gateway.v1 import gateway_pb2 as pb
+from stack import consistency
 from tests.integration.conftest import new_order_id, rpc_details, start_request, wait_for, wait_review, wait_terminal
 
 pytestmark = pytest.mark.integration
@@ -82,6 +83,19 @@ async def test_wait_returns_the_final_status_once_the_order_ends(stack):
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await stack.gateway.WaitOrder(pb.WaitOrderRequest(order_id=new_order_id("nobody")))
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_an_order_cancelled_before_it_was_received_is_recorded_cancelled(stack):
+    """Found by the soak: a cancel that beat ReceiveOrder's first successful attempt ended the order CANCELLED
+    with no row in the database. The final write records the order whether or not ReceiveOrder got to."""
+    order_id = new_order_id("early")
+    stack.flaky.script(order_id, ReceiveOrder=["hang"])  # ReceiveOrder never gets through
+    await stack.gateway.StartOrder(start_request(order_id))
+    cancelled = await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id, reason="changed my mind"))
+    assert cancelled.order.state == pb.ORDER_STATE_CANCELLED
+    [row] = await rows(stack, "SELECT state, reason, payment_id FROM orders.orders WHERE order_id = $1", order_id)
+    assert row == {"state": "CANCELLED", "reason": cancelled.order.reason, "payment_id": f"pay-{order_id}"}
+    assert await consistency.problems(stack.admin, stack.client, {order_id: "CANCELLED"}) == []
 
 
 async def test_cancel_in_review_charges_nothing(stack):
@@ -183,15 +197,15 @@ async def test_an_order_that_bypassed_the_gateway_is_held_to_the_same_rules_by_v
         await stack.gateway.StartOrder(refused)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "at most 50" in err.value.details()
     stack.flaky.script(order_id, ValidateOrder=["fail", "ok"])
-    inp = c.OrderInput(
+    inp = orders.OrderInput(
         order_id,
         f"pay-{order_id}",
-        [c.Item("BULK", 30), c.Item("MORE", 21)],
-        c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"),
+        [orders.Item("BULK", 30), orders.Item("MORE", 21)],
+        orders.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"),
         shipping_task_queue=stack.gateway_settings.shipping_task_queue,
     )
     await stack.client.start_workflow(
-        c.WORKFLOW, inp, id=c.workflow_id(order_id), task_queue=stack.gateway_settings.order_task_queue
+        orders.WORKFLOW, inp, id=orders.workflow_id(order_id), task_queue=stack.gateway_settings.order_task_queue
     )
     order = await wait_terminal(stack, order_id)
     assert order.state == pb.ORDER_STATE_REJECTED

@@ -11,7 +11,7 @@ import pytest_asyncio
 from temporalio.service import RPCError
 
 from gateway import admission, server
-from order_service import contract as c
+from order_service import contract as orders
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from tests.integration.conftest import new_order_id, rpc_details, start_request, wait_review
@@ -56,7 +56,7 @@ async def test_starts_past_the_limit_are_refused_with_a_retry_hint_and_start_not
     assert details["ErrorInfo"].reason == "TOO_MANY_ORDERS_IN_FLIGHT"
     assert details["RetryInfo"].retry_delay.seconds == 1
     with pytest.raises(RPCError):
-        await stack.client.get_workflow_handle(c.workflow_id(shed)).describe()
+        await stack.client.get_workflow_handle(orders.workflow_id(shed)).describe()
     assert await stack.admin.fetchval("SELECT count(*) FROM orders.orders WHERE order_id = $1", shed) == 0
 
     # A client retrying the start of an order that did start gets that order, not a refusal.

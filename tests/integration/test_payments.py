@@ -7,19 +7,19 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from order_service import contract as c
+from order_service import contract as orders
 from order_service.activities import ChargeInput, OrderActivities, OrderRef
 from order_service.repository import OrdersRepository, PaymentConflict
 from tests.integration.conftest import new_order_id
 
 pytestmark = pytest.mark.integration
-ADDRESS = c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US")
+ADDRESS = orders.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US")
 
 
 async def received_order(stack, items=None) -> tuple[OrdersRepository, str]:
     repo = OrdersRepository(stack.order_pool)
     order_id = new_order_id("pay")
-    await repo.receive(order_id, f"pay-{order_id}", items or [c.Item("ABC", 2)], ADDRESS)
+    await repo.receive(order_id, f"pay-{order_id}", items or [orders.Item("ABC", 2)], ADDRESS)
     stack.flaky.script(order_id)
     return repo, order_id
 
@@ -27,7 +27,7 @@ async def received_order(stack, items=None) -> tuple[OrdersRepository, str]:
 def env_for(order_id: str, attempt: int = 1) -> ActivityEnvironment:
     env = ActivityEnvironment()
     env.info = dataclasses.replace(
-        env.info, workflow_id=c.workflow_id(order_id), activity_type=c.CHARGE, attempt=attempt
+        env.info, workflow_id=orders.workflow_id(order_id), activity_type=orders.CHARGE, attempt=attempt
     )
     return env
 
@@ -44,11 +44,11 @@ async def payment_rows(stack, payment_id: str) -> list[dict]:
 async def test_repeated_charge_returns_the_first_result_and_charges_once(stack):
     repo, order_id = await received_order(stack)
     acts = OrderActivities(repo)
-    charge = ChargeInput(order_id, f"pay-{order_id}", [c.Item("ABC", 2)])
+    charge = ChargeInput(order_id, f"pay-{order_id}", [orders.Item("ABC", 2)])
     first = await env_for(order_id, 1).run(acts.charge_payment, charge)
     again = await env_for(order_id, 2).run(acts.charge_payment, charge)
-    assert first == again == c.Payment(f"pay-{order_id}", 2, "charged")
-    assert stack.flaky.calls[(order_id, c.CHARGE)] == 1, "the stub ran once; the repeat was answered from the row"
+    assert first == again == orders.Payment(f"pay-{order_id}", 2, "charged")
+    assert stack.flaky.calls[(order_id, orders.CHARGE)] == 1, "the stub ran once; the repeat was answered from the row"
     assert await payment_rows(stack, f"pay-{order_id}") == [{"order_id": order_id, "amount": 2, "status": "charged"}]
 
 
@@ -56,9 +56,9 @@ async def test_payment_id_of_another_order_is_refused_without_a_charge(stack):
     repo, first = await received_order(stack)
     _, second = await received_order(stack)
     acts = OrderActivities(repo)
-    await env_for(first).run(acts.charge_payment, ChargeInput(first, f"pay-{first}", [c.Item("ABC", 2)]))
+    await env_for(first).run(acts.charge_payment, ChargeInput(first, f"pay-{first}", [orders.Item("ABC", 2)]))
     with pytest.raises(ApplicationError) as refused:
-        await env_for(second).run(acts.charge_payment, ChargeInput(second, f"pay-{first}", [c.Item("ABC", 2)]))
+        await env_for(second).run(acts.charge_payment, ChargeInput(second, f"pay-{first}", [orders.Item("ABC", 2)]))
     assert refused.value.type == "PaymentConflict" and refused.value.non_retryable
     assert f"already used for order '{first}'" in refused.value.message
     assert await payment_rows(stack, f"pay-{first}") == [{"order_id": first, "amount": 2, "status": "charged"}]
@@ -86,7 +86,7 @@ async def test_refund_is_idempotent_and_needs_a_charge(stack):
     await repo.record_charge(f"pay-{order_id}", order_id, 2)
     first = await env_for(order_id).run(acts.refund_payment, OrderRef(order_id))
     again = await env_for(order_id).run(acts.refund_payment, OrderRef(order_id))
-    assert first == again == c.Payment(f"pay-{order_id}", 2, "refunded")
+    assert first == again == orders.Payment(f"pay-{order_id}", 2, "refunded")
     events = await stack.admin.fetch(
         "SELECT type FROM orders.events WHERE order_id = $1 AND type = 'refunded'", order_id
     )

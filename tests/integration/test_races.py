@@ -7,7 +7,7 @@ import grpc
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from order_service import contract as c
+from order_service import contract as orders
 from order_service.activities import ChargeInput, OrderActivities
 from order_service.repository import OrdersRepository
 from orderlife.gateway.v1 import gateway_pb2 as pb
@@ -23,7 +23,7 @@ async def test_concurrent_starts_of_one_order_id_make_one_workflow(stack):
     responses = await asyncio.gather(*(stack.gateway.StartOrder(start_request(order_id)) for _ in range(50)))
     assert sorted(r.already_existed for r in responses) == [False] + [True] * 49
     assert {r.order.order_id for r in responses} == {order_id}
-    runs = [w async for w in stack.client.list_workflows(f"WorkflowId = '{c.workflow_id(order_id)}'")]
+    runs = [w async for w in stack.client.list_workflows(f"WorkflowId = '{orders.workflow_id(order_id)}'")]
     assert len(runs) == 1
     await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id, reason="test over"))
 
@@ -32,21 +32,28 @@ async def test_concurrent_charges_with_one_payment_id_write_one_row_and_agree(st
     repo = OrdersRepository(stack.order_pool)
     order_id = new_order_id("race-pay")
     await repo.receive(
-        order_id, f"pay-{order_id}", [c.Item("ABC", 3)], c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US")
+        order_id,
+        f"pay-{order_id}",
+        [orders.Item("ABC", 3)],
+        orders.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"),
     )
     stack.flaky.script(order_id)
     acts = OrderActivities(repo)
-    charge = ChargeInput(order_id, f"pay-{order_id}", [c.Item("ABC", 3)])
+    charge = ChargeInput(order_id, f"pay-{order_id}", [orders.Item("ABC", 3)])
 
     async def attempt(n: int):
         env = ActivityEnvironment()
         env.info = dataclasses.replace(
-            env.info, workflow_id=c.workflow_id(order_id), activity_type=c.CHARGE, attempt=n, activity_id=f"charge-{n}"
+            env.info,
+            workflow_id=orders.workflow_id(order_id),
+            activity_type=orders.CHARGE,
+            attempt=n,
+            activity_id=f"charge-{n}",
         )
         return await env.run(acts.charge_payment, charge)
 
     results = await asyncio.gather(*(attempt(n) for n in range(1, 51)))
-    assert all(r == c.Payment(f"pay-{order_id}", 3, "charged") for r in results), results
+    assert all(r == orders.Payment(f"pay-{order_id}", 3, "charged") for r in results), results
     rows = await stack.admin.fetch(
         "SELECT amount, status FROM orders.payments WHERE payment_id = $1", f"pay-{order_id}"
     )

@@ -7,7 +7,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from order_service import contract as c
+from order_service import contract as orders
 from order_service.workflows import OrderWorkflow
 from shipping_service.workflows import ShippingWorkflow
 from tests.conftest import venv_bin
@@ -22,19 +22,19 @@ async def env():
         await env.client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
                 namespace=env.client.namespace,
-                search_attributes={c.ORDER_STATE_ATTRIBUTE.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
+                search_attributes={orders.ORDER_STATE_ATTRIBUTE.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
             )
         )
         yield env
 
 
-def new_order(**overrides) -> c.OrderInput:
+def new_order(**overrides) -> orders.OrderInput:
     order_id = overrides.pop("order_id", f"u-{uuid.uuid4().hex[:12]}")
-    return c.OrderInput(
+    return orders.OrderInput(
         order_id=order_id,
         payment_id=overrides.pop("payment_id", f"pay-{order_id}"),
-        items=overrides.pop("items", [c.Item("ABC", 2)]),
-        address=overrides.pop("address", c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US")),
+        items=overrides.pop("items", [orders.Item("ABC", 2)]),
+        address=overrides.pop("address", orders.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US")),
         **overrides,
     )
 
@@ -43,7 +43,7 @@ def new_order(**overrides) -> c.OrderInput:
 def run_workers(env):
     """Workers for both workflows on queues of this test's own, with the script's activities."""
 
-    def start(script: Script, order: c.OrderInput):
+    def start(script: Script, order: orders.OrderInput):
         suffix = uuid.uuid4().hex[:8]
         order.shipping_task_queue = f"ship-{suffix}"
         orders_tq = f"orders-{suffix}"

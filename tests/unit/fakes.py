@@ -6,9 +6,9 @@ from collections import defaultdict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from order_service import contract as c
+from order_service import contract as orders
 from order_service.activities import ChargeInput, FinalizeInput, MarkShippedInput, OrderRef, ReceiveInput, ValidateInput
-from shipping_service import contract as s
+from shipping_service import contract as shipping
 from shipping_service.activities import CancelInput, DispatchInput, PackageInput
 
 
@@ -34,48 +34,48 @@ class Script:
             raise ApplicationError("No items to validate", type="ValueError", non_retryable=True)
 
     def activities(self) -> list:
-        @activity.defn(name=c.RECEIVE)
+        @activity.defn(name=orders.RECEIVE)
         async def receive(inp: ReceiveInput) -> None:
-            await self.play(c.RECEIVE, inp)
+            await self.play(orders.RECEIVE, inp)
 
-        @activity.defn(name=c.VALIDATE)
+        @activity.defn(name=orders.VALIDATE)
         async def validate(inp: ValidateInput) -> None:
-            await self.play(c.VALIDATE, inp)
+            await self.play(orders.VALIDATE, inp)
 
-        @activity.defn(name=c.CHARGE)
-        async def charge(inp: ChargeInput) -> c.Payment:
-            await self.play(c.CHARGE, inp)
+        @activity.defn(name=orders.CHARGE)
+        async def charge(inp: ChargeInput) -> orders.Payment:
+            await self.play(orders.CHARGE, inp)
             self.charged = True
-            return c.Payment(inp.payment_id, sum(i.qty for i in inp.items), "charged")
+            return orders.Payment(inp.payment_id, sum(i.qty for i in inp.items), "charged")
 
-        @activity.defn(name=c.MARK_SHIPPED)
+        @activity.defn(name=orders.MARK_SHIPPED)
         async def mark_shipped(inp: MarkShippedInput) -> None:
-            await self.play(c.MARK_SHIPPED, inp)
+            await self.play(orders.MARK_SHIPPED, inp)
 
-        @activity.defn(name=c.REFUND)
-        async def refund(inp: OrderRef) -> c.Payment | None:
-            await self.play(c.REFUND, inp)
+        @activity.defn(name=orders.REFUND)
+        async def refund(inp: OrderRef) -> orders.Payment | None:
+            await self.play(orders.REFUND, inp)
             if not self.charged:
                 return None
             self.refunded = True
-            return c.Payment("p", 1, "refunded")
+            return orders.Payment("p", 1, "refunded")
 
-        @activity.defn(name=c.FINALIZE)
+        @activity.defn(name=orders.FINALIZE)
         async def finalize(inp: FinalizeInput) -> None:
-            await self.play(c.FINALIZE, inp)
+            await self.play(orders.FINALIZE, inp)
 
-        @activity.defn(name=s.PREPARE)
+        @activity.defn(name=shipping.PREPARE)
         async def prepare(inp: PackageInput) -> None:
-            await self.play(s.PREPARE, inp)
+            await self.play(shipping.PREPARE, inp)
 
-        @activity.defn(name=s.DISPATCH)
+        @activity.defn(name=shipping.DISPATCH)
         async def dispatch(inp: DispatchInput) -> None:
-            await self.play(s.DISPATCH, inp)
+            await self.play(shipping.DISPATCH, inp)
             self.shipment = "dispatched"
 
-        @activity.defn(name=s.CANCEL)
+        @activity.defn(name=shipping.CANCEL)
         async def cancel(inp: CancelInput) -> str:
-            await self.play(s.CANCEL, inp)
+            await self.play(shipping.CANCEL, inp)
             if self.shipment != "dispatched":
                 self.shipment = "cancelled"
             return self.shipment

@@ -5,7 +5,7 @@ from datetime import UTC
 import pytest
 
 from gateway import mapping
-from order_service import contract as c
+from order_service import contract as orders
 from orderlife.gateway.v1 import gateway_pb2 as pb
 
 ADDRESS = pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US")
@@ -19,8 +19,8 @@ def request(**overrides) -> pb.StartOrderRequest:
 
 def test_start_request_becomes_order_input():
     inp = mapping.order_input(request())
-    assert inp == c.OrderInput(
-        "o-1", "p-1", [c.Item("ABC", 2)], c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US")
+    assert inp == orders.OrderInput(
+        "o-1", "p-1", [orders.Item("ABC", 2)], orders.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US")
     )
 
 
@@ -80,8 +80,8 @@ def test_every_bad_field_is_named():
 def test_the_workflow_and_the_gateway_apply_the_same_rules():
     """What the gateway accepts, ValidateOrder and a signalled address accept: one rule set, the contract's."""
     inp = mapping.order_input(request(items=[pb.Item(sku="A", qty=50)]))
-    assert inp.problems() == [] and c.item_problems(inp.items) == [] and inp.address.problems() == []
-    assert c.item_problems([c.Item("A", 51)]) == [("items[0].qty", "is 51; must be 1 to 50")]
+    assert inp.problems() == [] and orders.item_problems(inp.items) == [] and inp.address.problems() == []
+    assert orders.item_problems([orders.Item("A", 51)]) == [("items[0].qty", "is 51; must be 1 to 50")]
 
 
 def test_fingerprint_tells_same_request_from_different():
@@ -91,29 +91,36 @@ def test_fingerprint_tells_same_request_from_different():
 
 
 def test_status_maps_to_order_message_with_attempts_and_errors():
-    status = c.OrderStatus(
+    status = orders.OrderStatus(
         order_id="o-1",
-        state=c.SHIPPING_STATE,
-        step=c.SHIPPING,
-        address=c.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"),
-        items=[c.Item("ABC", 2)],
+        state=orders.SHIPPING_STATE,
+        step=orders.SHIPPING_STEP,
+        address=orders.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"),
+        items=[orders.Item("ABC", 2)],
         payment_id="p-1",
         deadline="2026-01-01T00:00:15+00:00",
         started_at="2026-01-01T00:00:00+00:00",
         steps=[
-            c.StepProgress(
-                c.RECEIVE, "ok", started_at="2026-01-01T00:00:00+00:00", ended_at="2026-01-01T00:00:01+00:00"
+            orders.StepProgress(
+                orders.RECEIVE, "ok", started_at="2026-01-01T00:00:00+00:00", ended_at="2026-01-01T00:00:01+00:00"
             ),
-            c.StepProgress(c.SHIPPING, "running", started_at="2026-01-01T00:00:02+00:00"),
+            orders.StepProgress(orders.SHIPPING_STEP, "running", started_at="2026-01-01T00:00:02+00:00"),
         ],
-        payment=c.Payment("p-1", 2, "charged"),
+        payment=orders.Payment("p-1", 2, "charged"),
     )
     from datetime import datetime
 
     at = datetime(2026, 1, 1, tzinfo=UTC)
     attempts = [
-        {"service": "orders", "step": c.RECEIVE, "attempt": 1, "outcome": "timeout", "message": "timed out", "ts": at},
-        {"service": "orders", "step": c.RECEIVE, "attempt": 2, "outcome": "ok", "message": "", "ts": at},
+        {
+            "service": "orders",
+            "step": orders.RECEIVE,
+            "attempt": 1,
+            "outcome": "timeout",
+            "message": "timed out",
+            "ts": at,
+        },
+        {"service": "orders", "step": orders.RECEIVE, "attempt": 2, "outcome": "ok", "message": "", "ts": at},
         {
             "service": "shipping",
             "step": "PreparePackage",
@@ -127,12 +134,12 @@ def test_status_maps_to_order_message_with_attempts_and_errors():
     order = mapping.order_message(status, attempts, "order-o-1")
     assert order.state == pb.ORDER_STATE_SHIPPING
     assert [(s.name, s.status, s.attempts) for s in order.steps] == [
-        (c.RECEIVE, "ok", 2),
-        (c.SHIPPING, "running", 0),
+        (orders.RECEIVE, "ok", 2),
+        (orders.SHIPPING_STEP, "running", 0),
         ("PreparePackage", "running", 1),
     ]
     assert [(e.step, e.attempt, e.kind) for e in order.recent_errors] == [
-        (c.RECEIVE, 1, "timeout"),
+        (orders.RECEIVE, 1, "timeout"),
         ("PreparePackage", 1, "error"),
     ]
     assert order.payment.amount == 2 and order.deadline.seconds - order.started_at.seconds == 15

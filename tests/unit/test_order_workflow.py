@@ -9,20 +9,22 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from order_service import contract as c
+from order_service import contract as orders
 from order_service.workflows import OrderWorkflow
 from tests.unit.conftest import new_order
 from tests.unit.fakes import Script
 
 
-async def start(env, run_workers, script: Script, order: c.OrderInput, stack: AsyncExitStack):
+async def start(env, run_workers, script: Script, order: orders.OrderInput, stack: AsyncExitStack):
     tq, workers = run_workers(script, order)
     for w in workers:
         await stack.enter_async_context(w)
-    return await env.client.start_workflow(OrderWorkflow.run, order, id=c.workflow_id(order.order_id), task_queue=tq)
+    return await env.client.start_workflow(
+        OrderWorkflow.run, order, id=orders.workflow_id(order.order_id), task_queue=tq
+    )
 
 
-async def wait_for_state(handle, state: str, timeout: float = 10.0) -> c.OrderStatus:
+async def wait_for_state(handle, state: str, timeout: float = 10.0) -> orders.OrderStatus:
     async def poll():
         while True:
             status = await handle.query(OrderWorkflow.status_query)
@@ -41,17 +43,17 @@ async def record_history(handle, name: str) -> None:
 
 
 async def test_happy_path_with_retries_completes(env, run_workers):
-    script = Script(**{c.RECEIVE: ["fail", "hang"], c.CHARGE: ["hang", "fail"], "DispatchCarrier": ["fail"]})
+    script = Script(**{orders.RECEIVE: ["fail", "hang"], orders.CHARGE: ["hang", "fail"], "DispatchCarrier": ["fail"]})
     order = new_order()
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, order, stack)
-        await wait_for_state(handle, c.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
+        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
         result = await handle.result()
-    assert result.state == c.COMPLETED
+    assert result.state == orders.COMPLETED
     assert result.payment.status == "charged"
-    assert len(script.calls[c.RECEIVE]) == 3
-    assert len(script.calls[c.CHARGE]) == 3
+    assert len(script.calls[orders.RECEIVE]) == 3
+    assert len(script.calls[orders.CHARGE]) == 3
     assert not script.refunded
     await record_history(handle, "completed_with_retries")
 
@@ -61,18 +63,18 @@ async def test_review_window_expiry_rejects_without_charge(env, run_workers):
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
         result = await handle.result()
-    assert result.state == c.REJECTED
+    assert result.state == orders.REJECTED
     assert "review window expired" in result.reason
-    assert c.CHARGE not in script.calls
+    assert orders.CHARGE not in script.calls
     await record_history(handle, "review_expired")
 
 
 async def test_approval_before_review_is_refused(env, run_workers):
-    script = Script(**{c.RECEIVE: ["hang"]})
+    script = Script(**{orders.RECEIVE: ["hang"]})
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
         with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
+            await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
         assert "not awaiting review" in str(refused.value.cause)
         await handle.cancel()
 
@@ -81,12 +83,12 @@ async def test_cancel_during_shipping_cancels_shipment_and_refunds(env, run_work
     script = Script(PreparePackage=["hang"] * 3)
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, c.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
-        await wait_for_state(handle, c.SHIPPING_STATE)
-        cancelled = await handle.execute_update(OrderWorkflow.cancel_update, c.CancelRequest("customer called"))
+        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
+        await wait_for_state(handle, orders.SHIPPING_STATE)
+        cancelled = await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("customer called"))
         result = await handle.result()
-    assert cancelled.state == result.state == c.CANCELLED
+    assert cancelled.state == result.state == orders.CANCELLED
     assert script.refunded and script.shipment == "cancelled"
     assert "DispatchCarrier" not in script.calls
     await record_history(handle, "cancel_during_shipping")
@@ -96,11 +98,11 @@ async def test_dispatch_failure_reaches_parent_and_is_retried(env, run_workers):
     script = Script(DispatchCarrier=["fail"] * 6)
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, c.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
+        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
         result = await handle.result()
         status = await handle.query(OrderWorkflow.status_query)
-    assert result.state == c.COMPLETED
+    assert result.state == orders.COMPLETED
     assert len(status.dispatch_failures) == 1 and status.dispatch_failures[0].startswith("round 1")
     assert [d.round for d in script.calls["DispatchCarrier"]] == [1] * 6 + [2]
     await record_history(handle, "dispatch_retried")
@@ -110,10 +112,10 @@ async def test_dispatch_that_keeps_failing_fails_the_order_with_a_refund(env, ru
     script = Script(DispatchCarrier=["fail"] * 100)
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, c.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
+        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
         result = await handle.result()
-    assert result.state == c.FAILED
+    assert result.state == orders.FAILED
     assert "dispatch failed 5 time(s)" in result.reason
     assert script.refunded and script.shipment == "cancelled"
 
@@ -123,10 +125,10 @@ async def test_invalid_order_is_rejected_without_retrying(env, run_workers):
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
         result = await handle.result()
-    assert result.state == c.REJECTED
+    assert result.state == orders.REJECTED
     assert "No items to validate" in result.reason
-    assert len(script.calls[c.VALIDATE]) == 1
-    assert c.CHARGE not in script.calls and not script.refunded
+    assert len(script.calls[orders.VALIDATE]) == 1
+    assert orders.CHARGE not in script.calls and not script.refunded
 
 
 async def test_step_that_never_succeeds_fails_within_the_budget(env, run_workers):
@@ -135,7 +137,7 @@ async def test_step_that_never_succeeds_fails_within_the_budget(env, run_workers
         handle = await start(env, run_workers, script, new_order(), stack)
         result = await handle.result()
         status = await handle.query(OrderWorkflow.status_query)
-    assert result.state == c.FAILED
+    assert result.state == orders.FAILED
     assert result.reason.startswith("ReceiveOrder:")
     took = datetime.fromisoformat(status.ended_at) - datetime.fromisoformat(status.started_at)
     assert took.total_seconds() <= 15
@@ -145,27 +147,27 @@ async def test_review_rejection_ends_the_order_without_charge(env, run_workers):
     script = Script()
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, c.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.reject_update, c.ReviewDecision("bob", "fraud"))
+        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.reject_update, orders.ReviewDecision("bob", "fraud"))
         result = await handle.result()
-    assert result.state == c.REJECTED and "fraud" in result.reason
+    assert result.state == orders.REJECTED and "fraud" in result.reason
     assert not script.charged
     await record_history(handle, "review_rejected")
 
 
 async def test_address_update_reaches_the_child(env, run_workers):
     script = Script(PreparePackage=["hang", "hang"])
-    moved = c.Address("Ada", "2 Moved Ave", "Shelbyville", "54321", "US")
+    moved = orders.Address("Ada", "2 Moved Ave", "Shelbyville", "54321", "US")
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, c.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
-        await wait_for_state(handle, c.SHIPPING_STATE)
-        await handle.execute_update(OrderWorkflow.address_update, c.AddressUpdate(moved))
+        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
+        await wait_for_state(handle, orders.SHIPPING_STATE)
+        await handle.execute_update(OrderWorkflow.address_update, orders.AddressUpdate(moved))
         result = await handle.result()
-    assert result.state == c.COMPLETED
+    assert result.state == orders.COMPLETED
     assert script.calls["DispatchCarrier"][-1].address == moved
-    assert script.calls[c.MARK_SHIPPED][-1].address == moved
+    assert script.calls[orders.MARK_SHIPPED][-1].address == moved
     await record_history(handle, "address_updated_in_shipping")
 
 
@@ -175,20 +177,20 @@ async def test_cancel_while_the_charge_keeps_hanging_ends_the_order_at_once(env,
     script = Script(ChargePayment=["hang"] * 1000)
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, c.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, c.ReviewDecision("alice"))
-        await wait_for_state(handle, c.CHARGING)
+        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
+        await wait_for_state(handle, orders.CHARGING)
         await asyncio.sleep(0.3)
-        cancelled = await handle.execute_update(OrderWorkflow.cancel_update, c.CancelRequest("changed my mind"))
+        cancelled = await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("changed my mind"))
         result = await handle.result()
         status = await handle.query(OrderWorkflow.status_query)
-    assert cancelled.state == result.state == c.CANCELLED
+    assert cancelled.state == result.state == orders.CANCELLED
     assert not script.charged or script.refunded
-    charge = next(s for s in status.steps if s.step == c.CHARGE)
+    charge = next(s for s in status.steps if s.step == orders.CHARGE)
     assert charge.status == "cancelled"
     took = datetime.fromisoformat(status.ended_at) - datetime.fromisoformat(charge.started_at)
     assert took.total_seconds() < 2.0, (
-        f"cancel took {took} to end the order (charge attempts: {len(script.calls[c.CHARGE])})"
+        f"cancel took {took} to end the order (charge attempts: {len(script.calls[orders.CHARGE])})"
     )
     await record_history(handle, "cancel_during_charge")
 
@@ -197,12 +199,12 @@ async def test_a_finished_order_has_no_step_running(env, run_workers):
     script = Script()
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, c.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.cancel_update, c.CancelRequest("in review"))
+        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("in review"))
         status = await handle.query(OrderWorkflow.status_query)
-    assert status.state == c.CANCELLED
+    assert status.state == orders.CANCELLED
     review = status.steps[-1]
-    assert (review.step, review.status) == (c.REVIEW, "cancelled") and review.ended_at
+    assert (review.step, review.status) == (orders.REVIEW, "cancelled") and review.ended_at
     assert all(s.status != "running" and s.ended_at for s in status.steps)
     assert status.review_deadline and datetime.fromisoformat(status.review_deadline) < datetime.fromisoformat(
         status.deadline
