@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import psutil
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -155,8 +156,11 @@ class Soak:
     async def inject(self, until: float) -> None:
         low, high = self.args.fault_every
         kinds: list[str] = []
+        due = time.monotonic()
         while True:
-            await asyncio.sleep(self.rng.uniform(low, high))
+            # One fault every LOW to HIGH seconds, counted from the start of the last one (however long it took).
+            due += self.rng.uniform(low, high)
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
             if time.monotonic() >= until:
                 return
             if not kinds:
@@ -177,10 +181,15 @@ class Soak:
 
     async def kill_postgres(self) -> None:
         """SIGKILL of the postmaster; 1-3 s later started again, recovering from its write-ahead log."""
-        postmaster = int((self.stack.pgdata / "postmaster.pid").read_text().split()[0])
+        postmaster = self.postmaster()
+        backends = postmaster.children()
         outage = Outage("postgres", time.time())
         self.outages.append(outage)
-        os.kill(postmaster, signal.SIGKILL)
+        postmaster.kill()
+        await asyncio.to_thread(psutil.wait_procs, [postmaster, *backends], 10)
+        # Its lock file names a pid that is gone and that another process may soon reuse, which would make the
+        # restart believe a server is still running there.
+        (self.stack.pgdata / "postmaster.pid").unlink(missing_ok=True)
         await asyncio.sleep(self.rng.uniform(1, 3))
         # In a process of its own: pg_ctl runs as another user, and forking for that from a process full of gRPC
         # threads can crash the child. Backends of the killed postmaster may take a moment to go: try again.
@@ -189,12 +198,24 @@ class Soak:
         )
         for _ in range(20):
             proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stderr=subprocess.DEVNULL)
-            if await proc.wait() == 0:
+            if await proc.wait() == 0 and self.postmaster(missing_ok=True) is not None:
                 break
             await asyncio.sleep(0.5)
         else:
             raise RuntimeError("postgres did not start again")
         outage.ended = time.time()
+
+    def postmaster(self, missing_ok: bool = False) -> psutil.Process | None:
+        """The running postmaster of the stack's data directory (checked by name: a pid can be reused)."""
+        try:
+            process = psutil.Process(int((self.stack.pgdata / "postmaster.pid").read_text().split()[0]))
+            if process.name() == "postgres":
+                return process
+        except (FileNotFoundError, ValueError, IndexError, psutil.NoSuchProcess):
+            pass
+        if missing_ok:
+            return None
+        raise RuntimeError(f"no postgres running on {self.stack.pgdata}")
 
     async def stop_temporal(self) -> None:
         """The dev server stopped; the supervisor starts it again on its database file about a second later."""
