@@ -86,7 +86,9 @@ def _refusal(
         await context.abort_with_status(errors.as_grpc(refused))
         yield  # pragma: no cover - makes this an async generator
 
-    deserializer, serializer = handler.request_deserializer, handler.response_serializer
+    # The request is never parsed: a refused caller's bytes cost nothing, and bytes that are no request are
+    # refused the same way rather than failing to parse (INTERNAL).
+    deserializer, serializer = None, handler.response_serializer
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(unary, deserializer, serializer)
     if handler.unary_stream:

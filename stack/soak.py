@@ -160,7 +160,7 @@ class Soak:
         while True:
             # One fault every LOW to HIGH seconds, counted from the start of the last one (however long it took).
             due += self.rng.uniform(low, high)
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            await asyncio.sleep(max(0.0, min(due, until) - time.monotonic()))
             if time.monotonic() >= until:
                 return
             if not kinds:

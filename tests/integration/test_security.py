@@ -93,6 +93,14 @@ def test_every_rpc_is_checked():
     assert {"StartOrder", "WaitOrder", "WatchReviews"} <= {name for name, _ in EVERY_RPC}
 
 
+async def test_bytes_that_are_no_request_are_refused_for_the_token_before_they_are_parsed(guarded):
+    address, cert = guarded
+    async with security.channel(address, cert, aio=True) as channel:
+        start = channel.unary_unary(f"/{server.SERVICE_NAME}/StartOrder")  # bytes in, bytes out
+        for garbage in (os.urandom(64), b"\xff" * 10):
+            assert await code_of(functools.partial(start, garbage)) == grpc.StatusCode.UNAUTHENTICATED
+
+
 async def test_every_rpc_but_health_needs_the_token(guarded):
     address, cert = guarded
     async with security.channel(address, cert, aio=True) as channel:
