@@ -94,25 +94,28 @@ async def compensate(activity: MethodAsyncSingleParam[Any, Arg, Result], arg: Ar
 
 
 class Alarms:
-    """Deadline instants as timers started with the workflow: a deadline has passed when its timer has fired.
+    """Deadline instants as durable timers: a deadline has passed when its timer has fired.
 
     The timer firing is an event in the history, so every worker reaches the same decision. Comparing
     workflow.now() with a deadline is not enough: the fault suite caught a worker that, after a crashed
     worker's task timed out, ran a workflow forward with the previous task's time and scheduled a step
     that replay (with the right time) found out of budget, a nondeterminism error.
+
+    One timer runs at a time, to the earliest instant not yet passed; the next starts when it fires. An order
+    that ends before its first deadline (most do) starts one timer, not one per deadline.
     """
 
     def __init__(self, *instants: datetime) -> None:
-        now = workflow.now()
-        self._fired: dict[datetime, asyncio.Future[None]] = {}
-        # One timer per instant given, equal ones included: the number of timers a workflow starts must
-        # not depend on how its budget's numbers happen to line up.
-        for at in sorted(instants):
-            timer = asyncio.ensure_future(workflow.sleep(max((at - now).total_seconds(), 0.001)))
-            self._fired.setdefault(at, timer)
+        self._passed: set[datetime] = set()
+        self._chain = asyncio.ensure_future(self._fire_in_turn(sorted(set(instants))))
+
+    async def _fire_in_turn(self, instants: list[datetime]) -> None:
+        for at in instants:
+            await workflow.sleep(max((at - workflow.now()).total_seconds(), 0.001))
+            self._passed.add(at)
 
     def passed(self, at: datetime) -> bool:
-        return self._fired[at].done()
+        return at in self._passed
 
 
 async def run_step(

@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from temporalio.client import Client, WorkflowHandle, WorkflowHistoryEventFilterType, WorkflowUpdateStage
-from temporalio.common import MetricMeter, WorkflowIDReusePolicy
+from temporalio.common import MetricMeter, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -126,7 +126,6 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         self.backends = _Backends(
             client, reader, ReviewQueue(client), Admission(client, self.settings.max_orders_in_flight)
         )
-        self.counting = asyncio.create_task(self.backends.admission.run())  # lives as long as the gateway
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("gateway_ready")
@@ -145,11 +144,12 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         except Exception as err:
             call.status = errors.status(err, getattr(request, "order_id", ""))
             call.code, call.message = errors.code_of(call.status), call.status.message
-            level = logging.ERROR if call.code == grpc.StatusCode.INTERNAL else logging.WARNING
+            unexpected = call.code == grpc.StatusCode.INTERNAL
             log.log(
-                level,
+                logging.ERROR if unexpected else logging.WARNING,
                 "request_failed",
-                exc_info=err,
+                # A refusal's message says it all; formatting its traceback cost more than the refusal itself.
+                exc_info=err if unexpected else None,
                 extra={
                     "order_id": getattr(request, "order_id", None),
                     "error": call.message,
@@ -171,6 +171,12 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         status, attempts = await asyncio.gather(self._status(handle), self._check_ready().reader.attempts(order_id))
         _link_to_order_trace(status.trace_id, status.span_id)
         return mapping.order_message(status, attempts, handle.id)
+
+    async def _as_message(self, status: orders.OrderStatus, order_id: str) -> pb.Order:
+        """The order as `status` has it, with the attempt log read now."""
+        attempts = await self._check_ready().reader.attempts(order_id)
+        _link_to_order_trace(status.trace_id, status.span_id)
+        return mapping.order_message(status, attempts, orders.workflow_id(order_id))
 
     @staticmethod
     async def _status(handle: WorkflowHandle[Any, Any]) -> orders.OrderStatus:
@@ -205,9 +211,7 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
             await self._refuse_missing(handle, order_id)
-        attempts = await self._check_ready().reader.attempts(order_id)
-        _link_to_order_trace(status.trace_id, status.span_id)
-        return mapping.order_message(status, attempts, handle.id)
+        return await self._as_message(status, order_id)
 
     async def _refuse_missing(self, handle: WorkflowHandle[Any, Any], order_id: str) -> NoReturn:
         """Why an update found no running order: none with that id (NOT_FOUND from the describe), it has ended,
@@ -226,10 +230,11 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         fingerprint = mapping.fingerprint(inp)
         trace_id, span_id = telemetry.trace_ids()
         inp.trace_id, inp.span_id = trace_id, span_id
-        # The status is in the memo from the start: a read before the workflow's first task needs no query.
+        # The status is in the memo, and its state in the OrderState search attribute, from the start: a read before
+        # the workflow's first task needs no query, and the workflow need not set the attribute again.
         status = orders.initial_status(inp, datetime.now(UTC))
         backends = self._check_ready()
-        backends.admission.admit(inp.order_id)
+        await backends.admission.admit(inp.order_id)
         try:
             await backends.client.start_workflow(
                 orders.WORKFLOW,
@@ -239,6 +244,9 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 execution_timeout=EXECUTION_TIMEOUT,
                 memo={"request": fingerprint, orders.STATUS_MEMO_KEY: status},
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(orders.ORDER_STATE_ATTRIBUTE, status.state)]
+                ),
                 rpc_timeout=RPC_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:
@@ -306,12 +314,17 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
 
     @_rpc
     async def WaitOrder(self, request: pb.WaitOrderRequest, context: Context) -> pb.WaitOrderResponse:
-        """One long poll for the workflow's close event (Temporal answers it when the order ends), then the final
-        status."""
+        """One long poll for the workflow's close event (Temporal answers it when the order ends). The order's result
+        carries its final status; a close without one (terminated, timed out) is read with a describe."""
         events = self._handle(request.order_id).fetch_history_events(
             wait_new_event=True, event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
         )
-        async for _ in events:
+        async for event in events:
+            if event.HasField("workflow_execution_completed_event_attributes"):
+                payloads = event.workflow_execution_completed_event_attributes.result.payloads
+                [result] = await self._check_ready().client.data_converter.decode(payloads, [orders.OrderResult])
+                if result.status is not None:
+                    return pb.WaitOrderResponse(order=await self._as_message(result.status, request.order_id))
             break
         return pb.WaitOrderResponse(order=await self._order(request.order_id))
 
@@ -412,10 +425,12 @@ async def listen(
 ) -> tuple[grpc.aio.Server, int, OrderGateway]:
     """Starts the gateway with health (NOT_SERVING until ready()) and reflection on; returns the running server,
     its port and the gateway, to be made ready once Temporal and Postgres answer."""
-    # opentelemetry-instrumentation-grpc leaves aio_server_interceptor unannotated.
-    tracing = aio_server_interceptor()  # type: ignore[no-untyped-call]
+    interceptors: list[grpc.aio.ServerInterceptor] = [security.Guard(settings.token, settings.max_requests_per_second)]
+    if telemetry.tracing_enabled():
+        # A span per call only when spans go somewhere. opentelemetry-instrumentation-grpc leaves it unannotated.
+        interceptors.insert(0, aio_server_interceptor())  # type: ignore[no-untyped-call]
     server = grpc.aio.server(
-        interceptors=[tracing, security.Guard(settings.token, settings.max_requests_per_second)],
+        interceptors=interceptors,
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )

@@ -217,3 +217,5 @@ class OrderResult:
     reason: str = ""
     payment: Payment | None = None
     shipment_status: str = ""
+    # The final status, as the memo holds it: a caller waiting on the close event needs no describe to show it.
+    status: OrderStatus | None = None

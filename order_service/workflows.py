@@ -77,6 +77,7 @@ class OrderWorkflow:
         self.retry_cutoff = self.work_until - timedelta(seconds=1.0)
         self.closing = self.deadline - timedelta(seconds=budget.closing_reserve_seconds)
         self.status = contract.initial_status(inp, start)
+        self.ending = False
         self.cancel: contract.CancelRequest | None = None
         self.decision: tuple[str, contract.ReviewDecision] | None = None
         self.charge_started = False
@@ -86,7 +87,9 @@ class OrderWorkflow:
     @workflow.run
     async def run(self, inp: contract.OrderInput) -> contract.OrderResult:
         self.alarms = Alarms(self.review_closes, self.retry_cutoff, self.work_until, self.closing)
-        workflow.upsert_search_attributes([contract.ORDER_STATE_ATTRIBUTE.value_set(self.status.state)])
+        if workflow.info().typed_search_attributes.get(contract.ORDER_STATE_ATTRIBUTE) != self.status.state:
+            # The gateway sets it as it starts the order; an order started another way gets it here.
+            workflow.upsert_search_attributes([contract.ORDER_STATE_ATTRIBUTE.value_set(self.status.state)])
         asyncio.ensure_future(self._publish_status())
         try:
             await self._lifecycle()
@@ -94,6 +97,7 @@ class OrderWorkflow:
         except _Ended as end:
             state, reason = end.state, end.reason
             await self._compensate(state, reason)
+        self.ending = True  # from here the final status is written once, below
         self._enter(state, "", reason)
         self.status.ended_at = _now()
         for step in self.status.steps:  # a step the end overtook (review, when cancelled in review)
@@ -105,7 +109,9 @@ class OrderWorkflow:
         workflow.metric_meter().create_counter("orders_ended", "orders by terminal state").add(1, {"state": state})
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.upsert_memo({contract.STATUS_MEMO_KEY: self.status})
-        return contract.OrderResult(inp.order_id, state, reason, self.status.payment, self.status.shipment_status)
+        return contract.OrderResult(
+            inp.order_id, state, reason, self.status.payment, self.status.shipment_status, self.status
+        )
 
     async def _publish_status(self) -> None:
         """Copies the status into the memo whenever it changed, at most about once a workflow task: the
@@ -113,7 +119,9 @@ class OrderWorkflow:
         published = None
         while True:
             # Called only within this iteration's wait, so it sees this iteration's `published`.
-            await workflow.wait_condition(lambda: self.status != published)  # noqa: B023
+            await workflow.wait_condition(lambda: self.ending or self.status != published)  # noqa: B023
+            if self.ending:
+                return
             published = copy.deepcopy(self.status)
             workflow.upsert_memo({contract.STATUS_MEMO_KEY: published})
 

@@ -2,13 +2,16 @@
 
 import asyncio
 import dataclasses
+import types
 from datetime import timedelta
 
 import pytest
-from temporalio.exceptions import ApplicationError
+from temporalio.api.failure.v1 import Failure
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.testing import ActivityEnvironment
 
-from common.attempts import run_attempt, within_hang_cut
+from common import brief, codec
+from common.attempts import call_stub, run_attempt, within_hang_cut
 
 
 class RecordingPool:
@@ -48,7 +51,7 @@ async def test_hang_is_cut_before_start_to_close_and_recorded_as_timeout():
     assert row[0] == "o-1" and row[1] == "ReceiveOrder" and row[5] == 3 and row[6] == "timeout"
 
 
-async def test_failure_is_recorded_and_reraised():
+async def test_a_failure_of_the_projects_own_code_is_recorded_and_reraised_as_it_is():
     pool = RecordingPool()
 
     async def fail():
@@ -59,6 +62,24 @@ async def test_failure_is_recorded_and_reraised():
 
     with pytest.raises(RuntimeError):
         await environment().run(attempt)
+    assert pool.rows[0][6:8] == ("error", "RuntimeError: Forced failure for testing")
+
+
+async def test_a_stubs_failure_goes_to_temporal_as_a_benign_error_with_its_type_and_message(monkeypatch):
+    """The vendor failing is expected of it: Temporal's worker logs it at DEBUG, without a traceback; the attempt log
+    and the retry policy see the same type and message as before."""
+    pool = RecordingPool()
+    # flaky_call() as written, its draw made to fail (only brief's own `random` is replaced)
+    monkeypatch.setattr(brief, "random", types.SimpleNamespace(random=lambda: 0.1))
+
+    async def attempt():
+        return await run_attempt(pool, "orders", "o-1", lambda: call_stub(brief.order_received("o-1")))
+
+    with pytest.raises(ApplicationError) as err:
+        await environment().run(attempt)
+    assert (err.value.type, err.value.message) == ("RuntimeError", "Forced failure for testing")
+    assert err.value.category == ApplicationErrorCategory.BENIGN and not err.value.non_retryable
+    assert err.value.__cause__ is None and err.value.__suppress_context__
     assert pool.rows[0][6:8] == ("error", "RuntimeError: Forced failure for testing")
 
 
@@ -90,3 +111,26 @@ async def test_stub_hang_is_cut_leaving_time_for_the_writes():
     waited = asyncio.get_running_loop().time() - started
     assert 0.09 <= waited < 0.3, "cut at start-to-close minus the write allowance"
     assert err.value.type == "AttemptTimeout" and pool.rows[0][6] == "timeout"
+
+
+@pytest.mark.parametrize("key", [None, bytes(32)], ids=["plain", "sealed"])
+async def test_a_benign_failure_reaches_temporal_without_a_traceback_and_other_failures_keep_theirs(key):
+    converter = codec.data_converter(key)
+
+    async def stack_trace(error: ApplicationError) -> str:
+        """The traceback Temporal records for `error` raised here, as a reader of the history gets it back."""
+        try:
+            raise error
+        except ApplicationError as raised:
+            failure = Failure()
+            await converter.encode_failure(raised, failure)
+        decoded = await converter.decode_failure(failure)
+        assert isinstance(decoded, ApplicationError) and decoded.message == "Forced failure for testing"
+        assert decoded.failure is not None
+        return decoded.failure.stack_trace
+
+    expected = ApplicationErrorCategory.BENIGN
+    assert (
+        await stack_trace(ApplicationError("Forced failure for testing", type="RuntimeError", category=expected)) == ""
+    )
+    assert "test_attempts.py" in await stack_trace(ApplicationError("Forced failure for testing", type="RuntimeError"))
