@@ -113,17 +113,18 @@ async def _record(pool: asyncpg.Pool, schema: str, order_id: str, outcome: str, 
         time.monotonic() - started, labels
     )
     try:
-        await pool.execute(
-            _INSERT.format(schema=schema),
-            order_id,
-            info.activity_type,
-            info.workflow_id,
-            info.workflow_run_id,
-            info.activity_id,
-            info.attempt,
-            outcome,
-            message[:500],
-            int((time.monotonic() - started) * 1000),
-        )
+        async with db.connection(pool) as conn:
+            await conn.execute(
+                _INSERT.format(schema=schema),
+                order_id,
+                info.activity_type,
+                info.workflow_id,
+                info.workflow_run_id,
+                info.activity_id,
+                info.attempt,
+                outcome,
+                message[:500],
+                int((time.monotonic() - started) * 1000),
+            )
     except db.BACKEND_ERRORS as err:
         log.warning("attempt_not_recorded", extra={"order_id": order_id, "error": str(err)})

@@ -4,6 +4,8 @@ from typing import Any
 
 import asyncpg
 
+from common import db
+
 ATTEMPTS = """
 SELECT 'orders' AS service, step, attempt, outcome, message, duration_ms, ts
 FROM orders.step_attempts WHERE order_id = $1
@@ -23,4 +25,5 @@ class ReadRepository:
         self.pool = pool
 
     async def attempts(self, order_id: str) -> list[AttemptRow]:
-        return [dict(r) for r in await self.pool.fetch(ATTEMPTS, order_id)]
+        async with db.connection(self.pool) as conn:
+            return [dict(r) for r in await conn.fetch(ATTEMPTS, order_id)]

@@ -6,6 +6,7 @@ from dataclasses import asdict
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from common import db
 from order_service.contract import Address, Item, Payment
 
 SCHEMA = "orders"
@@ -24,7 +25,7 @@ class OrdersRepository:
         self.pool = pool
 
     async def receive(self, order_id: str, payment_id: str, items: list[Item], address: Address) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with db.connection(self.pool) as conn, conn.transaction():
             inserted = await conn.fetchval(
                 """
                 INSERT INTO orders.orders (order_id, payment_id, items, address, state)
@@ -49,7 +50,7 @@ class OrdersRepository:
 
     async def set_state(self, order_id: str, state: str, event: str, reason: str = "") -> None:
         """Record a state; an order that never got its row (ReceiveOrder failed) has nothing to update."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with db.connection(self.pool) as conn, conn.transaction():
             found = await conn.fetchval(
                 """
                 UPDATE orders.orders SET state = $2, reason = $3, updated_at = now()
@@ -68,7 +69,7 @@ class OrdersRepository:
         """Record the end state. An order that ended before ReceiveOrder wrote its row (cancelled at once, or
         ReceiveOrder out of budget) gets its row now, in its end state, unless another order holds its payment id
         (the conflict that ended it)."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with db.connection(self.pool) as conn, conn.transaction():
             found = await conn.fetchval(
                 "UPDATE orders.orders SET state = $2, reason = $3, updated_at = now() WHERE order_id = $1 "
                 "RETURNING order_id",
@@ -96,11 +97,12 @@ class OrdersRepository:
                 await self._event(conn, order_id, state.lower(), {"reason": reason})
 
     async def find_payment(self, payment_id: str) -> asyncpg.Record | None:
-        return await self.pool.fetchrow("SELECT * FROM orders.payments WHERE payment_id = $1", payment_id)
+        async with db.connection(self.pool) as conn:
+            return await conn.fetchrow("SELECT * FROM orders.payments WHERE payment_id = $1", payment_id)
 
     async def record_charge(self, payment_id: str, order_id: str, amount: int) -> Payment:
         """Insert the charge once; a repeat returns the first row; a different order or amount is refused."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with db.connection(self.pool) as conn, conn.transaction():
             await conn.execute(
                 """
                 INSERT INTO orders.payments (payment_id, order_id, amount, status)
@@ -123,7 +125,7 @@ class OrdersRepository:
 
     async def refund(self, order_id: str) -> Payment | None:
         """Mark the order's charge refunded; None when nothing was charged. Repeats change nothing."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with db.connection(self.pool) as conn, conn.transaction():
             row = await conn.fetchrow(
                 """
                 UPDATE orders.payments SET status = 'refunded', refunded_at = coalesce(refunded_at, now())
@@ -138,7 +140,7 @@ class OrdersRepository:
         return Payment(row["payment_id"], row["amount"], row["status"])
 
     async def mark_shipped(self, order_id: str, address: Address) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with db.connection(self.pool) as conn, conn.transaction():
             await conn.execute(
                 """
                 UPDATE orders.orders SET state = 'COMPLETED', address = $2, reason = '', updated_at = now()

@@ -6,6 +6,7 @@ from dataclasses import asdict
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from common import db
 from shipping_service.contract import Address, Item
 
 SCHEMA = "shipping"
@@ -20,7 +21,7 @@ class ShippingRepository:
         self.pool = pool
 
     async def prepared(self, order_id: str, items: list[Item], address: Address) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with db.connection(self.pool) as conn, conn.transaction():
             await conn.execute(
                 """
                 INSERT INTO shipping.shipments (order_id, status, items, address)
@@ -34,7 +35,7 @@ class ShippingRepository:
             await self._event(conn, order_id, "prepared", {})
 
     async def dispatched(self, order_id: str, address: Address, dispatch_round: int, carrier_message: str) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with db.connection(self.pool) as conn, conn.transaction():
             found = await conn.fetchval(
                 """
                 UPDATE shipping.shipments
@@ -53,7 +54,7 @@ class ShippingRepository:
 
     async def cancel(self, order_id: str, items: list[Item], address: Address, reason: str) -> str:
         """Cancel unless already dispatched; returns the shipment's status afterwards."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with db.connection(self.pool) as conn, conn.transaction():
             await conn.execute(
                 """
                 INSERT INTO shipping.shipments (order_id, status, items, address)

@@ -6,6 +6,7 @@ and of a shipment are written to tests/replay/histories/fault_*.json for the rep
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -89,7 +90,8 @@ async def test_postgres_restarted_mid_batch(faults):
 async def test_a_connection_broken_by_a_postgres_restart_is_used_no_more(faults):
     """A restart can leave a pooled connection mid-protocol; asyncpg then raises InternalClientError on it.
     Such a connection must be dropped, not handed out again: it was reused (and every read on it failed)
-    while the pool skipped asyncpg's reset query on release."""
+    while the pool skipped asyncpg's reset query on release. The reads go through db.connection, as the
+    services' do: it skips the reset query after a block that ran to its end, never after one that failed."""
     pool = await db.connect(faults.admin_url)
     broken_on: Counter = Counter()
     errors: Counter = Counter()
@@ -98,7 +100,7 @@ async def test_a_connection_broken_by_a_postgres_restart_is_used_no_more(faults)
     async def reader(n: int) -> None:
         while running:
             try:
-                async with pool.acquire() as conn:
+                async with db.connection(pool) as conn:
                     try:
                         # Short client deadlines on some readers cancel queries in flight, as the gateway's do.
                         async with asyncio.timeout((0.01, 0.05, 1)[n % 3]):
@@ -124,6 +126,29 @@ async def test_a_connection_broken_by_a_postgres_restart_is_used_no_more(faults)
     assert all(n == 1 for n in broken_on.values()), broken_on
     assert [await pool.fetchval("SELECT $1::int", n) for n in range(20)] == list(range(20))
     await pool.close()
+
+
+async def test_the_reset_query_runs_only_after_a_block_that_did_not_run_to_its_end(faults):
+    pool = await db.connect(faults.admin_url)
+    observer = await asyncpg.connect(faults.admin_url)
+    try:
+
+        async def last_statement_after_one_use(fail: bool) -> str:
+            """What the connection's server process ran last, once the block is done and the connection released."""
+            with contextlib.suppress(ZeroDivisionError):
+                async with db.connection(pool) as conn:
+                    pid = conn.get_server_pid()
+                    await conn.execute("SELECT 1")
+                    if fail:
+                        _ = 1 / 0
+            return await observer.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", pid)
+
+        assert await last_statement_after_one_use(fail=False) == "SELECT 1"
+        assert "RESET ALL" in await last_statement_after_one_use(fail=True)
+        assert await last_statement_after_one_use(fail=False) == "SELECT 1"
+    finally:
+        await observer.close()
+        await pool.close()
 
 
 async def test_temporal_restarted_mid_batch(faults):

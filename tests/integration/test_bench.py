@@ -63,3 +63,29 @@ def test_bench_runs_orders_and_baseline_and_writes_its_report(tmp_path):
     }
     assert all(mb > 0 for mb in report["peak_memory_mb"].values())
     assert report["floor_seconds"]["p50"] > 0
+
+
+@pytest.mark.timeout(200)
+def test_costs_prices_each_operation_on_the_dev_server():
+    run = subprocess.run(
+        [sys.executable, "-m", "stack.costs", "--workflows", "4", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    priced = {
+        line.split("ms", 1)[1].strip(): float(line.split()[0]) for line in run.stdout.splitlines() if " ms " in line
+    }
+    assert set(priced) == {
+        "signal (and the workflow task it wakes)",
+        "signal + memo write",
+        "signal + search-attribute upsert",
+        "signal + upsert and memo write together",
+        "signal + timer started",
+        "update (and its workflow task)",
+        "describe",
+        "visibility count",
+    }
+    assert all(ms >= 0 for ms in priced.values())

@@ -1,8 +1,8 @@
 """One activity attempt (common.attempts) in Temporal's ActivityEnvironment: hangs are cut, outcomes recorded."""
 
 import asyncio
+import contextlib
 import dataclasses
-import types
 from datetime import timedelta
 
 import pytest
@@ -10,13 +10,19 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.testing import ActivityEnvironment
 
-from common import brief, codec
+from common import codec
 from common.attempts import call_stub, run_attempt, within_hang_cut
 
 
 class RecordingPool:
+    """The attempt log's pool: the rows written, no database."""
+
     def __init__(self):
         self.rows = []
+
+    @contextlib.asynccontextmanager
+    async def acquire(self):
+        yield self
 
     async def execute(self, sql, *args):
         self.rows.append(args)
@@ -65,15 +71,16 @@ async def test_a_failure_of_the_projects_own_code_is_recorded_and_reraised_as_it
     assert pool.rows[0][6:8] == ("error", "RuntimeError: Forced failure for testing")
 
 
-async def test_a_stubs_failure_goes_to_temporal_as_a_benign_error_with_its_type_and_message(monkeypatch):
+async def test_a_stubs_failure_goes_to_temporal_as_a_benign_error_with_its_type_and_message():
     """The vendor failing is expected of it: Temporal's worker logs it at DEBUG, without a traceback; the attempt log
     and the retry policy see the same type and message as before."""
     pool = RecordingPool()
-    # flaky_call() as written, its draw made to fail (only brief's own `random` is replaced)
-    monkeypatch.setattr(brief, "random", types.SimpleNamespace(random=lambda: 0.1))
+
+    async def stub():
+        raise RuntimeError("Forced failure for testing")  # as the brief's flaky_call() fails
 
     async def attempt():
-        return await run_attempt(pool, "orders", "o-1", lambda: call_stub(brief.order_received("o-1")))
+        return await run_attempt(pool, "orders", "o-1", lambda: call_stub(stub()))
 
     with pytest.raises(ApplicationError) as err:
         await environment().run(attempt)
