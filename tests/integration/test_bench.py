@@ -28,13 +28,14 @@ def test_bench_runs_orders_and_baseline_and_writes_its_report(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "== concurrency 2, 2 orders, round 1 (project first) ==" in run.stdout
     assert "== concurrency 2, 2 orders, round 2 (baseline first) ==" in run.stdout
-    assert "== concurrency 2: median of 2 rounds ==" in run.stdout
+    assert "== concurrency 2: 2 rounds ==" in run.stdout
 
     report = json.loads(out.read_text())
     first, second = report["runs"]
     assert (first["first"], second["first"]) == ("project", "baseline")
     (medians,) = report["medians"]
     assert medians["rounds"] == 2 and set(medians["ratio_to_baseline"]) == set(first["ratio_to_baseline"])
+    assert set(medians["pooled_ratio_to_baseline"]) == set(first["ratio_to_baseline"])
     only = second
     for side in ("project", "baseline"):
         figures = only[side]
