@@ -25,20 +25,31 @@ class OrdersRepository:
         self.pool = pool
 
     async def receive(self, order_id: str, payment_id: str, items: list[Item], address: Address) -> None:
-        async with db.connection(self.pool) as conn, conn.transaction():
+        # One statement: the row and its event are written together, or neither (as everywhere below).
+        async with db.connection(self.pool) as conn:
             inserted = await conn.fetchval(
                 """
-                INSERT INTO orders.orders (order_id, payment_id, items, address, state)
-                VALUES ($1, $2, $3, $4, 'RECEIVED')
-                ON CONFLICT DO NOTHING
-                RETURNING order_id
+                WITH inserted AS (
+                    INSERT INTO orders.orders (order_id, payment_id, items, address, state)
+                    VALUES ($1, $2, $3, $4, 'RECEIVED')
+                    ON CONFLICT DO NOTHING
+                    RETURNING order_id
+                ), event AS (
+                    INSERT INTO orders.events (order_id, type, payload)
+                    SELECT order_id, 'received', $5::jsonb FROM inserted
+                    ON CONFLICT (order_id, type) DO NOTHING
+                )
+                SELECT count(*) FROM inserted
                 """,
                 order_id,
                 payment_id,
                 json.dumps([asdict(i) for i in items]),
                 json.dumps(asdict(address)),
+                json.dumps({"payment_id": payment_id}),
             )
-            if inserted is None:
+            if not inserted:
+                # A repeat (this order is already there) or a conflict. Read in a statement of its own, which sees
+                # a row another transaction committed after the insert's snapshot.
                 row = await conn.fetchrow(
                     "SELECT order_id, payment_id FROM orders.orders WHERE order_id = $1 OR payment_id = $2",
                     order_id,
@@ -46,22 +57,26 @@ class OrdersRepository:
                 )
                 if row is None or row["order_id"] != order_id or row["payment_id"] != payment_id:
                     raise OrderConflict(f"payment_id {payment_id!r} is already used by another order")
-            await self._event(conn, order_id, "received", {"payment_id": payment_id})
 
     async def set_state(self, order_id: str, state: str, event: str, reason: str = "") -> None:
         """Record a state; an order that never got its row (ReceiveOrder failed) has nothing to update."""
-        async with db.connection(self.pool) as conn, conn.transaction():
-            found = await conn.fetchval(
+        async with db.connection(self.pool) as conn:
+            await conn.execute(
                 """
-                UPDATE orders.orders SET state = $2, reason = $3, updated_at = now()
-                WHERE order_id = $1 RETURNING order_id
+                WITH updated AS (
+                    UPDATE orders.orders SET state = $2, reason = $3, updated_at = now()
+                    WHERE order_id = $1 RETURNING order_id
+                )
+                INSERT INTO orders.events (order_id, type, payload)
+                SELECT order_id, $4::text, $5::jsonb FROM updated
+                ON CONFLICT (order_id, type) DO NOTHING
                 """,
                 order_id,
                 state,
                 reason,
+                event,
+                json.dumps({"reason": reason}),
             )
-            if found:
-                await self._event(conn, order_id, event, {"reason": reason})
 
     async def finalize(
         self, order_id: str, state: str, reason: str, received: tuple[str, list[Item], Address] | None
@@ -102,25 +117,44 @@ class OrdersRepository:
 
     async def record_charge(self, payment_id: str, order_id: str, amount: int) -> Payment:
         """Insert the charge once; a repeat returns the first row; a different order or amount is refused."""
-        async with db.connection(self.pool) as conn, conn.transaction():
-            await conn.execute(
+        async with db.connection(self.pool) as conn:
+            # The row just inserted, or the one already there (receive() holds every order to its payment id). The
+            # order moves on, and its event is written, only when that row is this order's charge of this amount.
+            row = await conn.fetchrow(
                 """
-                INSERT INTO orders.payments (payment_id, order_id, amount, status)
-                VALUES ($1, $2, $3, 'charged')
-                ON CONFLICT DO NOTHING
+                WITH inserted AS (
+                    INSERT INTO orders.payments (payment_id, order_id, amount, status)
+                    VALUES ($1, $2, $3, 'charged')
+                    ON CONFLICT DO NOTHING
+                    RETURNING payment_id, order_id, amount, status
+                ), payment AS (
+                    SELECT * FROM inserted
+                    UNION ALL
+                    SELECT payment_id, order_id, amount, status FROM orders.payments WHERE payment_id = $1
+                ), matching AS (
+                    SELECT * FROM payment WHERE order_id = $2 AND amount = $3
+                ), moved_on AS (
+                    UPDATE orders.orders SET state = 'SHIPPING', updated_at = now()
+                    WHERE order_id = $2 AND EXISTS (SELECT FROM matching)
+                ), event AS (
+                    INSERT INTO orders.events (order_id, type, payload)
+                    SELECT order_id, 'charged', jsonb_build_object('payment_id', payment_id, 'amount', amount)
+                    FROM matching
+                    ON CONFLICT (order_id, type) DO NOTHING
+                )
+                SELECT * FROM payment
                 """,
                 payment_id,
                 order_id,
                 amount,
             )
-            row = await conn.fetchrow("SELECT * FROM orders.payments WHERE payment_id = $1", payment_id)
-            # The row just inserted, or the one already there (receive() holds every order to its payment id).
-            assert row is not None
-            check_payment(row, order_id, amount)
-            await conn.execute(
-                "UPDATE orders.orders SET state = 'SHIPPING', updated_at = now() WHERE order_id = $1", order_id
-            )
-            await self._event(conn, order_id, "charged", {"payment_id": payment_id, "amount": row["amount"]})
+            if row is None:
+                # Inserted by another transaction after this statement's snapshot: read it in a statement of its own.
+                row = await conn.fetchrow(
+                    "SELECT payment_id, order_id, amount, status FROM orders.payments WHERE payment_id = $1", payment_id
+                )
+        assert row is not None  # inserted, or there already
+        check_payment(row, order_id, amount)
         return Payment(row["payment_id"], row["amount"], row["status"])
 
     async def refund(self, order_id: str) -> Payment | None:
@@ -140,16 +174,20 @@ class OrdersRepository:
         return Payment(row["payment_id"], row["amount"], row["status"])
 
     async def mark_shipped(self, order_id: str, address: Address) -> None:
-        async with db.connection(self.pool) as conn, conn.transaction():
+        async with db.connection(self.pool) as conn:
             await conn.execute(
                 """
-                UPDATE orders.orders SET state = 'COMPLETED', address = $2, reason = '', updated_at = now()
-                WHERE order_id = $1
+                WITH updated AS (
+                    UPDATE orders.orders SET state = 'COMPLETED', address = $2, reason = '', updated_at = now()
+                    WHERE order_id = $1 RETURNING order_id
+                )
+                INSERT INTO orders.events (order_id, type, payload)
+                SELECT order_id, 'shipped', '{}'::jsonb FROM updated
+                ON CONFLICT (order_id, type) DO NOTHING
                 """,
                 order_id,
                 json.dumps(asdict(address)),
             )
-            await self._event(conn, order_id, "shipped", {})
 
     @staticmethod
     async def _event(conn: PoolConnectionProxy, order_id: str, kind: str, payload: dict[str, object]) -> None:

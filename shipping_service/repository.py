@@ -21,36 +21,48 @@ class ShippingRepository:
         self.pool = pool
 
     async def prepared(self, order_id: str, items: list[Item], address: Address) -> None:
-        async with db.connection(self.pool) as conn, conn.transaction():
+        # One statement: the row and its event are written together, or neither.
+        async with db.connection(self.pool) as conn:
             await conn.execute(
                 """
-                INSERT INTO shipping.shipments (order_id, status, items, address)
-                VALUES ($1, 'prepared', $2, $3)
-                ON CONFLICT (order_id) DO NOTHING
+                WITH shipment AS (
+                    INSERT INTO shipping.shipments (order_id, status, items, address)
+                    VALUES ($1, 'prepared', $2, $3)
+                    ON CONFLICT (order_id) DO NOTHING
+                )
+                INSERT INTO shipping.events (order_id, type, payload) VALUES ($1, 'prepared', '{}')
+                ON CONFLICT (order_id, type) DO NOTHING
                 """,
                 order_id,
                 json.dumps([asdict(i) for i in items]),
                 json.dumps(asdict(address)),
             )
-            await self._event(conn, order_id, "prepared", {})
 
     async def dispatched(self, order_id: str, address: Address, dispatch_round: int, carrier_message: str) -> None:
-        async with db.connection(self.pool) as conn, conn.transaction():
+        async with db.connection(self.pool) as conn:
             found = await conn.fetchval(
                 """
-                UPDATE shipping.shipments
-                SET status = 'dispatched', address = $2, dispatch_rounds = $3, carrier_message = $4, updated_at = now()
-                WHERE order_id = $1 AND status IN ('prepared', 'dispatched')
-                RETURNING order_id
+                WITH updated AS (
+                    UPDATE shipping.shipments
+                    SET status = 'dispatched', address = $2, dispatch_rounds = $3, carrier_message = $4,
+                        updated_at = now()
+                    WHERE order_id = $1 AND status IN ('prepared', 'dispatched')
+                    RETURNING order_id
+                ), event AS (
+                    INSERT INTO shipping.events (order_id, type, payload)
+                    SELECT order_id, 'dispatched', $5::jsonb FROM updated
+                    ON CONFLICT (order_id, type) DO NOTHING
+                )
+                SELECT count(*) FROM updated
                 """,
                 order_id,
                 json.dumps(asdict(address)),
                 dispatch_round,
                 carrier_message,
+                json.dumps({"address": asdict(address), "round": dispatch_round}),
             )
-            if not found:
-                raise ShipmentCancelled(f"shipment for order {order_id!r} is cancelled or was never prepared")
-            await self._event(conn, order_id, "dispatched", {"address": asdict(address), "round": dispatch_round})
+        if not found:
+            raise ShipmentCancelled(f"shipment for order {order_id!r} is cancelled or was never prepared")
 
     async def cancel(self, order_id: str, items: list[Item], address: Address, reason: str) -> str:
         """Cancel unless already dispatched; returns the shipment's status afterwards."""

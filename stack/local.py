@@ -24,12 +24,15 @@ SERVICES = ("order_service", "shipping_service", "gateway")
 # The dev server's default timer processing fires retry and timeout timers up to ~1 s late, and its
 # timer-queue poll rate limit adds 100-300 ms to each 20 ms retry; measured in stack/bench.py's notes.
 # One partition per task queue: on one server the default four only forward tasks and polls to each other.
+# The search-attribute cache as a cluster keeps it: the dev server otherwise re-reads the cluster's metadata (and
+# the namespace) on every use of a search attribute, in each workflow task, describe, visibility write and query.
 DEV_SERVER_TUNING = (
     'history.timerProcessorMaxTimeShift="10ms"',
     "history.timerProcessorMaxPollRPS=10000",
     "history.timerProcessorMaxPollHostRPS=10000",
     "matching.numTaskqueueReadPartitions=1",
     "matching.numTaskqueueWritePartitions=1",
+    "system.forceSearchAttributesCacheRefreshOnRead=false",
 )
 
 

@@ -62,7 +62,10 @@ class Supervisor:
 
     def save(self) -> None:
         state = {name: {"pid": proc.pid, "restarts": self.restarts[name]} for name, proc in self.procs.items()}
-        self.state_file.write_text(json.dumps(state))
+        # Written whole, then renamed into place: a reader never sees a half-written file.
+        partial = self.state_file.with_name(self.state_file.name + ".partial")
+        partial.write_text(json.dumps(state))
+        partial.replace(self.state_file)
 
     def run(self) -> None:
         for name in self.plan:
