@@ -124,6 +124,9 @@ class Outcome:
     # From the approval (ManualReview's end) to the parcel's dispatch (Shipping's end), for shipped orders:
     # what the review window must leave room for (order_service.contract.Budget.after_approval_p99_seconds).
     after_approval: float | None = None
+    # From the review's opening to the approval (ManualReview's start to its end): how long the order waited for the
+    # review desk to show it and the reviewer's approval to arrive. The baseline's approval is buffered: none.
+    review_wait: float | None = None
 
 
 async def project_order(stub, client: Client, in_flight: set[str]) -> Outcome:
@@ -168,10 +171,12 @@ async def project_order(stub, client: Client, in_flight: set[str]) -> Outcome:
     attempts = {s.name: s.attempts for s in order.steps if s.attempts}
     state = pb.OrderState.Name(order.state).removeprefix("ORDER_STATE_")
     ended = {s.name: s.ended_at.ToDatetime() for s in order.steps if s.ended_at.seconds}
-    after_approval = None
+    after_approval = review_wait = None
     if state == "COMPLETED" and {"ManualReview", "Shipping"} <= set(ended):
         after_approval = (ended["Shipping"] - ended["ManualReview"]).total_seconds()
-    return Outcome(took, in_workflow, state, attempts, events, order.reason, after_approval)
+        review = next(s for s in order.steps if s.name == "ManualReview")
+        review_wait = (review.ended_at.ToDatetime() - review.started_at.ToDatetime()).total_seconds()
+    return Outcome(took, in_workflow, state, attempts, events, order.reason, after_approval, review_wait)
 
 
 async def wait_until_ended(stub, order_id: str) -> pb.Order:
@@ -335,6 +340,7 @@ async def drive(make_order, n: int, concurrency: int, processes, metrics_url: st
         "approval_to_dispatch_seconds": percentiles(
             [r.after_approval for r in results if r.after_approval is not None]
         ),
+        "review_wait_seconds": percentiles([r.review_wait for r in results if r.review_wait is not None]),
         # The budget runs from workflow start to close; end to end adds the wait for StartOrder itself.
         "within_15s": round(sum(t <= 15 for t in in_workflow) / n, 4),
         "completed": round(states["COMPLETED"] / n, 4),
@@ -605,6 +611,10 @@ def print_run(r: dict) -> None:
     )
     print(f"states    {p['states']}   baseline {b['states']}")
     print(f"attempts  {p['mean_attempts_per_step']}")
+    print(
+        f"review    open to approved {p['review_wait_seconds']}, approved to dispatched "
+        f"{p['approval_to_dispatch_seconds']} (s)"
+    )
     for reason, count in sorted(p["not_completed"].items(), key=lambda kv: -kv[1]):
         print(f"not completed x{count}: {reason}")
     print(f"slowest   {p['slowest']}")
