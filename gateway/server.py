@@ -367,6 +367,9 @@ class ReviewQueue:
     def __init__(self, client: Client):
         self.client = client
         self.current: list[pb.Order] | None = None
+        # Each waiting order as last decoded, by workflow id, with the sealed memo it came from: a memo that has not
+        # changed since the last poll is not decrypted and decoded again.
+        self.decoded: dict[str, tuple[bytes, pb.Order]] = {}
         self.changed = asyncio.Condition()
         self.watchers = 0
         self.poller: asyncio.Task[None] | None = None
@@ -403,12 +406,19 @@ class ReviewQueue:
 
     async def _waiting(self) -> list[pb.Order]:
         query = mapping.visibility_query(orders.AWAITING_REVIEW) + " AND ExecutionStatus='Running'"
-        waiting: list[pb.Order] = []
+        decoded: dict[str, tuple[bytes, pb.Order]] = {}
         async for execution in self.client.list_workflows(query, page_size=100, rpc_timeout=RPC_TIMEOUT):
+            fields = execution.raw_info.memo.fields
+            sealed = fields[orders.STATUS_MEMO_KEY].data if orders.STATUS_MEMO_KEY in fields else b""
+            known = self.decoded.get(execution.id)
+            if known is not None and known[0] == sealed:
+                decoded[execution.id] = known
+                continue
             status = await execution.memo_value(orders.STATUS_MEMO_KEY, None, type_hint=orders.OrderStatus)
             if status is not None and status.state == orders.AWAITING_REVIEW:
-                waiting.append(mapping.order_message(status, [], execution.id))
-        return sorted(waiting, key=lambda o: o.review_deadline.ToDatetime())
+                decoded[execution.id] = (sealed, mapping.order_message(status, [], execution.id))
+        self.decoded = decoded
+        return sorted((order for _, order in decoded.values()), key=lambda o: o.review_deadline.ToDatetime())
 
 
 def _link_to_order_trace(trace_id: str, span_id: str) -> None:

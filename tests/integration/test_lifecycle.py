@@ -144,6 +144,34 @@ async def test_address_update_in_review_reaches_the_carrier(stack):
     assert shipment["line1"] == "2 Moved Ave"
 
 
+async def test_the_review_desk_shows_what_changed_while_an_order_waits(stack):
+    """The desk's stream sends the order again when its status changes in review (its decoded copy is reused only
+    while the memo it came from is unchanged), and drops it once decided."""
+    order_id = new_order_id()
+    stack.flaky.script(order_id)
+    await stack.gateway.StartOrder(start_request(order_id))
+    desk = stack.gateway.WatchReviews(pb.WatchReviewsRequest())
+
+    async def next_queue(predicate) -> list[pb.Order]:
+        async with asyncio.timeout(20):
+            async for update in desk:
+                mine = [o for o in update.waiting if o.order_id == order_id]
+                if predicate(mine):
+                    return mine
+        raise AssertionError("the review desk's stream ended")
+
+    try:
+        [waiting] = await next_queue(lambda mine: len(mine) == 1)
+        assert waiting.address.line1 == "1 Loop Rd"
+        await stack.gateway.UpdateAddress(pb.UpdateAddressRequest(order_id=order_id, address=NEW_ADDRESS))
+        [moved] = await next_queue(lambda mine: len(mine) == 1 and mine[0].address.line1 != "1 Loop Rd")
+        assert moved.address.line1 == "2 Moved Ave"
+        await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="tester"))
+        assert await next_queue(lambda mine: not mine) == []
+    finally:
+        desk.cancel()
+
+
 async def test_address_update_while_package_is_prepared_reaches_the_carrier(stack):
     order_id = new_order_id()
     # Hung attempts keep the package in preparation for about a second, so the update lands there (one in
