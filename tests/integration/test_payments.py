@@ -72,6 +72,26 @@ async def test_same_payment_id_with_another_amount_is_refused(stack):
     assert await payment_rows(stack, f"pay-{order_id}") == [{"order_id": order_id, "amount": 2, "status": "charged"}]
 
 
+async def test_a_refused_charge_moves_no_order_on_and_writes_no_event(stack):
+    """The charge, the order's move to SHIPPING and its `charged` event are one statement: a conflict leaves the
+    other order as it was."""
+    repo, first = await received_order(stack)
+    _, second = await received_order(stack)
+    await repo.record_charge(f"pay-{first}", first, 2)
+    with pytest.raises(PaymentConflict, match=f"already used for order '{first}'"):
+        await repo.record_charge(f"pay-{first}", second, 2)
+    orders_and_events = await stack.admin.fetch(
+        "SELECT o.order_id, o.state, count(e.id) FILTER (WHERE e.type = 'charged') AS charged "
+        "FROM orders.orders o LEFT JOIN orders.events e USING (order_id) WHERE o.order_id = ANY($1) "
+        "GROUP BY o.order_id, o.state",
+        [first, second],
+    )
+    assert {r["order_id"]: (r["state"], r["charged"]) for r in orders_and_events} == {
+        first: ("SHIPPING", 1),
+        second: ("RECEIVED", 0),
+    }
+
+
 async def test_concurrent_charges_write_one_row(stack):
     repo, order_id = await received_order(stack)
     results = await asyncio.gather(*(repo.record_charge(f"pay-{order_id}", order_id, 2) for _ in range(50)))
