@@ -124,8 +124,9 @@ class Outcome:
     # From the approval (ManualReview's end) to the parcel's dispatch (Shipping's end), for shipped orders:
     # what the review window must leave room for (order_service.contract.Budget.after_approval_p99_seconds).
     after_approval: float | None = None
-    # From the review's opening to the approval (ManualReview's start to its end): how long the order waited for the
-    # review desk to show it and the reviewer's approval to arrive. The baseline's approval is buffered: none.
+    # From the review's opening to its end (ManualReview's start to its end): how long the order waited for the
+    # review desk to show it and the reviewer's decision to arrive, or for the window to close. The baseline's
+    # approval is buffered: none.
     review_wait: float | None = None
 
 
@@ -174,6 +175,7 @@ async def project_order(stub, client: Client, in_flight: set[str]) -> Outcome:
     after_approval = review_wait = None
     if state == "COMPLETED" and {"ManualReview", "Shipping"} <= set(ended):
         after_approval = (ended["Shipping"] - ended["ManualReview"]).total_seconds()
+    if "ManualReview" in ended:  # approved, rejected or expired: every order whose review ended
         review = next(s for s in order.steps if s.name == "ManualReview")
         review_wait = (review.ended_at.ToDatetime() - review.started_at.ToDatetime()).total_seconds()
     return Outcome(took, in_workflow, state, attempts, events, order.reason, after_approval, review_wait)
@@ -269,14 +271,17 @@ async def closed_after(handle, started: float, child=None) -> tuple[float, float
     return (*close_times(description, started), events)
 
 
-def server_counters(metrics_url: str) -> Counter:
-    """The dev server's own counts so far: client RPCs it served (frontend, by method) and persistence calls (by
-    operation, every service of the server), from its Prometheus endpoint."""
+def server_counters(metrics_url: str, namespace: str = "default") -> Counter:
+    """The dev server's own counts so far: client RPCs it served in the benchmark's namespace (frontend, by method;
+    not the server's own system workflows, which it starts in a namespace of their own a minute or so after it
+    starts) and persistence calls (by operation, every service of the server), from its Prometheus endpoint."""
     text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
     counts: Counter = Counter()
     for name, labels, value in re.findall(r"^(service_requests|persistence_requests)\{([^}]*)\} (\S+)$", text, re.M):
         fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-        if name == "service_requests" and fields.get("service_name") != "frontend":
+        if name == "service_requests" and (
+            fields.get("service_name") != "frontend" or fields.get("namespace") != namespace
+        ):
             continue
         kind = "rpc" if name == "service_requests" else "persistence"
         counts[f"{kind} {fields.get('operation', '?')}"] += float(value)
