@@ -106,8 +106,9 @@ class Alarms:
     """
 
     def __init__(self, *instants: datetime) -> None:
+        self._instants = set(instants)
         self._passed: set[datetime] = set()
-        self._chain = asyncio.ensure_future(self._fire_in_turn(sorted(set(instants))))
+        self._chain = asyncio.ensure_future(self._fire_in_turn(sorted(self._instants)))
 
     async def _fire_in_turn(self, instants: list[datetime]) -> None:
         for at in instants:
@@ -116,6 +117,9 @@ class Alarms:
 
     def passed(self, at: datetime) -> bool:
         return at in self._passed
+
+    def watches(self, at: datetime) -> bool:
+        return at in self._instants
 
 
 async def run_step(

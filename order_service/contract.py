@@ -194,7 +194,8 @@ class OrderStatus:
 
 def initial_status(inp: OrderInput, start: datetime) -> OrderStatus:
     """An order's status at its start: what the workflow begins with, and what the gateway puts in the memo as it
-    starts the workflow, so the status reads right before the workflow's first task has run."""
+    starts the workflow, so the status reads right before the workflow's first task has run. ReceiveOrder runs
+    from the start: the workflow schedules it in its first task, which then has nothing new to write to the memo."""
     return OrderStatus(
         order_id=inp.order_id,
         state=RECEIVED,
@@ -205,6 +206,7 @@ def initial_status(inp: OrderInput, start: datetime) -> OrderStatus:
         deadline=(start + timedelta(seconds=inp.budget.total_seconds)).isoformat(),
         review_deadline=(start + timedelta(seconds=inp.budget.review_closes_at_seconds)).isoformat(),
         started_at=start.isoformat(),
+        steps=[StepProgress(RECEIVE, "running", started_at=start.isoformat())],
         trace_id=inp.trace_id,
         span_id=inp.span_id,
     )

@@ -115,8 +115,9 @@ class OrderWorkflow:
 
     async def _publish_status(self) -> None:
         """Copies the status into the memo whenever it changed, at most about once a workflow task: the
-        gateway reads it with a describe, which the server answers without a worker round trip."""
-        published = None
+        gateway reads it with a describe, which the server answers without a worker round trip. The gateway
+        puts the initial status there as it starts the order; an order started another way gets it here."""
+        published = copy.deepcopy(self.status) if contract.STATUS_MEMO_KEY in workflow.info().raw_memo else None
         while True:
             # Called only within this iteration's wait, so it sees this iteration's `published`.
             await workflow.wait_condition(lambda: self.ending or self.status != published)  # noqa: B023
@@ -178,8 +179,7 @@ class OrderWorkflow:
         if stoppable:
             self._stop_if_cancelled()
         self._enter(state, step)
-        progress = contract.StepProgress(step, "running", started_at=_now())
-        self.status.steps.append(progress)
+        progress = self._step_row(step)
         try:
             result = await run_step(
                 self.alarms,
@@ -200,6 +200,14 @@ class OrderWorkflow:
             raise _Ended(state, f"{step}: {reason}") from None
         progress.status, progress.ended_at = "ok", _now()
         return result
+
+    def _step_row(self, step: str) -> contract.StepProgress:
+        """The status's row for a step starting now; the first step's row is there from the start."""
+        if self.status.steps and self.status.steps[-1].step == step and self.status.steps[-1].status == "running":
+            return self.status.steps[-1]
+        row = contract.StepProgress(step, "running", started_at=_now())
+        self.status.steps.append(row)
+        return row
 
     async def _review(self) -> None:
         self._enter(contract.AWAITING_REVIEW, contract.REVIEW)

@@ -43,7 +43,9 @@ class ShippingWorkflow:
     @workflow.run
     async def run(self, inp: contract.ShipmentInput) -> contract.ShipmentResult:
         log = {"order_id": inp.order_id}
-        self.alarms = Alarms(self.ship_by)
+        # No timer while steps run: each activity's schedule-to-close already ends at ship_by. The deadline's timer
+        # starts only if the shipment has to wait for the parent's answer to a failed dispatch.
+        self.alarms = Alarms()
         try:
             await self._step(
                 contract.PREPARE,
@@ -76,6 +78,8 @@ class ShippingWorkflow:
             def answered() -> bool:
                 return self.cancel is not None or self.retry_allowed_round > self.round
 
+            if not self.alarms.watches(self.ship_by):
+                self.alarms = Alarms(self.ship_by)
             try:
                 await wait_until(self.alarms, answered, self.ship_by)
             except TimeoutError:
