@@ -8,6 +8,8 @@ attempt be recorded as a timeout.
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TypeVar
 
 import asyncpg
@@ -31,12 +33,54 @@ MIN_CUT_SECONDS = 0.05
 # Data Postgres refuses (an untranslatable character, a value too long, a check violated): no retry can fix it.
 PERMANENT_DB_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
-_INSERT = """
-INSERT INTO {schema}.step_attempts
-    (order_id, step, workflow_id, run_id, activity_id, attempt, outcome, message, duration_ms)
+_COLUMNS = "(order_id, step, workflow_id, run_id, activity_id, attempt, outcome, message, duration_ms)"
+# An attempt's row. A second word on one attempt (its step's write logged it ok, then it failed) replaces the first.
+_INSERT = (
+    "INSERT INTO {schema}.step_attempts "
+    + _COLUMNS
+    + """
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT DO NOTHING
+ON CONFLICT (run_id, activity_id, attempt)
+DO UPDATE SET outcome = excluded.outcome, message = excluded.message, duration_ms = excluded.duration_ms
 """
+)
+
+
+@dataclass
+class _Running:
+    order_id: str
+    started: float
+    logged: bool = False
+
+
+_running: ContextVar[_Running | None] = ContextVar("running_attempt", default=None)
+
+
+def logged_with_step(schema: str, first: int) -> tuple[str, list[object]]:
+    """For the write that ends a step's work: a CTE, `attempt_logged`, that logs the running attempt as succeeded in
+    the same statement (one round trip where there were two), with its parameters numbered from `first`. Outside an
+    attempt, nothing. run_attempt then writes no row for a success; a failure after it still writes its own."""
+    run = _running.get()
+    if run is None:
+        return "", []
+    run.logged = True
+    info = activity.info()
+    p = [f"${first + i}" for i in range(7)]
+    cte = f""",
+    attempt_logged AS (
+        INSERT INTO {schema}.step_attempts {_COLUMNS}
+        VALUES ({p[0]}, {p[1]}, {p[2]}, {p[3]}, {p[4]}, {p[5]}::int, 'ok', '', {p[6]}::int)
+        ON CONFLICT DO NOTHING
+    )"""
+    return cte, [
+        run.order_id,
+        info.activity_type,
+        info.workflow_id,
+        info.workflow_run_id,
+        info.activity_id,
+        info.attempt,
+        _elapsed_ms(run.started),
+    ]
 
 
 async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Callable[[], Awaitable[T]]) -> T:
@@ -49,6 +93,8 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
     # The span is the tracing plugin's RunActivity span (add_temporal_spans=True): one per attempt.
     span = trace.get_current_span()
     span.set_attributes({"order.id": order_id, "temporal.activity.attempt": info.attempt})
+    running = _Running(order_id, started)
+    token = _running.set(running)
     try:
         async with asyncio.timeout(limit):
             result = await work()
@@ -74,7 +120,12 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
         if isinstance(err, PERMANENT_DB_ERRORS):
             raise ApplicationError(message, type="InvalidData", non_retryable=True) from err
         raise
-    await _record(pool, schema, order_id, "ok", "", started)
+    finally:
+        _running.reset(token)
+    if running.logged:
+        _count("ok", started)
+    else:
+        await _record(pool, schema, order_id, "ok", "", started)
     log.info("attempt_succeeded", extra=context)
     return result
 
@@ -101,17 +152,25 @@ async def within_hang_cut(call: Awaitable[T]) -> T:
     return await asyncio.wait_for(call, cut)
 
 
-async def _record(pool: asyncpg.Pool, schema: str, order_id: str, outcome: str, message: str, started: float) -> None:
-    """Best effort: the attempt log is for people; losing a row must not fail the step."""
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _count(outcome: str, started: float) -> None:
     info = activity.info()
-    span = trace.get_current_span()
-    span.set_attribute("order.attempt_outcome", outcome)
+    trace.get_current_span().set_attribute("order.attempt_outcome", outcome)
     labels = {"step": info.activity_type, "outcome": outcome}
     meter = activity.metric_meter()
     meter.create_counter("step_attempts", "activity attempts by step and outcome").add(1, labels)
     meter.create_histogram_float("step_attempt_seconds", "time of one attempt", "s").record(
         time.monotonic() - started, labels
     )
+
+
+async def _record(pool: asyncpg.Pool, schema: str, order_id: str, outcome: str, message: str, started: float) -> None:
+    """Best effort: the attempt log is for people; losing a row must not fail the step."""
+    _count(outcome, started)
+    info = activity.info()
     try:
         async with db.connection(pool) as conn:
             await conn.execute(
@@ -124,7 +183,7 @@ async def _record(pool: asyncpg.Pool, schema: str, order_id: str, outcome: str, 
                 info.attempt,
                 outcome,
                 message[:500],
-                int((time.monotonic() - started) * 1000),
+                _elapsed_ms(started),
             )
     except db.BACKEND_ERRORS as err:
         log.warning("attempt_not_recorded", extra={"order_id": order_id, "error": str(err)})

@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from collections import Counter
 
 import grpc
 import pytest
@@ -49,6 +50,25 @@ async def test_happy_path_survives_failures_and_hangs(stack):
     assert len(await rows(stack, "SELECT * FROM orders.payments WHERE order_id = $1", order_id)) == 1
     [shipment] = await rows(stack, "SELECT status FROM shipping.shipments WHERE order_id = $1", order_id)
     assert shipment["status"] == "dispatched"
+    # The attempt log: one row an attempt; a step's last one `ok` (written with the step's own write).
+    log = await rows(
+        stack,
+        "SELECT step, outcome FROM orders.step_attempts WHERE order_id = $1 "
+        "UNION ALL SELECT step, outcome FROM shipping.step_attempts WHERE order_id = $1",
+        order_id,
+    )
+    assert Counter((r["step"], r["outcome"]) for r in log) == {
+        ("ReceiveOrder", "error"): 1,
+        ("ReceiveOrder", "timeout"): 1,
+        ("ReceiveOrder", "ok"): 1,
+        ("ValidateOrder", "ok"): 1,
+        ("ChargePayment", "timeout"): 1,
+        ("ChargePayment", "ok"): 1,
+        ("PreparePackage", "ok"): 1,
+        ("DispatchCarrier", "error"): 1,
+        ("DispatchCarrier", "ok"): 1,
+        ("MarkShipped", "ok"): 1,
+    }
 
 
 async def test_watch_streams_until_the_order_ends(stack):

@@ -8,7 +8,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from order_service import contract as orders
-from order_service.activities import ChargeInput, OrderActivities, OrderRef
+from order_service.activities import ChargeInput, OrderActivities, OrderRef, ReceiveInput
 from order_service.repository import OrdersRepository, PaymentConflict
 from tests.integration.conftest import new_order_id
 
@@ -24,10 +24,14 @@ async def received_order(stack, items=None) -> tuple[OrdersRepository, str]:
     return repo, order_id
 
 
-def env_for(order_id: str, attempt: int = 1) -> ActivityEnvironment:
+def env_for(order_id: str, attempt: int = 1, step: str = orders.CHARGE) -> ActivityEnvironment:
     env = ActivityEnvironment()
     env.info = dataclasses.replace(
-        env.info, workflow_id=orders.workflow_id(order_id), activity_type=orders.CHARGE, attempt=attempt
+        env.info,
+        workflow_id=orders.workflow_id(order_id),
+        workflow_run_id=f"run-{order_id}",  # the attempt log's key: each order's attempts rows of their own
+        activity_type=step,
+        attempt=attempt,
     )
     return env
 
@@ -90,6 +94,34 @@ async def test_a_refused_charge_moves_no_order_on_and_writes_no_event(stack):
         first: ("SHIPPING", 1),
         second: ("RECEIVED", 0),
     }
+
+
+async def test_a_steps_write_logs_its_attempt_and_a_conflict_found_after_it_replaces_that_row(stack):
+    """ReceiveOrder's write carries its attempt's `ok` row in the same statement. When the step then finds a conflict
+    (the payment id is another order's), the attempt's row says so: one row, the error."""
+    repo, first = await received_order(stack)
+    second, third = new_order_id("pay"), new_order_id("pay")
+    stack.flaky.script(second)
+    stack.flaky.script(third)
+    acts = OrderActivities(repo)
+    items = [orders.Item("ABC", 2)]
+    await env_for(second, step=orders.RECEIVE).run(
+        acts.receive_order, ReceiveInput(second, f"pay-{second}", items, ADDRESS)
+    )
+    with pytest.raises(ApplicationError) as refused:
+        await env_for(third, step=orders.RECEIVE).run(
+            acts.receive_order, ReceiveInput(third, f"pay-{first}", items, ADDRESS)
+        )
+    assert refused.value.type == "OrderConflict"
+    log = await stack.admin.fetch(
+        "SELECT order_id, step, outcome, message FROM orders.step_attempts WHERE order_id = ANY($1)", [second, third]
+    )
+    assert sorted((r["order_id"] == third, r["step"], r["outcome"]) for r in log) == [
+        (False, orders.RECEIVE, "ok"),
+        (True, orders.RECEIVE, "error"),
+    ]
+    [refused_row] = [r for r in log if r["order_id"] == third]
+    assert f"payment_id 'pay-{first}' is already used" in refused_row["message"]
 
 
 async def test_concurrent_charges_write_one_row(stack):

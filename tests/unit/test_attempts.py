@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.testing import ActivityEnvironment
 
 from common import codec
-from common.attempts import call_stub, run_attempt, within_hang_cut
+from common.attempts import call_stub, logged_with_step, run_attempt, within_hang_cut
 
 
 class RecordingPool:
@@ -101,6 +101,30 @@ async def test_success_returns_the_result_and_records_ok():
 
     assert await environment().run(attempt) == 42
     assert pool.rows[0][6] == "ok"
+
+
+async def test_a_success_logged_by_the_steps_own_write_gets_no_second_row_and_a_failure_after_it_does():
+    pool = RecordingPool()
+    carried = []
+
+    async def work(fail: bool):
+        cte, params = logged_with_step("orders", 4)
+        carried.append((cte, params))
+        if fail:
+            raise ValueError("found a conflict after the write")
+        return 7
+
+    async def attempt(fail: bool):
+        return await run_attempt(pool, "orders", "o-1", lambda: work(fail))
+
+    assert await environment().run(attempt, False) == 7
+    cte, params = carried[0]
+    assert "attempt_logged AS" in cte and "$4" in cte and "$10" in cte and params[0] == "o-1"
+    assert pool.rows == []
+    with pytest.raises(ValueError):
+        await environment(attempt=2).run(attempt, True)
+    assert [(row[5], row[6]) for row in pool.rows] == [(2, "error")]
+    assert logged_with_step("orders", 1) == ("", []), "outside an attempt nothing is carried"
 
 
 async def test_stub_hang_is_cut_leaving_time_for_the_writes():
