@@ -59,7 +59,8 @@ _running: ContextVar[_Running | None] = ContextVar("running_attempt", default=No
 def logged_with_step(schema: str, first: int) -> tuple[str, list[object]]:
     """For the write that ends a step's work: a CTE, `attempt_logged`, that logs the running attempt as succeeded in
     the same statement (one round trip where there were two), with its parameters numbered from `first`. Outside an
-    attempt, nothing. run_attempt then writes no row for a success; a failure after it still writes its own."""
+    attempt, nothing. run_attempt then writes no row for a success; a failure after it still writes its own, which
+    replaces this one. The row is part of the step's write: it lands exactly when the write does."""
     run = _running.get()
     if run is None:
         return "", []
@@ -107,6 +108,8 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
         await _record(pool, schema, order_id, "timeout", message, started)
         raise ApplicationError(message, type="AttemptTimeout", category=ApplicationErrorCategory.BENIGN) from None
     except asyncio.CancelledError:
+        if running.logged:  # the step's write logged the attempt ok, but Temporal will see it fail
+            await asyncio.shield(_record(pool, schema, order_id, "error", "cancelled after its write", started))
         raise
     except Exception as err:
         if isinstance(err, ApplicationError):
@@ -168,7 +171,7 @@ def _count(outcome: str, started: float) -> None:
 
 
 async def _record(pool: asyncpg.Pool, schema: str, order_id: str, outcome: str, message: str, started: float) -> None:
-    """Best effort: the attempt log is for people; losing a row must not fail the step."""
+    """Best effort: the attempt log is for people; losing a row (Postgres is down) must not fail the step."""
     _count(outcome, started)
     info = activity.info()
     try:

@@ -77,6 +77,9 @@ class OrderWorkflow:
         self.retry_cutoff = self.work_until - timedelta(seconds=1.0)
         self.closing = self.deadline - timedelta(seconds=budget.closing_reserve_seconds)
         self.status = contract.initial_status(inp, start)
+        # What the memo holds: the gateway puts the initial status there as it starts the order (its own clock's
+        # times until the first step ends); an order started another way has none, and gets it in its first task.
+        self.published = copy.deepcopy(self.status) if contract.STATUS_MEMO_KEY in workflow.info().raw_memo else None
         self.ending = False
         self.cancel: contract.CancelRequest | None = None
         self.decision: tuple[str, contract.ReviewDecision] | None = None
@@ -115,16 +118,13 @@ class OrderWorkflow:
 
     async def _publish_status(self) -> None:
         """Copies the status into the memo whenever it changed, at most about once a workflow task: the
-        gateway reads it with a describe, which the server answers without a worker round trip. The gateway
-        puts the initial status there as it starts the order; an order started another way gets it here."""
-        published = copy.deepcopy(self.status) if contract.STATUS_MEMO_KEY in workflow.info().raw_memo else None
+        gateway reads it with a describe, which the server answers without a worker round trip."""
         while True:
-            # Called only within this iteration's wait, so it sees this iteration's `published`.
-            await workflow.wait_condition(lambda: self.ending or self.status != published)  # noqa: B023
+            await workflow.wait_condition(lambda: self.ending or self.status != self.published)
             if self.ending:
                 return
-            published = copy.deepcopy(self.status)
-            workflow.upsert_memo({contract.STATUS_MEMO_KEY: published})
+            self.published = copy.deepcopy(self.status)
+            workflow.upsert_memo({contract.STATUS_MEMO_KEY: self.published})
 
     async def _lifecycle(self) -> None:
         inp = self.inp

@@ -127,6 +127,21 @@ async def test_a_success_logged_by_the_steps_own_write_gets_no_second_row_and_a_
     assert logged_with_step("orders", 1) == ("", []), "outside an attempt nothing is carried"
 
 
+async def test_an_attempt_cancelled_after_its_steps_write_logged_it_is_logged_again_as_an_error():
+    pool = RecordingPool()
+
+    async def work():
+        logged_with_step("orders", 4)
+        raise asyncio.CancelledError
+
+    async def attempt():
+        return await run_attempt(pool, "orders", "o-1", work)
+
+    with pytest.raises(asyncio.CancelledError):
+        await environment().run(attempt)
+    assert [(row[6], row[7]) for row in pool.rows] == [("error", "cancelled after its write")]
+
+
 async def test_stub_hang_is_cut_leaving_time_for_the_writes():
     pool = RecordingPool()
 

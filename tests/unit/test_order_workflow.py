@@ -3,7 +3,7 @@
 import asyncio
 import os
 from contextlib import AsyncExitStack
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -210,3 +210,37 @@ async def test_a_finished_order_has_no_step_running(env, run_workers):
         status.deadline
     )
     await record_history(handle, "cancel_in_review")
+
+
+async def test_a_change_that_comes_with_the_first_task_reaches_the_memo_the_gateway_wrote(env, run_workers):
+    """Started as the gateway starts an order (its initial status in the memo), the first task writes no memo of its
+    own, unless something changed in it: an address that came with the start is in the memo while ReceiveOrder runs."""
+    script = Script(**{orders.RECEIVE: ["hang"] * 1000})
+    order = new_order()
+    moved = orders.Address("Ada", "2 Moved Ave", "Shelbyville", "54321", "US")
+    async with AsyncExitStack() as stack:
+        tq, workers = run_workers(script, order)
+        for w in workers:
+            await stack.enter_async_context(w)
+        handle = await env.client.start_workflow(
+            OrderWorkflow.run,
+            order,
+            id=orders.workflow_id(order.order_id),
+            task_queue=tq,
+            memo={orders.STATUS_MEMO_KEY: orders.initial_status(order, datetime.now(UTC))},
+            start_signal=orders.UPDATE_ADDRESS,
+            start_signal_args=[orders.AddressUpdate(moved)],
+        )
+
+        async def memo_address() -> orders.Address:
+            while True:
+                description = await handle.describe()
+                status = await description.memo_value(orders.STATUS_MEMO_KEY, type_hint=orders.OrderStatus)
+                if status.address == moved:
+                    return status
+                await asyncio.sleep(0.05)
+
+        status = await asyncio.wait_for(memo_address(), 5)
+        await handle.terminate()
+    assert status.state == orders.RECEIVED
+    assert [(s.step, s.status) for s in status.steps] == [(orders.RECEIVE, "running")]
