@@ -14,7 +14,7 @@ from common import db
 from gateway import admission, mapping
 
 DOMAIN = "orderlife.gateway.v1"
-# How long a caller should wait before trying again after UNAVAILABLE or RESOURCE_EXHAUSTED.
+# How long a caller should wait before trying again after UNAVAILABLE (RESOURCE_EXHAUSTED: see gateway/admission.py).
 RETRY_AFTER_SECONDS = 1
 
 
@@ -62,7 +62,12 @@ def status(err: Exception, order_id: str = "") -> status_pb2.Status:
     if isinstance(err, Unavailable):
         return retry_later(str(err))
     if isinstance(err, admission.Overloaded):
-        return make(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err), _retry_info(), _info("TOO_MANY_ORDERS_IN_FLIGHT"))
+        return make(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            str(err),
+            _retry_info(err.retry_after),
+            _info("TOO_MANY_ORDERS_IN_FLIGHT"),
+        )
     if isinstance(err, TimeoutError):
         return retry_later("Temporal or Postgres did not answer in time; try again")
     if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
@@ -79,8 +84,10 @@ def retry_later(message: str, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABL
     return make(code, message, _retry_info())
 
 
-def _retry_info() -> error_details_pb2.RetryInfo:
-    return error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS))
+def _retry_info(seconds: float = RETRY_AFTER_SECONDS) -> error_details_pb2.RetryInfo:
+    delay = duration_pb2.Duration()
+    delay.FromMilliseconds(round(seconds * 1000))
+    return error_details_pb2.RetryInfo(retry_delay=delay)
 
 
 def as_grpc(status_message: status_pb2.Status) -> grpc.Status:

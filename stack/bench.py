@@ -28,6 +28,8 @@ from pathlib import Path
 import asyncpg
 import grpc
 import psutil
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -147,10 +149,10 @@ async def project_order(stub, client: Client, in_flight: set[str]) -> Outcome:
             break
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                # Shed: as many orders run as finish in budget. Try again when the hint says (RetryInfo: 1 s);
-                # the order's time starts when it is started.
+                # Shed: as many orders run as finish in budget. Try again when the hint says (RetryInfo, a place in
+                # the gateway's line); the order's time starts when it is started.
                 REFUSED_STARTS["StartOrder RESOURCE_EXHAUSTED"] += 1
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(retry_hint(err))
                 continue
             # Starting is idempotent on the order id: a client retries an unanswered start.
             attempt += 1
@@ -179,6 +181,17 @@ async def project_order(stub, client: Client, in_flight: set[str]) -> Outcome:
         review = next(s for s in order.steps if s.name == "ManualReview")
         review_wait = (review.ended_at.ToDatetime() - review.started_at.ToDatetime()).total_seconds()
     return Outcome(took, in_workflow, state, attempts, events, order.reason, after_approval, review_wait)
+
+
+def retry_hint(err: grpc.aio.AioRpcError, default: float = 1.0) -> float:
+    """The RetryInfo a refusal carries, in seconds."""
+    status = rpc_status.from_call(err)
+    for packed in status.details if status else []:
+        if packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            packed.Unpack(retry)
+            return retry.retry_delay.ToTimedelta().total_seconds()
+    return default
 
 
 async def wait_until_ended(stub, order_id: str) -> pb.Order:

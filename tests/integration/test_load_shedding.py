@@ -1,6 +1,6 @@
-"""Load shedding: past GATEWAY_MAX_ORDERS_IN_FLIGHT running orders, StartOrder is refused with a retry hint and
-starts nothing; a client's retry of an order that did start still gets it; once orders end, starts are admitted
-again. (The figures under real overload come from `python -m stack.bench --concurrency 100`.)"""
+"""Load shedding: past GATEWAY_MAX_ORDERS_IN_FLIGHT running orders, StartOrder is refused with a retry hint (a
+place in line) and starts nothing; a client's retry of an order that did start still gets it; once orders end, starts
+are admitted again. (The figures under real overload come from `python -m stack.bench --concurrency 100`.)"""
 
 import asyncio
 import dataclasses
@@ -54,7 +54,15 @@ async def test_starts_past_the_limit_are_refused_with_a_retry_hint_and_start_not
     assert "GATEWAY_MAX_ORDERS_IN_FLIGHT=2" in refused.value.details()
     details = rpc_details(refused.value)
     assert details["ErrorInfo"].reason == "TOO_MANY_ORDERS_IN_FLIGHT"
-    assert details["RetryInfo"].retry_delay.seconds == 1
+    hint = details["RetryInfo"].retry_delay.ToTimedelta().total_seconds()
+    assert admission.MIN_RETRY_SECONDS <= hint <= admission.MAX_RETRY_SECONDS
+    assert f"try again in {hint:.1f}s" in refused.value.details()
+    # A second order refused is told to come back later than the first: it is behind it in line.
+    behind = new_order_id("behind")
+    with pytest.raises(grpc.aio.AioRpcError) as refused_behind:
+        await limited.StartOrder(start_request(behind))
+    later = rpc_details(refused_behind.value)["RetryInfo"].retry_delay.ToTimedelta().total_seconds()
+    assert later > hint or later == admission.MAX_RETRY_SECONDS
     with pytest.raises(RPCError):
         await stack.client.get_workflow_handle(orders.workflow_id(shed)).describe()
     assert await stack.admin.fetchval("SELECT count(*) FROM orders.orders WHERE order_id = $1", shed) == 0

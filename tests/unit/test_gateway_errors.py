@@ -8,7 +8,7 @@ from google.rpc import error_details_pb2
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
-from gateway import errors, mapping
+from gateway import admission, errors, mapping
 
 
 def details(status) -> list:
@@ -69,3 +69,11 @@ def test_bad_request_names_every_field():
 def test_a_refusal_carries_a_stable_reason():
     [info] = details(errors.status(errors.Refused("REVIEW_WINDOW_CLOSED", "the review window has closed")))
     assert (info.reason, info.domain) == ("REVIEW_WINDOW_CLOSED", errors.DOMAIN)
+
+
+def test_a_shed_start_carries_its_place_in_line_as_the_retry_hint():
+    status = errors.status(admission.Overloaded("30 orders are running; try again in 2.3s", 2.345))
+    assert errors.code_of(status) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    retry, info = details(status)
+    assert retry.retry_delay.ToTimedelta().total_seconds() == 2.345
+    assert info.reason == "TOO_MANY_ORDERS_IN_FLIGHT"

@@ -1,0 +1,64 @@
+"""The gateway's admission: the limit, and the retry hint it gives a refused start (a place in line)."""
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from gateway import admission
+from gateway.admission import Admission, Overloaded
+
+
+class Counts:
+    """What the visibility count answers: the running orders."""
+
+    def __init__(self, running: int):
+        self.running = running
+
+    async def count_workflows(self, query: str) -> SimpleNamespace:
+        return SimpleNamespace(count=self.running)
+
+
+async def refused(gate: Admission, order_id: str) -> float:
+    with pytest.raises(Overloaded) as err:
+        await gate.admit(order_id)
+    assert f"try again in {err.value.retry_after:.1f}s" in str(err.value)
+    return err.value.retry_after
+
+
+async def test_refused_starts_are_told_their_turn_in_the_order_they_were_first_refused():
+    counts = Counts(running=0)
+    gate = Admission(counts, limit=4)  # type: ignore[arg-type]
+    for n in range(4):
+        await gate.admit(f"o-{n}")  # four admitted within the rate window: 0.8 an s, a turn every 1.25 s
+
+    first, second, third = [await refused(gate, f"w-{n}") for n in range(3)]
+    assert (first, second, third) == pytest.approx((1.25, 2.5, 3.75))
+    # Asking again early keeps one's place, and those behind keep theirs.
+    assert await refused(gate, "w-1") == pytest.approx(2.5)
+    assert await refused(gate, "w-0") == pytest.approx(1.25)
+
+    # The first in line is admitted once there is room; the rest move up.
+    counts.running = 0
+    gate.counted_at = float("-inf")
+    gate.starts.clear()
+    await gate.admit("w-0")
+    for n in range(3):
+        await gate.admit(f"x-{n}")  # the limit is full again
+    assert await refused(gate, "w-2") == pytest.approx(2 * admission.RATE_WINDOW_SECONDS / 8)
+    assert "w-0" not in gate.waiting
+
+
+async def test_the_hint_stays_within_its_bounds_and_a_client_that_gave_up_leaves_the_line():
+    gate = Admission(Counts(running=1), limit=1)  # type: ignore[arg-type]
+    # Nothing admitted lately: no rate to go by.
+    assert await refused(gate, "a") == admission.DEFAULT_RETRY_SECONDS
+
+    gate.admitted = {f"o-{n}": time.monotonic() for n in range(1000)}
+    assert await refused(gate, "a") == admission.MIN_RETRY_SECONDS
+    gate.admitted = {"o": time.monotonic()}
+    assert await refused(gate, "b") == admission.MAX_RETRY_SECONDS
+
+    gate.waiting["a"] = (gate.waiting["a"][0], time.monotonic() - admission.GAVE_UP_SECONDS - 1)
+    await refused(gate, "c")
+    assert list(gate.waiting) == ["b", "c"]
