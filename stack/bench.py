@@ -287,17 +287,18 @@ async def closed_after(handle, started: float, child=None) -> tuple[float, float
 def server_counters(metrics_url: str, namespace: str = "default") -> Counter:
     """The dev server's own counts so far: client RPCs it served in the benchmark's namespace (frontend, by method;
     not the server's own system workflows, which it starts in a namespace of their own a minute or so after it
-    starts) and persistence calls (by operation, every service of the server), from its Prometheus endpoint."""
+    starts), the history service's tasks in that namespace by type (visibility writes, timers, transfers) and
+    persistence calls (by operation, every service of the server), from its Prometheus endpoint."""
     text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
     counts: Counter = Counter()
-    for name, labels, value in re.findall(r"^(service_requests|persistence_requests)\{([^}]*)\} (\S+)$", text, re.M):
+    kinds = {"service_requests": "rpc", "task_requests": "task", "persistence_requests": "persistence"}
+    for name, labels, value in re.findall(rf"^({'|'.join(kinds)})\{{([^}}]*)\}} (\S+)$", text, re.M):
         fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-        if name == "service_requests" and (
-            fields.get("service_name") != "frontend" or fields.get("namespace") != namespace
-        ):
+        if name == "service_requests" and fields.get("service_name") != "frontend":
             continue
-        kind = "rpc" if name == "service_requests" else "persistence"
-        counts[f"{kind} {fields.get('operation', '?')}"] += float(value)
+        if name != "persistence_requests" and fields.get("namespace") != namespace:
+            continue
+        counts[f"{kinds[name]} {fields.get('operation', '?')}"] += float(value)
     return counts
 
 
@@ -306,7 +307,7 @@ def per_order(before: Counter, after: Counter, n: int) -> dict:
     delta = {k: (after[k] - before.get(k, 0)) / n for k in after}
     out = {
         f"{kind} calls": round(sum(v for k, v in delta.items() if k.startswith(kind)), 1)
-        for kind in ("rpc", "persistence")
+        for kind in ("rpc", "task", "persistence")
     }
     out.update({k: round(v, 1) for k, v in sorted(delta.items(), key=lambda kv: -kv[1]) if v >= 0.5})
     return out
