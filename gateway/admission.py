@@ -9,12 +9,15 @@ limit errs on the side of refusing.
 
 The hint is a place in line. Refused orders wait in the order of their first refusal, and each is told to come back
 when, at the rate this gateway has admitted orders lately, the orders ahead of it and itself should have been let
-in: the first in line soon, the last later. Clients that follow it are admitted about first come, first served,
-and a refused client asks a few times, not once a second for as long as the overload lasts.
+in: the first in line soon, the last later (at most MAX_RETRY_SECONDS). The line only shapes the hints: a freed
+place goes to whoever asks first, so among clients that follow their hints, and per gateway (each keeps its own
+line), orders are let in roughly first come, first served, and a refused client asks a few times, not once a
+second for as long as the overload lasts.
 """
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 
@@ -58,8 +61,9 @@ class Admission:
         self.counting: asyncio.Task[None] | None = None
         self.starts: deque[float] = deque()
         self.admitted: dict[str, float] = {}
-        # Refused orders in line: order id -> (first refusal, last refusal), in the order of their first refusal.
-        self.waiting: dict[str, tuple[float, float]] = {}
+        # Refused orders in line, in the order of their first refusal: order id -> when it last asked.
+        self.waiting: dict[str, float] = {}
+        self.pruned_at = float("-inf")
 
     async def admit(self, order_id: str) -> None:
         """Counts a start, or raises Overloaded (a limit of 0 admits everything). An order admitted before is let
@@ -89,11 +93,11 @@ class Admission:
 
     def _place_in_line(self, order_id: str, now: float) -> float:
         """Seconds until a refused order's turn: its place in line over the recent rate of admissions."""
-        self.waiting = {k: v for k, v in self.waiting.items() if v[1] >= now - GAVE_UP_SECONDS}
-        first = self.waiting[order_id][0] if order_id in self.waiting else now
+        if now - self.pruned_at > 1.0:
+            self.waiting = {k: asked for k, asked in self.waiting.items() if asked >= now - GAVE_UP_SECONDS}
+            self.pruned_at = now
         if order_id in self.waiting or len(self.waiting) < MAX_WAITING:
-            self.waiting[order_id] = (first, now)
-        place = 1 + sum(1 for other_first, _ in self.waiting.values() if other_first < first)
+            self.waiting[order_id] = now  # a key already there keeps its place
         lately = 0
         for admitted_at in reversed(self.admitted.values()):
             if admitted_at < now - RATE_WINDOW_SECONDS:
@@ -101,6 +105,13 @@ class Admission:
             lately += 1
         if not lately:
             return DEFAULT_RETRY_SECONDS
+        # Those further back than this are all told the longest wait: no need to count them.
+        longest = math.ceil(MAX_RETRY_SECONDS * lately / RATE_WINDOW_SECONDS)
+        place = 1
+        for other in self.waiting:
+            if other == order_id or place >= longest:
+                break
+            place += 1
         return round(min(max(place * RATE_WINDOW_SECONDS / lately, MIN_RETRY_SECONDS), MAX_RETRY_SECONDS), 3)
 
     async def _count(self) -> None:

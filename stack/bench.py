@@ -287,8 +287,9 @@ async def closed_after(handle, started: float, child=None) -> tuple[float, float
 def server_counters(metrics_url: str, namespace: str = "default") -> Counter:
     """The dev server's own counts so far: client RPCs it served in the benchmark's namespace (frontend, by method;
     not the server's own system workflows, which it starts in a namespace of their own a minute or so after it
-    starts), the history service's tasks in that namespace by type (visibility writes, timers, transfers) and
-    persistence calls (by operation, every service of the server), from its Prometheus endpoint."""
+    starts), the history service's task runs in that namespace by type (visibility writes, timers, transfers; a
+    retried task counts each time) and persistence calls (by operation, every service of the server), from its
+    Prometheus endpoint."""
     text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
     counts: Counter = Counter()
     kinds = {"service_requests": "rpc", "task_requests": "task", "persistence_requests": "persistence"}

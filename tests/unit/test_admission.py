@@ -59,6 +59,27 @@ async def test_the_hint_stays_within_its_bounds_and_a_client_that_gave_up_leaves
     gate.admitted = {"o": time.monotonic()}
     assert await refused(gate, "b") == admission.MAX_RETRY_SECONDS
 
-    gate.waiting["a"] = (gate.waiting["a"][0], time.monotonic() - admission.GAVE_UP_SECONDS - 1)
+    gate.waiting["a"] = time.monotonic() - admission.GAVE_UP_SECONDS - 1
+    gate.pruned_at = float("-inf")
     await refused(gate, "c")
     assert list(gate.waiting) == ["b", "c"]
+
+
+async def test_only_the_admissions_of_the_last_rate_window_set_the_pace():
+    gate = Admission(Counts(running=1), limit=1)  # type: ignore[arg-type]
+    now = time.monotonic()
+    gate.admitted = {"long-ago": now - admission.RATE_WINDOW_SECONDS - 1, "lately": now}
+    # One admission in the window: a turn every RATE_WINDOW_SECONDS, clamped to the longest wait.
+    assert await refused(gate, "a") == min(admission.RATE_WINDOW_SECONDS, admission.MAX_RETRY_SECONDS)
+    gate.admitted = {"long-ago": now - admission.RATE_WINDOW_SECONDS - 1}
+    assert await refused(gate, "a") == admission.DEFAULT_RETRY_SECONDS
+
+
+async def test_a_full_line_turns_newcomers_away_with_the_longest_wait(monkeypatch):
+    monkeypatch.setattr(admission, "MAX_WAITING", 3)
+    gate = Admission(Counts(running=1), limit=1)  # type: ignore[arg-type]
+    gate.admitted = {"o": time.monotonic()}
+    for n in range(3):
+        await refused(gate, f"w-{n}")
+    assert await refused(gate, "newcomer") == admission.MAX_RETRY_SECONDS
+    assert list(gate.waiting) == ["w-0", "w-1", "w-2"]
