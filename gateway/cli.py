@@ -21,9 +21,8 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
-from gateway import review, security
+from gateway import errors, review, security
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
@@ -420,22 +419,12 @@ def _connect(channel: grpc.Channel, timeout: float) -> grpc.ChannelConnectivity 
 def _error_details(err: grpc.RpcError) -> str:
     """The google.rpc details a gateway error carries, for the end of its line: the reason of a refusal and
     when to try again (the field violations are in the message already)."""
-    if not isinstance(err, grpc.Call):  # what a stub raises is both
-        return ""
-    try:
-        status = rpc_status.from_call(err)
-    except (AttributeError, ValueError):
-        return ""
     text = ""
-    for packed in status.details if status else []:
-        if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            packed.Unpack(info)
-            text += f" [reason {info.reason}]"
-        elif packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            retry = error_details_pb2.RetryInfo()
-            packed.Unpack(retry)
-            text += f" [retry in {retry.retry_delay.ToTimedelta().total_seconds():g}s]"
+    for detail in errors.details_of(err).values():
+        if isinstance(detail, error_details_pb2.ErrorInfo):
+            text += f" [reason {detail.reason}]"
+        elif isinstance(detail, error_details_pb2.RetryInfo):
+            text += f" [retry in {detail.retry_delay.ToTimedelta().total_seconds():g}s]"
     return text
 
 

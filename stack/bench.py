@@ -29,12 +29,12 @@ import asyncpg
 import grpc
 import psutil
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from common import codec
 from common.attempts import PERSIST_ALLOWANCE_SECONDS, REPORT_MARGIN_SECONDS
+from gateway import errors
 from order_service.contract import Budget, workflow_id
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -185,13 +185,10 @@ async def project_order(stub, client: Client, in_flight: set[str]) -> Outcome:
 
 def retry_hint(err: grpc.aio.AioRpcError, default: float = 1.0) -> float:
     """The RetryInfo a refusal carries, in seconds."""
-    status = rpc_status.from_call(err)
-    for packed in status.details if status else []:
-        if packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            retry = error_details_pb2.RetryInfo()
-            packed.Unpack(retry)
-            return retry.retry_delay.ToTimedelta().total_seconds()
-    return default
+    retry = errors.details_of(err).get("RetryInfo")
+    if not isinstance(retry, error_details_pb2.RetryInfo):
+        return default
+    return retry.retry_delay.ToTimedelta().total_seconds()
 
 
 async def wait_until_ended(stub, order_id: str) -> pb.Order:
