@@ -23,19 +23,22 @@ import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import grpc
 import psutil
 from google.rpc import error_details_pb2
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from common import codec
 from common.attempts import PERSIST_ALLOWANCE_SECONDS, REPORT_MARGIN_SECONDS
 from gateway import errors
-from order_service.contract import Budget, workflow_id
+from gateway.server import REVIEW_POLL_SECONDS
+from order_service.contract import AWAITING_REVIEW, ORDER_STATE_ATTRIBUTE, STATUS_MEMO_KEY, Budget, workflow_id
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from shipping_service.contract import workflow_id as shipment_workflow_id
@@ -236,16 +239,26 @@ async def probe_status(calls: dict, in_flight: set[str], latencies: dict[str, li
             latencies[name].append(time.perf_counter() - t)
 
 
-async def baseline_order(client: Client, task_queue: str, in_flight: set[str]) -> Outcome:
-    """One bare order: started with its approval signal buffered (signal-with-start), awaited by long poll."""
+async def baseline_order(client: Client, task_queue: str, in_flight: set[str], shows_status: bool = False) -> Outcome:
+    """One bare order, awaited by long poll. The plain baseline's approval is buffered (signal-with-start); with
+    `shows_status` the order starts with its state and status as the gateway starts one, and the bare reviewer
+    approves it once it waits in review."""
     order_id = uuid.uuid4().hex[:12]
     started = time.time()
+    if shows_status:
+        status = baseline.first_status(order_id, datetime.now(UTC))
+        shown: dict = {
+            "memo": {STATUS_MEMO_KEY: status},
+            "search_attributes": TypedSearchAttributes([SearchAttributePair(ORDER_STATE_ATTRIBUTE, status.state)]),
+        }
+    else:
+        shown = {"start_signal": baseline.APPROVE}
     handle = await client.start_workflow(
         BareOrderWorkflow.run,
-        BareOrder(order_id, f"{task_queue}-shipping"),
+        BareOrder(order_id, f"{task_queue}-shipping", shows_status),
         id=f"bare-{order_id}",
         task_queue=task_queue,
-        start_signal=baseline.APPROVE,
+        **shown,
     )
     in_flight.add(order_id)
     try:
@@ -256,6 +269,32 @@ async def baseline_order(client: Client, task_queue: str, in_flight: set[str]) -
         handle, started, client.get_workflow_handle(f"bare-shipment-{order_id}")
     )
     return Outcome(took, in_workflow, state, {}, events)
+
+
+async def bare_reviewer(client: Client, task_queue: str) -> None:
+    """What the review desk and its reviewer ask of Temporal, on bare Temporal: a visibility list of the orders
+    waiting in review every REVIEW_POLL_SECONDS (as the gateway's desk polls), and an update approving each."""
+    query = (
+        f"WorkflowType='BareOrderWorkflow' AND TaskQueue='{task_queue}' AND "
+        f"{ORDER_STATE_ATTRIBUTE.name}='{AWAITING_REVIEW}' AND ExecutionStatus='Running'"
+    )
+    offered: set[str] = set()
+    approving: set[asyncio.Task] = set()
+
+    async def approve(workflow_id: str) -> None:
+        try:
+            await client.get_workflow_handle(workflow_id).execute_update(baseline.APPROVE_IN_REVIEW)
+        except (WorkflowUpdateFailedError, RPCError):
+            pass  # refused or closed: the order's outcome shows it
+
+    while True:
+        async for execution in client.list_workflows(query, page_size=100):
+            if execution.id not in offered:
+                offered.add(execution.id)
+                task = asyncio.create_task(approve(execution.id))
+                approving.add(task)
+                task.add_done_callback(approving.discard)
+        await asyncio.sleep(REVIEW_POLL_SECONDS)
 
 
 def close_times(description, started: float) -> tuple[float, float]:
@@ -363,6 +402,9 @@ async def drive(make_order, n: int, concurrency: int, processes, metrics_url: st
         "completed": round(states["COMPLETED"] / n, 4),
         "states": dict(states),
         "orders_per_second": round(n / elapsed, 3),
+        # Orders that ended COMPLETED, per second: an overloaded side that lets orders fail out of budget counts
+        # those in orders_per_second too.
+        "completed_per_second": round(states["COMPLETED"] / elapsed, 3),
         # Why orders did not complete, the step and reason each ended with (counted).
         "not_completed": dict(Counter(f"{r.state}: {r.reason[:120]}" for r in results if r.state != "COMPLETED")),
         "slowest": [
@@ -507,37 +549,40 @@ async def run(args) -> dict:
                 }
                 return project
 
-            async def baseline_side(concurrency: int) -> dict:
+            async def baseline_side(concurrency: int, shows_status: bool = False) -> dict:
                 in_flight: set[str] = set()
                 prober = asyncio.create_task(probe_status(baseline_status_calls(client), in_flight, {}))
+                # The bare reviewer, like the review desk, works only while its side's orders run.
+                reviewer = asyncio.create_task(bare_reviewer(client, baseline_tq)) if shows_status else None
                 bare = await drive(
-                    functools.partial(baseline_order, client, baseline_tq, in_flight),
+                    functools.partial(baseline_order, client, baseline_tq, in_flight, shows_status),
                     args.orders,
                     concurrency,
                     lambda: processes("temporal", "baseline_worker", "bench_client"),
                     server_metrics,
                 )
                 prober.cancel()
+                if reviewer is not None:
+                    if reviewer.done():
+                        reviewer.result()
+                    reviewer.cancel()
                 return bare
 
+            sides = {
+                "project": project_side,
+                "baseline": baseline_side,
+                **({"status_baseline": functools.partial(baseline_side, shows_status=True)} if args.status else {}),
+            }
             for concurrency in args.concurrency:
                 rounds = []
                 for round_number in range(1, args.rounds + 1):
                     # Sides take turns going first: work one side leaves behind (timers that fire after its orders
-                    # closed, the server's caches and compactions) falls on both alike.
-                    if round_number % 2:
-                        project = await project_side(concurrency)
-                        bare = await baseline_side(concurrency)
-                    else:
-                        bare = await baseline_side(concurrency)
-                        project = await project_side(concurrency)
-                    run_report = {
-                        "round": round_number,
-                        "first": "project" if round_number % 2 else "baseline",
-                        "project": project,
-                        "baseline": bare,
-                        "ratio_to_baseline": ratios(project, bare),
-                    }
+                    # closed, the server's caches and compactions) falls on each alike.
+                    names = list(sides)
+                    turn = (round_number - 1) % len(names)
+                    order = names[turn:] + names[:turn]
+                    results = {name: await sides[name](concurrency) for name in order}
+                    run_report = {"round": round_number, "first": order[0], **results, **compared(results)}
                     report["runs"].append(run_report)
                     rounds.append(run_report)
                     print_run(run_report)
@@ -557,10 +602,24 @@ def ratios(project: dict, bare: dict) -> dict:
     cpu = sum(project["cpu_seconds_per_order"].values()) / sum(bare["cpu_seconds_per_order"].values())
     return {
         "throughput": round(project["orders_per_second"] / bare["orders_per_second"], 3),
+        "completed_throughput": round(project["completed_per_second"] / max(bare["completed_per_second"], 0.001), 3),
         "p50": round(project["end_to_end_seconds"]["p50"] / bare["end_to_end_seconds"]["p50"], 3),
         "p99": round(project["end_to_end_seconds"]["p99"] / bare["end_to_end_seconds"]["p99"], 3),
         "cpu_per_order": round(cpu, 3),
     }
+
+
+# Which sides each ratio compares, when both ran: the project against the baseline (the targets), and, with
+# --status, the baseline showing the design's status against the plain one, and the project against that.
+COMPARISONS = {
+    "ratio_to_baseline": ("project", "baseline"),
+    "status_baseline_to_baseline": ("status_baseline", "baseline"),
+    "ratio_to_status_baseline": ("project", "status_baseline"),
+}
+
+
+def compared(sides: dict) -> dict:
+    return {key: ratios(sides[a], sides[b]) for key, (a, b) in COMPARISONS.items() if a in sides and b in sides}
 
 
 def median_ratios(rounds: list[dict]) -> dict:
@@ -574,36 +633,46 @@ def median_ratios(rounds: list[dict]) -> dict:
         orders = sum(x["orders"] for x in runs)
         return {
             "orders_per_second": orders / sum(x["orders"] / x["orders_per_second"] for x in runs),
+            "completed_per_second": sum(x["states"].get("COMPLETED", 0) for x in runs)
+            / sum(x["orders"] / x["orders_per_second"] for x in runs),
             "cpu_per_order": sum(sum(x["cpu_seconds_per_order"].values()) * x["orders"] for x in runs) / orders,
             "p50": statistics.median(x["end_to_end_seconds"]["p50"] for x in runs),
             "p99": statistics.median(x["end_to_end_seconds"]["p99"] for x in runs),
         }
 
-    project, bare = pooled("project"), pooled("baseline")
-    return {
-        "concurrency": rounds[0]["project"]["concurrency"],
-        "rounds": len(rounds),
-        "ratio_to_baseline": {
-            name: round(statistics.median(r["ratio_to_baseline"][name] for r in rounds), 3)
-            for name in rounds[0]["ratio_to_baseline"]
-        },
-        "pooled_ratio_to_baseline": {
-            "throughput": round(project["orders_per_second"] / bare["orders_per_second"], 3),
-            "p50": round(project["p50"] / bare["p50"], 3),
-            "p99": round(project["p99"] / bare["p99"], 3),
-            "cpu_per_order": round(project["cpu_per_order"] / bare["cpu_per_order"], 3),
-        },
-        "per_round": [r["ratio_to_baseline"] for r in rounds],
-    }
+    medians: dict = {"concurrency": rounds[0]["project"]["concurrency"], "rounds": len(rounds)}
+    for key, (a, b) in COMPARISONS.items():
+        if key not in rounds[0]:
+            continue
+        first, second = pooled(a), pooled(b)
+        medians[key] = {name: round(statistics.median(r[key][name] for r in rounds), 3) for name in rounds[0][key]}
+        medians[f"pooled_{key}"] = {
+            "throughput": round(first["orders_per_second"] / second["orders_per_second"], 3),
+            "completed_throughput": round(
+                first["completed_per_second"] / max(second["completed_per_second"], 0.001), 3
+            ),
+            "p50": round(first["p50"] / second["p50"], 3),
+            "p99": round(first["p99"] / second["p99"], 3),
+            "cpu_per_order": round(first["cpu_per_order"] / second["cpu_per_order"], 3),
+        }
+    medians["per_round"] = [r["ratio_to_baseline"] for r in rounds]
+    return medians
+
+
+def ratio_line(label: str, ratio: dict, of: str) -> str:
+    return (
+        f"{label:<9} throughput {ratio['throughput']:.2f}x (COMPLETED {ratio['completed_throughput']:.2f}x)  "
+        f"p50 {ratio['p50']:.2f}x  p99 {ratio['p99']:.2f}x  CPU per order {ratio['cpu_per_order']:.2f}x of {of}"
+    )
 
 
 def print_medians(m: dict) -> None:
     print(f"\n== concurrency {m['concurrency']}: {m['rounds']} rounds ==")
-    for label, ratio in (("median", m["ratio_to_baseline"]), ("pooled", m["pooled_ratio_to_baseline"])):
-        print(
-            f"{label:<9} throughput {ratio['throughput']:.2f}x  p50 {ratio['p50']:.2f}x  p99 {ratio['p99']:.2f}x  "
-            f"CPU per order {ratio['cpu_per_order']:.2f}x of baseline"
-        )
+    for key, (a, b) in COMPARISONS.items():
+        if key in m:
+            heading = "" if key == "ratio_to_baseline" else f" ({a.replace('_', ' ')})"
+            print(ratio_line(f"median{heading}", m[key], b.replace("_", " ")))
+            print(ratio_line(f"pooled{heading}", m[f"pooled_{key}"], b.replace("_", " ")))
     for r in m["per_round"]:
         print(
             f"  round   throughput {r['throughput']:.2f}x  p50 {r['p50']:.2f}x  p99 {r['p99']:.2f}x  "
@@ -612,21 +681,25 @@ def print_medians(m: dict) -> None:
 
 
 def print_run(r: dict) -> None:
-    p, b, ratio = r["project"], r["baseline"], r["ratio_to_baseline"]
+    p = r["project"]
+    bares = [(name, r[name]) for name in ("baseline", "status_baseline") if name in r]
     print(f"\n== concurrency {p['concurrency']}, {p['orders']} orders, round {r['round']} ({r['first']} first) ==")
-    for name, x in (("project", p), ("baseline", b)):
+    for name, x in [("project", p), *bares]:
         e = x["end_to_end_seconds"]
         w = x["workflow_seconds"]
         print(
-            f"{name:<9} p50 {e['p50']:.2f}s  p90 {e['p90']:.2f}s  p99 {e['p99']:.2f}s  max {e['max']:.2f}s  "
+            f"{name:<15} p50 {e['p50']:.2f}s  p90 {e['p90']:.2f}s  p99 {e['p99']:.2f}s  max {e['max']:.2f}s  "
             f"(workflow max {w['max']:.2f}s)  within 15s {x['within_15s']:.1%}  completed {x['completed']:.1%}  "
             f"{x['orders_per_second']:.2f} orders/s"
         )
-    print(
-        f"ratios    throughput {ratio['throughput']:.2f}x  p50 {ratio['p50']:.2f}x  p99 {ratio['p99']:.2f}x  "
-        f"CPU per order {ratio['cpu_per_order']:.2f}x of baseline"
-    )
-    print(f"states    {p['states']}   baseline {b['states']}")
+    for key, (a, of) in COMPARISONS.items():
+        if key in r:
+            print(
+                ratio_line(
+                    "ratios" if key == "ratio_to_baseline" else a.replace("_", " "), r[key], of.replace("_", " ")
+                )
+            )
+    print(f"states    {p['states']}   " + "   ".join(f"{name} {x['states']}" for name, x in bares))
     print(f"attempts  {p['mean_attempts_per_step']}")
     print(
         f"review    open to approved {p['review_wait_seconds']}, approved to dispatched "
@@ -645,12 +718,13 @@ def print_run(r: dict) -> None:
         f"shed      {p['shed_starts']} starts refused (RESOURCE_EXHAUSTED) and tried again after the hint; "
         f"{p['orders']} started, {p['within_15s']:.1%} of them within 15 s"
     )
-    print(f"CPU s per order: project {p['cpu_seconds_per_order']}, baseline {b['cpu_seconds_per_order']}")
+    for name, x in [("project", p), *bares]:
+        print(f"CPU s per order, {name}: {x['cpu_seconds_per_order']}")
     print(
-        f"history events per order (workflow and child): project {p['history_events_per_order']}, "
-        f"baseline {b['history_events_per_order']}"
+        "history events per order (workflow and child): "
+        + ", ".join(f"{name} {x['history_events_per_order']}" for name, x in [("project", p), *bares])
     )
-    for name, x in (("project", p), ("baseline", b)):
+    for name, x in [("project", p), *bares]:
         print(f"temporal server per order, {name}: {x['temporal_server_per_order']}")
     print(f"postgres per order, project: {p['postgres_per_order']}")
 
@@ -659,7 +733,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=100)
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 20])
-    parser.add_argument("--rounds", type=int, default=1, help="project and baseline in turn, this many times each")
+    parser.add_argument("--rounds", type=int, default=1, help="the sides in turn, this many times each")
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="also run the baseline with the design's status (OrderState, the status memo, approval by update)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     report = asyncio.run(run(args))
