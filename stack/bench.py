@@ -30,7 +30,7 @@ import asyncpg
 import grpc
 import psutil
 from google.rpc import error_details_pb2
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
@@ -271,30 +271,47 @@ async def baseline_order(client: Client, task_queue: str, in_flight: set[str], s
     return Outcome(took, in_workflow, state, {}, events)
 
 
-async def bare_reviewer(client: Client, task_queue: str) -> None:
+class BareReviewer:
     """What the review desk and its reviewer ask of Temporal, on bare Temporal: a visibility list of the orders
-    waiting in review every REVIEW_POLL_SECONDS (as the gateway's desk polls), and an update approving each."""
-    query = (
-        f"WorkflowType='BareOrderWorkflow' AND TaskQueue='{task_queue}' AND "
-        f"{ORDER_STATE_ATTRIBUTE.name}='{AWAITING_REVIEW}' AND ExecutionStatus='Running'"
-    )
-    offered: set[str] = set()
-    approving: set[asyncio.Task] = set()
+    waiting in review every REVIEW_POLL_SECONDS (as the gateway's desk polls) and an update approving each. As with
+    the project's Reviewer, an approval that did not get through is offered again while the order waits, and a
+    refusal is final; a list that fails is counted and taken again at the next poll."""
 
-    async def approve(workflow_id: str) -> None:
+    def __init__(self, client: Client, task_queue: str):
+        self.client = client
+        self.query = (
+            f"WorkflowType='BareOrderWorkflow' AND TaskQueue='{task_queue}' AND "
+            f"{ORDER_STATE_ATTRIBUTE.name}='{AWAITING_REVIEW}' AND ExecutionStatus='Running'"
+        )
+        self.decided: set[str] = set()
+        self.busy: dict[str, asyncio.Task] = {}
+        self.refusals: dict[str, int] = defaultdict(int)
+
+    async def run(self) -> None:
         try:
-            await client.get_workflow_handle(workflow_id).execute_update(baseline.APPROVE_IN_REVIEW)
-        except (WorkflowUpdateFailedError, RPCError):
-            pass  # refused or closed: the order's outcome shows it
+            while True:
+                try:
+                    async for execution in self.client.list_workflows(self.query, page_size=100):
+                        if execution.id not in self.decided and execution.id not in self.busy:
+                            self.busy[execution.id] = asyncio.create_task(self.approve(execution.id))
+                except RPCError as err:
+                    self.refusals[f"list {err.status.name}"] += 1
+                await asyncio.sleep(REVIEW_POLL_SECONDS)
+        finally:
+            for task in self.busy.values():
+                task.cancel()
 
-    while True:
-        async for execution in client.list_workflows(query, page_size=100):
-            if execution.id not in offered:
-                offered.add(execution.id)
-                task = asyncio.create_task(approve(execution.id))
-                approving.add(task)
-                task.add_done_callback(approving.discard)
-        await asyncio.sleep(REVIEW_POLL_SECONDS)
+    async def approve(self, workflow_id: str) -> None:
+        try:
+            await self.client.get_workflow_handle(workflow_id).execute_update(baseline.APPROVE_IN_REVIEW)
+            self.decided.add(workflow_id)
+        except WorkflowUpdateFailedError:
+            self.refusals["refused"] += 1
+            self.decided.add(workflow_id)
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+            self.refusals[type(err).__name__] += 1  # offered again at the next list, if it still waits
+        finally:
+            self.busy.pop(workflow_id, None)
 
 
 def close_times(description, started: float) -> tuple[float, float]:
@@ -553,7 +570,8 @@ async def run(args) -> dict:
                 in_flight: set[str] = set()
                 prober = asyncio.create_task(probe_status(baseline_status_calls(client), in_flight, {}))
                 # The bare reviewer, like the review desk, works only while its side's orders run.
-                reviewer = asyncio.create_task(bare_reviewer(client, baseline_tq)) if shows_status else None
+                review_desk = BareReviewer(client, baseline_tq) if shows_status else None
+                reviewer = asyncio.create_task(review_desk.run()) if review_desk else None
                 bare = await drive(
                     functools.partial(baseline_order, client, baseline_tq, in_flight, shows_status),
                     args.orders,
@@ -562,10 +580,11 @@ async def run(args) -> dict:
                     server_metrics,
                 )
                 prober.cancel()
-                if reviewer is not None:
+                if reviewer is not None and review_desk is not None:
                     if reviewer.done():
                         reviewer.result()
                     reviewer.cancel()
+                    bare["retried_calls"] = dict(review_desk.refusals)
                 return bare
 
             sides = {
@@ -576,8 +595,9 @@ async def run(args) -> dict:
             for concurrency in args.concurrency:
                 rounds = []
                 for round_number in range(1, args.rounds + 1):
-                    # Sides take turns going first: work one side leaves behind (timers that fire after its orders
-                    # closed, the server's caches and compactions) falls on each alike.
+                    # Sides take turns going first, so work one side leaves behind (timers that fire after its orders
+                    # closed, the server's caches and compactions) does not always fall on the same one; with two
+                    # sides it falls on each alike.
                     names = list(sides)
                     turn = (round_number - 1) % len(names)
                     order = names[turn:] + names[:turn]
@@ -655,7 +675,7 @@ def median_ratios(rounds: list[dict]) -> dict:
             "p99": round(first["p99"] / second["p99"], 3),
             "cpu_per_order": round(first["cpu_per_order"] / second["cpu_per_order"], 3),
         }
-    medians["per_round"] = [r["ratio_to_baseline"] for r in rounds]
+    medians["per_round"] = {key: [r[key] for r in rounds] for key in COMPARISONS if key in rounds[0]}
     return medians
 
 
@@ -673,11 +693,14 @@ def print_medians(m: dict) -> None:
             heading = "" if key == "ratio_to_baseline" else f" ({a.replace('_', ' ')})"
             print(ratio_line(f"median{heading}", m[key], b.replace("_", " ")))
             print(ratio_line(f"pooled{heading}", m[f"pooled_{key}"], b.replace("_", " ")))
-    for r in m["per_round"]:
-        print(
-            f"  round   throughput {r['throughput']:.2f}x  p50 {r['p50']:.2f}x  p99 {r['p99']:.2f}x  "
-            f"CPU {r['cpu_per_order']:.2f}x"
-        )
+    for key, per_round in m["per_round"].items():
+        a, b = COMPARISONS[key]
+        print(f"  by round, {a.replace('_', ' ')} / {b.replace('_', ' ')}:")
+        for r in per_round:
+            print(
+                f"    throughput {r['throughput']:.2f}x  p50 {r['p50']:.2f}x  p99 {r['p99']:.2f}x  "
+                f"CPU {r['cpu_per_order']:.2f}x"
+            )
 
 
 def print_run(r: dict) -> None:

@@ -17,7 +17,7 @@ def test_bench_runs_orders_and_baselines_and_writes_its_report(tmp_path):
     out = tmp_path / "bench.json"
     run = subprocess.run(
         [
-            *(sys.executable, "-m", "stack.bench", "--orders", str(ORDERS), "--concurrency", "2", "--rounds", "2"),
+            *(sys.executable, "-m", "stack.bench", "--orders", str(ORDERS), "--concurrency", "2", "--rounds", "3"),
             *("--status", "--json", str(out)),
         ],
         cwd=ROOT,
@@ -28,16 +28,18 @@ def test_bench_runs_orders_and_baselines_and_writes_its_report(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "== concurrency 2, 2 orders, round 1 (project first) ==" in run.stdout
     assert "== concurrency 2, 2 orders, round 2 (baseline first) ==" in run.stdout
-    assert "== concurrency 2: 2 rounds ==" in run.stdout
+    assert "== concurrency 2, 2 orders, round 3 (status_baseline first) ==" in run.stdout
+    assert "== concurrency 2: 3 rounds ==" in run.stdout
 
     report = json.loads(out.read_text())
-    first, second = report["runs"]
-    assert (first["first"], second["first"]) == ("project", "baseline")
+    first, second, third = report["runs"]
+    assert (first["first"], second["first"], third["first"]) == ("project", "baseline", "status_baseline")
     (medians,) = report["medians"]
     ratio_names = {"throughput", "completed_throughput", "p50", "p99", "cpu_per_order"}
     for key in ("ratio_to_baseline", "status_baseline_to_baseline", "ratio_to_status_baseline"):
-        assert set(first[key]) == set(second[key]) == ratio_names
-        assert medians["rounds"] == 2 and set(medians[key]) == set(medians[f"pooled_{key}"]) == ratio_names
+        assert set(first[key]) == set(second[key]) == set(third[key]) == ratio_names
+        assert len(medians["per_round"][key]) == 3
+        assert medians["rounds"] == 3 and set(medians[key]) == set(medians[f"pooled_{key}"]) == ratio_names
     only = second
     for side in ("project", "baseline", "status_baseline"):
         figures = only[side]
@@ -55,6 +57,8 @@ def test_bench_runs_orders_and_baselines_and_writes_its_report(tmp_path):
     # a visibility list shows it waiting in review: no order runs out its review window.
     plain, shown = only["baseline"], only["status_baseline"]
     assert shown["history_events_per_order"] > plain["history_events_per_order"]
+    upserts = "task VisibilityTaskUpsertExecution"
+    assert shown["temporal_server_per_order"][upserts] > plain["temporal_server_per_order"].get(upserts, 0)
     assert shown["temporal_server_per_order"].get("rpc ListWorkflowExecutions", 0) > 0
     assert shown["temporal_server_per_order"].get("rpc UpdateWorkflowExecution", 0) >= 1
     assert "REJECTED" not in shown["states"]
