@@ -55,6 +55,8 @@ UNAVAILABLE_CALLS: dict[str, int] = defaultdict(int)
 # Starts the gateway shed (RESOURCE_EXHAUSTED), tried again after its hint.
 REFUSED_STARTS: dict[str, int] = defaultdict(int)
 FLAKY_STEPS = 6
+# The dev server's Prometheus counters (and Postgres's statistics) take up to a second to show a call.
+COUNTS_PUBLISHED_SECONDS = 1.2
 
 
 def percentiles(values: list[float]) -> dict:
@@ -385,9 +387,11 @@ async def drive(make_order, n: int, concurrency: int, processes, metrics_url: st
     """Runs n orders, `concurrency` at a time; `processes()` names the process groups whose CPU time counts."""
     queue = list(range(n))
     results = []
-    cpu_before = cpu_seconds(processes())
+    # The dev server and Postgres publish their counts about once a second: what the last side did lands first.
+    await asyncio.sleep(COUNTS_PUBLISHED_SECONDS)
     server_before = server_counters(metrics_url) if metrics_url else Counter()
     postgres_before = await postgres_counters(admin_url) if admin_url else Counter()
+    cpu_before = cpu_seconds(processes())
 
     async def lane():
         while queue:
@@ -398,6 +402,9 @@ async def drive(make_order, n: int, concurrency: int, processes, metrics_url: st
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     cpu_after = cpu_seconds(processes())
+    await asyncio.sleep(COUNTS_PUBLISHED_SECONDS)
+    server_after = server_counters(metrics_url) if metrics_url else Counter()
+    postgres_after = await postgres_counters(admin_url) if admin_url else Counter()
     times = [r.seconds for r in results]
     in_workflow = [r.workflow_seconds for r in results]
     states = Counter(r.state for r in results)
@@ -431,13 +438,9 @@ async def drive(make_order, n: int, concurrency: int, processes, metrics_url: st
         "mean_attempts_per_step": {s: round(statistics.mean(v), 2) for s, v in sorted(attempts.items())},
         "cpu_seconds_per_order": {k: round((cpu_after[k] - cpu_before.get(k, 0.0)) / n, 3) for k in cpu_after},
         "history_events_per_order": round(statistics.mean(r.history_events for r in results), 1),
-        "temporal_server_per_order": per_order(server_before, server_counters(metrics_url), n) if metrics_url else {},
+        "temporal_server_per_order": per_order(server_before, server_after, n) if metrics_url else {},
         # Both sides share the one Postgres process tree, but only the project's side writes to it.
-        "postgres_per_order": {
-            k: round((v - postgres_before.get(k, 0)) / n, 1) for k, v in (await postgres_counters(admin_url)).items()
-        }
-        if admin_url
-        else {},
+        "postgres_per_order": {k: round((v - postgres_before.get(k, 0)) / n, 1) for k, v in postgres_after.items()},
     }
 
 
