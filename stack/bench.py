@@ -57,6 +57,11 @@ REFUSED_STARTS: dict[str, int] = defaultdict(int)
 FLAKY_STEPS = 6
 # The dev server's Prometheus counters (and Postgres's statistics) take up to a second to show a call.
 COUNTS_PUBLISHED_SECONDS = 1.2
+# A side has settled when its processes together use less than this share of a core over a window (idle, the whole
+# stack uses under 1 %); it is given at most the limit.
+SETTLED_CORES = 0.15
+SETTLE_WINDOW_SECONDS = 0.5
+SETTLE_LIMIT_SECONDS = 30.0
 
 
 def percentiles(values: list[float]) -> dict:
@@ -401,6 +406,7 @@ async def drive(make_order, n: int, concurrency: int, processes, metrics_url: st
     started = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    await settle(processes)
     cpu_after = cpu_seconds(processes())
     await asyncio.sleep(COUNTS_PUBLISHED_SECONDS)
     server_after = server_counters(metrics_url) if metrics_url else Counter()
@@ -475,6 +481,19 @@ def per_group(pids: dict[str, list[int]], measure) -> dict:
                 pass
         out[name] = total
     return out
+
+
+async def settle(processes) -> None:
+    """Waits until the side's processes are all but idle, so the work its orders left behind (timers firing after
+    they closed, a backlog of visibility writes) counts as its own and not the next side's."""
+    deadline = time.monotonic() + SETTLE_LIMIT_SECONDS
+    last = sum(cpu_seconds(processes()).values())
+    while time.monotonic() < deadline:
+        await asyncio.sleep(SETTLE_WINDOW_SECONDS)
+        now = sum(cpu_seconds(processes()).values())
+        if now - last < SETTLED_CORES * SETTLE_WINDOW_SECONDS:
+            return
+        last = now
 
 
 def cpu_seconds(pids: dict[str, list[int]]) -> dict:
