@@ -392,7 +392,8 @@ async def drive(make_order, n: int, concurrency: int, processes, metrics_url: st
     """Runs n orders, `concurrency` at a time; `processes()` names the process groups whose CPU time counts."""
     queue = list(range(n))
     results = []
-    # The dev server and Postgres publish their counts about once a second: what the last side did lands first.
+    # The dev server and Postgres publish their counts about once a second. A side before this one has waited so
+    # already; the first side of a run waits for what the stack's start-up did.
     await asyncio.sleep(COUNTS_PUBLISHED_SECONDS)
     server_before = server_counters(metrics_url) if metrics_url else Counter()
     postgres_before = await postgres_counters(admin_url) if admin_url else Counter()
