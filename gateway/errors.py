@@ -109,10 +109,11 @@ def _info(reason: str) -> error_details_pb2.ErrorInfo:
 def details_of(err: grpc.RpcError) -> dict[str, Message]:
     """What a caller reads back: the google.rpc details a gateway error carries, by kind ("ErrorInfo",
     "RetryInfo", "BadRequest"), in the order the gateway put them."""
-    if not isinstance(err, grpc.Call):  # what a stub raises is both
+    if not isinstance(err, (grpc.Call, grpc.aio.AioRpcError)):  # a sync stub raises a Call, an aio stub neither
         return {}
     try:
-        status = rpc_status.from_call(err)
+        # Typed for a Call; it reads only code(), details() and trailing_metadata(), which an AioRpcError has too.
+        status = rpc_status.from_call(err)  # type: ignore[arg-type]
     except (AttributeError, ValueError):
         return {}
     found: dict[str, Message] = {}

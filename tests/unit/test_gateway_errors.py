@@ -77,3 +77,17 @@ def test_a_shed_start_carries_its_place_in_line_as_the_retry_hint():
     retry, info = details(status)
     assert retry.retry_delay.ToTimedelta().total_seconds() == 2.345
     assert info.reason == "TOO_MANY_ORDERS_IN_FLIGHT"
+
+
+def test_a_client_reads_back_the_details_an_aio_stub_raises():
+    """What the benchmark's clients (grpc.aio) and the CLI read: the refusal's reason and its retry hint."""
+    status = errors.status(admission.Overloaded("30 orders are running", 2.5))
+    raised = grpc.aio.AioRpcError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString())),
+        details=status.message,
+    )
+    read = errors.details_of(raised)
+    assert read["ErrorInfo"].reason == "TOO_MANY_ORDERS_IN_FLIGHT"
+    assert read["RetryInfo"].retry_delay.ToTimedelta().total_seconds() == 2.5
