@@ -17,15 +17,13 @@ import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from temporalio import activity
 from temporalio.client import Client
 
 from common import brief, codec, db, logs, telemetry, temporal
 from common.settings import TemporalSettings
-from gateway import server
+from gateway import errors, server
 from gateway.config import Settings as GatewaySettings
 from gateway.repository import ReadRepository
 from order_service import worker as order_worker
@@ -234,11 +232,5 @@ async def approve_in_time(stack: Stack, order_id: str, reviewer: str) -> bool:
 
 
 def rpc_details(err: grpc.aio.AioRpcError) -> dict:
-    """The google.rpc details of a gateway error, by kind, as a program reads them."""
-    found = {}
-    for packed in rpc_status.from_call(err).details:
-        for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo):
-            if packed.Is(kind.DESCRIPTOR):
-                found[kind.__name__] = kind()
-                packed.Unpack(found[kind.__name__])
-    return found
+    """The google.rpc details of a gateway error, by kind, read the way the CLI and the bench read them."""
+    return errors.details_of(err)
