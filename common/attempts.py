@@ -6,6 +6,7 @@ attempt be recorded as a timeout.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -102,7 +103,8 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
     except TimeoutError:
         waited = time.monotonic() - started
         message = f"attempt {info.attempt} timed out after {waited:.2f}s"
-        log.warning("attempt_timed_out", extra={**context, "error": message})
+        # Like a failure of the vendor, an attempt cut off is expected and retried (BENIGN below): INFO, not WARNING.
+        log.info("attempt_timed_out", extra={**context, "error": message})
         span.add_event("attempt_timed_out", {"waited_seconds": waited})
         span.set_status(Status(StatusCode.ERROR, message))
         await _record(pool, schema, order_id, "timeout", message, started)
@@ -116,7 +118,8 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
             message = f"{err.type or 'ApplicationError'}: {err.message}"
         else:
             message = f"{type(err).__name__}: {err}"
-        log.warning("attempt_failed", extra={**context, "error": message})
+        expected = isinstance(err, ApplicationError) and err.category == ApplicationErrorCategory.BENIGN
+        log.log(logging.INFO if expected else logging.WARNING, "attempt_failed", extra={**context, "error": message})
         span.record_exception(err)
         span.set_status(Status(StatusCode.ERROR, message))
         await _record(pool, schema, order_id, "error", message, started)

@@ -180,3 +180,28 @@ async def test_a_benign_failure_reaches_temporal_without_a_traceback_and_other_f
         await stack_trace(ApplicationError("Forced failure for testing", type="RuntimeError", category=expected)) == ""
     )
     assert "test_attempts.py" in await stack_trace(ApplicationError("Forced failure for testing", type="RuntimeError"))
+
+
+async def test_an_expected_failure_logs_at_info_and_a_failure_of_the_projects_own_code_at_warning(caplog):
+    """The vendor failing or hanging is expected and retried (BENIGN): INFO, as the step's end is what warns. A
+    failure of the project's own code around the stub is a WARNING."""
+
+    async def vendor_fails():
+        raise RuntimeError("Forced failure for testing")
+
+    async def hang():
+        await asyncio.sleep(300)
+
+    async def own_code_fails():
+        raise KeyError("payment_id")
+
+    async def attempt(work):
+        return await run_attempt(RecordingPool(), "orders", "o-1", work)
+
+    caplog.set_level("INFO", logger="temporalio.activity")
+    for work in (lambda: call_stub(vendor_fails()), hang, own_code_fails):
+        with contextlib.suppress(Exception):
+            await environment().run(attempt, work)
+    events = [(r.getMessage().split(" ")[0], r.levelname) for r in caplog.records]
+    levels = [(event, level) for event, level in events if event.startswith("attempt_")]
+    assert levels == [("attempt_failed", "INFO"), ("attempt_timed_out", "INFO"), ("attempt_failed", "WARNING")]
