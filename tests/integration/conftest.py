@@ -23,7 +23,7 @@ from temporalio.client import Client
 
 from common import brief, codec, db, logs, telemetry, temporal
 from common.settings import TemporalSettings
-from gateway import errors, server
+from gateway import server
 from gateway.config import Settings as GatewaySettings
 from gateway.repository import ReadRepository
 from order_service import worker as order_worker
@@ -229,8 +229,3 @@ async def approve_in_time(stack: Stack, order_id: str, reviewer: str) -> bool:
         assert "review window has closed" in err.details() or "not awaiting review" in err.details(), err
         return False
     return True
-
-
-def rpc_details(err: grpc.aio.AioRpcError) -> dict:
-    """The google.rpc details of a gateway error, by kind, read the way the CLI and the bench read them."""
-    return errors.details_of(err)
