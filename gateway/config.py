@@ -7,7 +7,7 @@ from common.settings import TemporalSettings, database_url
 from order_service import contract as orders
 from shipping_service import contract as shipping
 
-# What this 2-core machine finishes within the 15 s budget (python -m stack.bench --concurrency 50,100);
+# What a 2-core machine finishes within the 15 s budget at 50 and 100 at a time (docs/reports/bench.md);
 # a bigger cluster sets its own.
 MAX_ORDERS_IN_FLIGHT = 30
 

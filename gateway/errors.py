@@ -106,25 +106,6 @@ def _info(reason: str) -> error_details_pb2.ErrorInfo:
     return error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)
 
 
-def details_of(err: grpc.RpcError) -> dict[str, Message]:
-    """What a caller reads back: the google.rpc details a gateway error carries, by kind ("ErrorInfo",
-    "RetryInfo", "BadRequest"), in the order the gateway put them."""
-    if not isinstance(err, (grpc.Call, grpc.aio.AioRpcError)):  # a sync stub raises a Call, an aio stub neither
-        return {}
-    try:
-        # Typed for a Call; it reads only code(), details() and trailing_metadata(), which an AioRpcError has too.
-        status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    except (AttributeError, ValueError):
-        return {}
-    found: dict[str, Message] = {}
-    for packed in status.details if status else []:
-        for kind in (error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo, error_details_pb2.BadRequest):
-            if packed.Is(kind.DESCRIPTOR):
-                found[kind.__name__] = kind()
-                packed.Unpack(found[kind.__name__])
-    return found
-
-
 def make(code: grpc.StatusCode, message: str, *details: Message) -> status_pb2.Status:
     packed = []
     for detail in details:

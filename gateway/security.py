@@ -6,7 +6,7 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Literal, TypeVar, overload
+from typing import TypeVar
 
 import grpc
 from google.rpc import status_pb2
@@ -104,19 +104,3 @@ def server_credentials(cert_file: str, key_file: str) -> grpc.ServerCredentials 
     if not (cert_file and key_file):
         raise SystemExit("set both GATEWAY_TLS_CERT and GATEWAY_TLS_KEY, or neither")
     return grpc.ssl_server_credentials([(Path(key_file).read_bytes(), Path(cert_file).read_bytes())])
-
-
-@overload
-def channel(address: str, ca_file: str = "", aio: Literal[False] = False) -> grpc.Channel: ...
-@overload
-def channel(address: str, ca_file: str = "", *, aio: Literal[True]) -> grpc.aio.Channel: ...
-def channel(address: str, ca_file: str = "", aio: bool = False) -> grpc.Channel | grpc.aio.Channel:
-    """A channel to the gateway: TLS when a CA file is given (the server's certificate or its issuer)."""
-    if ca_file:
-        credentials = grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes())
-        return grpc.aio.secure_channel(address, credentials) if aio else grpc.secure_channel(address, credentials)
-    return grpc.aio.insecure_channel(address) if aio else grpc.insecure_channel(address)
-
-
-def call_metadata(token: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {token}"),) if token else ()

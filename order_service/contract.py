@@ -87,21 +87,20 @@ class Budget:
 
     total_seconds: float = 15.0
     # What follows approval (charge, then shipping with its dispatch rounds) needs this long in 99 % of
-    # orders: approval to dispatch measured p50 1.71 / p90 2.94 / p99 4.26 / max 5.05 s (python -m stack.bench
-    # --orders 300 --concurrency 20, 2026-11-26). The review window closes that long before the compensation
-    # reserve begins, and no sooner: 15 - 4 - 4.3 = 6.7 s after the start.
+    # orders: the benchmark's approval_to_dispatch_seconds p99 at 20 at a time (docs/reports/bench.md). The
+    # review window closes that long before the compensation reserve begins, and no sooner.
     after_approval_p99_seconds: float = 4.3
     # Kept free at the end for refund, shipment cancellation and the final write. Sized for a saturated
-    # box, where each workflow task waits up to about 2 s for a worker (stack.bench at concurrency 50):
-    # cancelling a shipment and then refunding takes two of them.
+    # box, where a workflow task can wait seconds for a worker (docs/budget.md): cancelling a shipment and
+    # then refunding takes two of them.
     compensation_reserve_seconds: float = 4.0
     # MarkShipped stops this long before the deadline: the final write and the closing workflow task
-    # still need time (with 1 s, one order in 300 closed at 15.1 s at concurrency 50).
+    # still need time, on a saturated box too (docs/budget.md).
     closing_reserve_seconds: float = 2.0
     steps: StepTiming = field(default_factory=StepTiming)
     # How many times the parent restarts dispatch after the child reports DispatchFailed. A round is six
     # attempts, all failing with flaky_call()'s odds 0.67**6 = 9 %: five rounds all fail about 6 times in a
-    # million orders (three: 7 in 10 000, with most of the budget left). Time bounds them as well.
+    # million orders. Time bounds them as well.
     dispatch_retries: int = 4
 
     @property

@@ -13,9 +13,9 @@ import uuid
 
 import grpc
 
+from client.cli import render
+from client.connection import call_metadata
 from common import codec
-from gateway import security
-from gateway.cli import render
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from stack import local
@@ -113,7 +113,7 @@ def down() -> None:
 
 def demo() -> None:
     order_id = f"demo-{uuid.uuid4().hex[:8]}"
-    auth = security.call_metadata(os.environ.get("GATEWAY_TOKEN", ""))
+    auth = call_metadata(os.environ.get("GATEWAY_TOKEN", ""))
     with grpc.insecure_channel(f"127.0.0.1:{GATEWAY_PORT}") as channel:
         grpc.channel_ready_future(channel).result(timeout=30)
         stub = pb_grpc.OrderGatewayServiceStub(channel)

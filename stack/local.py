@@ -21,8 +21,8 @@ BIN = Path(sys.executable).parent
 SCHEMAS = ("orders", "shipping")
 # The stack's services, each run as `python -m <module>`, in start order.
 SERVICES = ("order_service", "shipping_service", "gateway")
-# The dev server's default timer processing fires retry and timeout timers up to ~1 s late, and its
-# timer-queue poll rate limit adds 100-300 ms to each 20 ms retry; measured in stack/bench.py's notes.
+# The dev server's default timer processing fires retry and timeout timers late, and its timer-queue poll
+# rate limit delays each 20 ms retry (docs/budget.md).
 # One partition per task queue: on one server the default four only forward tasks and polls to each other.
 # The search-attribute cache as a cluster keeps it: the dev server otherwise re-reads the cluster's metadata (and
 # the namespace) on every use of a search attribute, in each workflow task, describe, visibility write and query.

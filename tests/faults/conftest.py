@@ -4,7 +4,7 @@ them), every step calling the real, unseeded flaky_call().
 
 A batch of orders runs through the gateway with a reviewer approving each one at review while a test
 kills or restarts a part; afterwards every order must be terminal and the rows consistent
-(stack/consistency.py).
+(tests/support/consistency.py).
 """
 
 import asyncio
@@ -27,7 +27,8 @@ from temporalio.client import Client
 from common import codec, db
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
-from stack import consistency, local
+from stack import local
+from tests.support import consistency
 
 pytestmark = pytest.mark.faults
 # The replay suite's key, so histories recorded here can be committed and replayed.

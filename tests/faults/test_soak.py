@@ -1,7 +1,7 @@
-"""A short soak (stack/soak.py): a minute of orders through the gateway while every kind of fault strikes, with the
+"""A short soak (lab/soak.py): a minute of orders through the gateway while every kind of fault strikes, with the
 soak's own targets (every started order terminal, no consistency problem, nothing lost or duplicated, no double
-charge, orders no outage touched within 15 s). The ten-minute run is a documented command (README: Chaos under
-load)."""
+charge, orders no outage touched within 15 s). The ten-minute run is a documented command
+(docs/chaos.md)."""
 
 import json
 import subprocess
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stack.soak import FAULTS
+from lab.soak import FAULTS
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_minute_of_orders_through_every_kind_of_fault(tmp_path):
     out = tmp_path / "soak.json"
     run = subprocess.run(
-        [sys.executable, "-m", "stack.soak", "--minutes", "1", "--concurrency", "5", "--seed", "3",
+        [sys.executable, "-m", "lab.soak", "--minutes", "1", "--concurrency", "5", "--seed", "3",
          "--fault-every", "6,9", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=400,
     )  # fmt: skip

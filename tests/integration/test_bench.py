@@ -1,5 +1,5 @@
 """The benchmark script works: a tiny run from start to report. Its figures are not checked here (a shared
-machine is too noisy for timed assertions); `python -m stack.bench` with real sizes gives those."""
+machine is too noisy for timed assertions); `python -m lab.bench` with real sizes gives those."""
 
 import json
 import subprocess
@@ -17,7 +17,7 @@ def test_bench_runs_orders_and_baselines_and_writes_its_report(tmp_path):
     out = tmp_path / "bench.json"
     run = subprocess.run(
         [
-            *(sys.executable, "-m", "stack.bench", "--orders", str(ORDERS), "--concurrency", "2", "--rounds", "3"),
+            *(sys.executable, "-m", "lab.bench", "--orders", str(ORDERS), "--concurrency", "2", "--rounds", "3"),
             *("--status", "--json", str(out)),
         ],
         cwd=ROOT,
@@ -81,7 +81,7 @@ def test_bench_runs_orders_and_baselines_and_writes_its_report(tmp_path):
 @pytest.mark.timeout(200)
 def test_costs_prices_each_operation_on_the_dev_server():
     run = subprocess.run(
-        [sys.executable, "-m", "stack.costs", "--workflows", "4", "--rounds", "1"],
+        [sys.executable, "-m", "lab.costs", "--workflows", "4", "--rounds", "1"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -19,8 +19,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from common import attempts
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
-from stack import consistency, local
+from stack import local
 from tests.integration.conftest import new_order_id, start_request, wait_review, wait_terminal
+from tests.support import consistency
 
 pytestmark = pytest.mark.integration
 ALLOWED = {

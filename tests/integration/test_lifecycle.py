@@ -8,11 +8,11 @@ import grpc
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
-from gateway import errors
+from client.connection import details_of
 from order_service import contract as orders
 from orderlife.gateway.v1 import gateway_pb2 as pb
-from stack import consistency
 from tests.integration.conftest import new_order_id, start_request, wait_for, wait_review, wait_terminal
+from tests.support import consistency
 
 pytestmark = pytest.mark.integration
 NEW_ADDRESS = pb.Address(name="Ada", line1="2 Moved Ave", city="Shelbyville", postal_code="54321", country="US")
@@ -443,7 +443,7 @@ async def test_errors_carry_google_rpc_details(stack):
     )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.gateway.StartOrder(bad)
-    violations = errors.details_of(err.value)["BadRequest"].field_violations
+    violations = details_of(err.value)["BadRequest"].field_violations
     assert [v.field for v in violations] == ["items[0].qty", "address.name", "address.country"]
 
     order_id = new_order_id()
@@ -452,15 +452,15 @@ async def test_errors_carry_google_rpc_details(stack):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="early"))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert errors.details_of(err.value)["ErrorInfo"].reason == "NOT_AWAITING_REVIEW"
+    assert details_of(err.value)["ErrorInfo"].reason == "NOT_AWAITING_REVIEW"
     review = await wait_review(stack, order_id)
     assert review.state == pb.ORDER_STATE_AWAITING_REVIEW, review
     await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=order_id, reviewer="test"))
     assert (await wait_terminal(stack, order_id)).state == pb.ORDER_STATE_COMPLETED
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.gateway.CancelOrder(pb.CancelOrderRequest(order_id=order_id))
-    assert errors.details_of(err.value)["ErrorInfo"].reason == "ORDER_ENDED"
+    assert details_of(err.value)["ErrorInfo"].reason == "ORDER_ENDED"
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.gateway.GetOrder(pb.GetOrderRequest(order_id="nobody-here"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    assert errors.details_of(err.value)["ErrorInfo"].reason == "ORDER_NOT_FOUND"
+    assert details_of(err.value)["ErrorInfo"].reason == "ORDER_NOT_FOUND"

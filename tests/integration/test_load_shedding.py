@@ -1,6 +1,6 @@
 """Load shedding: past GATEWAY_MAX_ORDERS_IN_FLIGHT running orders, StartOrder is refused with a retry hint (a
 place in line) and starts nothing; a client's retry of an order that did start still gets it; once orders end, starts
-are admitted again. (The figures under real overload come from `python -m stack.bench --concurrency 100`.)"""
+are admitted again. (The figures under real overload come from `python -m lab.bench --concurrency 100`.)"""
 
 import asyncio
 import dataclasses
@@ -10,7 +10,8 @@ import pytest
 import pytest_asyncio
 from temporalio.service import RPCError
 
-from gateway import admission, errors, server
+from client.connection import details_of
+from gateway import admission, server
 from order_service import contract as orders
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -56,7 +57,7 @@ async def test_starts_past_the_limit_are_refused_with_a_retry_hint_and_start_not
         await limited.StartOrder(start_request(shed))
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "GATEWAY_MAX_ORDERS_IN_FLIGHT=2" in refused.value.details()
-    details = errors.details_of(refused.value)
+    details = details_of(refused.value)
     assert details["ErrorInfo"].reason == "TOO_MANY_ORDERS_IN_FLIGHT"
     # First in line, with two orders admitted in the window: a turn every 300 s.
     assert details["RetryInfo"].retry_delay.ToTimedelta().total_seconds() == 300
@@ -65,7 +66,7 @@ async def test_starts_past_the_limit_are_refused_with_a_retry_hint_and_start_not
     behind = new_order_id("behind")
     with pytest.raises(grpc.aio.AioRpcError) as refused_behind:
         await limited.StartOrder(start_request(behind))
-    assert errors.details_of(refused_behind.value)["RetryInfo"].retry_delay.ToTimedelta().total_seconds() == 600
+    assert details_of(refused_behind.value)["RetryInfo"].retry_delay.ToTimedelta().total_seconds() == 600
     with pytest.raises(RPCError):
         await stack.client.get_workflow_handle(orders.workflow_id(shed)).describe()
     assert await stack.admin.fetchval("SELECT count(*) FROM orders.orders WHERE order_id = $1", shed) == 0

@@ -11,8 +11,8 @@ from order_service import contract as orders
 from order_service.activities import ChargeInput, OrderActivities
 from order_service.repository import OrdersRepository
 from orderlife.gateway.v1 import gateway_pb2 as pb
-from stack import consistency
 from tests.integration.conftest import new_order_id, start_request, wait_review, wait_terminal
+from tests.support import consistency
 
 pytestmark = pytest.mark.integration
 

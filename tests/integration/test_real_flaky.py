@@ -6,8 +6,8 @@ from collections import Counter
 import pytest
 
 from orderlife.gateway.v1 import gateway_pb2 as pb
-from stack import consistency
 from tests.integration.conftest import approve_in_time, new_order_id, start_request, wait_review, wait_terminal
+from tests.support import consistency
 
 pytestmark = pytest.mark.integration
 BATCH = 20

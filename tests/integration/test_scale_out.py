@@ -20,8 +20,8 @@ from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from shipping_service import worker as shipping_worker
 from shipping_service.activities import ShippingActivities
 from shipping_service.repository import ShippingRepository
-from stack import consistency
 from tests.integration.conftest import new_order_id, start_request
+from tests.support import consistency
 
 pytestmark = pytest.mark.integration
 ORDERS = 16

@@ -20,8 +20,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from temporalio.client import Client
 
+from client import cli, connection
 from common import codec_server
-from gateway import cli, security, server
+from gateway import server
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from stack import local
@@ -95,7 +96,7 @@ def test_every_rpc_is_checked():
 
 async def test_bytes_that_are_no_request_are_refused_for_the_token_before_they_are_parsed(guarded):
     address, cert = guarded
-    async with security.channel(address, cert, aio=True) as channel:
+    async with connection.channel(address, cert, aio=True) as channel:
         start = channel.unary_unary(f"/{server.SERVICE_NAME}/StartOrder")  # bytes in, bytes out
         for garbage in (os.urandom(64), b"\xff" * 10):
             assert await code_of(functools.partial(start, garbage)) == grpc.StatusCode.UNAUTHENTICATED
@@ -103,7 +104,7 @@ async def test_bytes_that_are_no_request_are_refused_for_the_token_before_they_a
 
 async def test_every_rpc_but_health_needs_the_token(guarded):
     address, cert = guarded
-    async with security.channel(address, cert, aio=True) as channel:
+    async with connection.channel(address, cert, aio=True) as channel:
         stub = pb_grpc.OrderGatewayServiceStub(channel)
         for name, request in EVERY_RPC:
             rpc = getattr(stub, name)
@@ -113,7 +114,7 @@ async def test_every_rpc_but_health_needs_the_token(guarded):
                 name
             )
             # With the token the request reaches the gateway, which judges it on its merits.
-            right = security.call_metadata(TOKEN)
+            right = connection.call_metadata(TOKEN)
             assert await code_of(functools.partial(rpc, request, metadata=right)) in (
                 grpc.StatusCode.INVALID_ARGUMENT,
                 grpc.StatusCode.OK,
@@ -133,7 +134,7 @@ async def test_token_is_found_wherever_it_sits_among_the_metadata(guarded, posit
     address, cert = guarded
     metadata = [("x-request-id", "r-1"), ("x-client", "test")]
     metadata.insert(position, ("authorization", f"Bearer {TOKEN}"))
-    async with security.channel(address, cert, aio=True) as channel:
+    async with connection.channel(address, cert, aio=True) as channel:
         stub = pb_grpc.OrderGatewayServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.GetOrder(pb.GetOrderRequest(order_id=new_order_id("nobody")), metadata=tuple(metadata))
@@ -144,7 +145,7 @@ async def test_plaintext_client_cannot_reach_a_tls_gateway(guarded):
     address, _ = guarded
     async with grpc.aio.insecure_channel(address) as channel:
         stub = pb_grpc.OrderGatewayServiceStub(channel)
-        call = stub.GetOrder(pb.GetOrderRequest(order_id="o-1"), metadata=security.call_metadata(TOKEN), timeout=3)
+        call = stub.GetOrder(pb.GetOrderRequest(order_id="o-1"), metadata=connection.call_metadata(TOKEN), timeout=3)
         assert await code_of(lambda: call) == grpc.StatusCode.UNAVAILABLE
 
 

@@ -29,7 +29,7 @@ class Terminal:
         self.master, slave = pty.openpty()
         env = {**os.environ, "TERM": "xterm", "GATEWAY_TOKEN": ""}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", *args],
+            [sys.executable, "-m", "client.cli", *args],
             stdin=slave,
             stdout=slave,
             stderr=slave,
@@ -134,7 +134,7 @@ async def test_the_review_desk_without_a_terminal_approves_all_as_the_benchmark_
     order_id = new_order_id("auto")
     stack.flaky.script(order_id)
     desk = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "--gateway", stack.gateway_address, "review", "--approve-all"],
+        [sys.executable, "-m", "client.cli", "--gateway", stack.gateway_address, "review", "--approve-all"],
         stdout=subprocess.PIPE,
         text=True,
     )

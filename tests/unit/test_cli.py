@@ -12,7 +12,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway import cli
+from client import cli
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
@@ -180,7 +180,7 @@ def test_ctrl_c_is_one_line_and_its_own_code(gateway, capsys, monkeypatch):
 
 def test_output_closed_early_ends_quietly(gateway):
     watch = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "--gateway", gateway, "watch", "slow"],
+        [sys.executable, "-m", "client.cli", "--gateway", gateway, "watch", "slow"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -8,6 +8,7 @@ from google.rpc import error_details_pb2
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
+from client.connection import details_of
 from gateway import admission, errors, mapping
 
 
@@ -88,6 +89,6 @@ def test_a_client_reads_back_the_details_an_aio_stub_raises():
         grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString())),
         details=status.message,
     )
-    read = errors.details_of(raised)
+    read = details_of(raised)
     assert read["ErrorInfo"].reason == "TOO_MANY_ORDERS_IN_FLIGHT"
     assert read["RetryInfo"].retry_delay.ToTimedelta().total_seconds() == 2.5

@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 
-from gateway import errors, review, security
+from client import connection, desk
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
@@ -305,7 +305,7 @@ class _Gateway:
     """The stub, with the token and a deadline on every call."""
 
     def __init__(self, stub: pb_grpc.OrderGatewayServiceStub, token: str, timeout: float):
-        self.stub, self.metadata, self.timeout = stub, security.call_metadata(token), timeout
+        self.stub, self.metadata, self.timeout = stub, connection.call_metadata(token), timeout
 
     def __getattr__(self, name: str) -> Callable[[Message], Any]:
         method = getattr(self.stub, name)
@@ -356,7 +356,7 @@ def run(args: argparse.Namespace, stub: _Gateway) -> None:
     """One command; `stub` is a _Gateway (the stub with the token and a deadline on every call)."""
     if args.command == "review":  # open-ended: no deadline on the stream
         waiting = stub.stub.WatchReviews(pb.WatchReviewsRequest(), metadata=stub.metadata)
-        review.desk(waiting, stub, args.reviewer, args.auto or "")
+        desk.desk(waiting, stub, args.reviewer, args.auto or "")
         return
     if args.command == "wait" and args.state in ENDED:
         # An end state: one long poll until the order ends, nothing polled.
@@ -382,7 +382,7 @@ def run(args: argparse.Namespace, stub: _Gateway) -> None:
             else:
                 print(_text(resp), end="\n\n" if args.command == "watch" else "\n", flush=True)
     if (args.command == "watch" and args.output == "text") or (args.command == "start" and args.watch):
-        ask = args.output == "text" and review.at_a_terminal()
+        ask = args.output == "text" and desk.at_a_terminal()
         show = (
             (lambda order: print(render(order), end="\n\n", flush=True))
             if args.output == "text"
@@ -392,7 +392,7 @@ def run(args: argparse.Namespace, stub: _Gateway) -> None:
                 )
             )
         )
-        review.watch(stub, args.order_id, show, ask, args.reviewer)
+        desk.watch(stub, args.order_id, show, ask, args.reviewer)
 
 
 def _connect(channel: grpc.Channel, timeout: float) -> grpc.ChannelConnectivity | None:
@@ -420,7 +420,7 @@ def _error_details(err: grpc.RpcError) -> str:
     """The google.rpc details a gateway error carries, for the end of its line: the reason of a refusal and
     when to try again (the field violations are in the message already)."""
     text = ""
-    for detail in errors.details_of(err).values():
+    for detail in connection.details_of(err).values():
         if isinstance(detail, error_details_pb2.ErrorInfo):
             text += f" [reason {detail.reason}]"
         elif isinstance(detail, error_details_pb2.RetryInfo):
@@ -431,7 +431,7 @@ def _error_details(err: grpc.RpcError) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        channel = security.channel(args.gateway, args.tls_ca)
+        channel = connection.channel(args.gateway, args.tls_ca)
     except OSError as err:
         print(f"cannot read --tls-ca file {args.tls_ca!r}: {err.strerror or err}", file=sys.stderr)
         return EXIT["local"]

@@ -1,10 +1,10 @@
-"""The 15-second budget, measured: python -m stack.bench [--orders N] [--concurrency 1,20] [--json out.json]
+"""The 15-second budget, measured: python -m lab.bench [--orders N] [--concurrency 1,20] [--json out.json]
 
 Starts a stack of its own (stack.local.LocalStack: Postgres, migrations, the Temporal dev server, both workers and
 the gateway as separate processes, free ports) and, at each concurrency, drives N orders through the gateway with
 the real flaky_call(): each client starts its order and waits for its end (WaitOrder, a long poll), while one reviewer
 approves each order the moment the review desk's stream (WatchReviews) shows it, as `orders review` does. Then the
-same number of orders of the fair baseline (stack/baseline.py: bare Temporal, the same steps, hang cut and retries)
+same number of orders of the fair baseline (lab/baseline.py: bare Temporal, the same steps, hang cut and retries)
 on the same dev server. Prints and writes both, with the ratios project / baseline.
 """
 
@@ -34,22 +34,24 @@ from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateR
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
+from client.connection import details_of
 from common import codec
 from common.attempts import PERSIST_ALLOWANCE_SECONDS, REPORT_MARGIN_SECONDS
-from gateway import errors
-from gateway.server import REVIEW_POLL_SECONDS
+from lab import baseline
+from lab.baseline import BareOrder, BareOrderWorkflow
 from order_service.contract import AWAITING_REVIEW, ORDER_STATE_ATTRIBUTE, STATUS_MEMO_KEY, Budget, workflow_id
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from shipping_service.contract import workflow_id as shipment_workflow_id
-from stack import baseline, local
-from stack.baseline import BareOrder, BareOrderWorkflow
+from stack import local
 
 TERMINAL = {pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_FAILED}
 # How often the status probe reads one running order through the gateway and straight from Temporal.
 PROBE_SECONDS = 0.1
 START_ATTEMPTS = 5
 REFUSAL_BACKOFF_SECONDS = 0.25
+# The status baseline's reviewer lists waiting orders as often as the gateway's WatchReviews polls visibility.
+REVIEW_POLL_SECONDS = 0.2
 # Calls an overloaded stack answered UNAVAILABLE (and the client tried again), by method.
 UNAVAILABLE_CALLS: dict[str, int] = defaultdict(int)
 # Starts the gateway shed (RESOURCE_EXHAUSTED), tried again after its hint.
@@ -195,7 +197,7 @@ async def project_order(stub, client: Client, in_flight: set[str]) -> Outcome:
 
 def retry_hint(err: grpc.aio.AioRpcError, default: float = 1.0) -> float:
     """The RetryInfo a refusal carries, in seconds."""
-    retry = errors.details_of(err).get("RetryInfo")
+    retry = details_of(err).get("RetryInfo")
     if not isinstance(retry, error_details_pb2.RetryInfo):
         return default
     return retry.retry_delay.ToTimedelta().total_seconds()
@@ -535,7 +537,7 @@ async def run(args) -> dict:
     server_metrics = f"http://127.0.0.1:{stack.temporal_metrics_port}/metrics"
     baseline_tq = f"bare-{uuid.uuid4().hex[:6]}"
     procs["baseline_worker"] = local.spawn(
-        [sys.executable, "-m", "stack.baseline", stack.temporal_address, baseline_tq],
+        [sys.executable, "-m", "lab.baseline", stack.temporal_address, baseline_tq],
         stack.logs / "baseline.log",
         stack.service_env(),
         False,

@@ -1,6 +1,6 @@
-"""Chaos under load: python -m stack.soak [--minutes 10] [--concurrency 10] [--seed N] [--fault-every 15,30] ...
+"""Chaos under load: python -m lab.soak [--minutes 10] [--concurrency 10] [--seed N] [--fault-every 15,30] ...
 
-    python -m stack.soak --minutes 10 --concurrency 10 --seed 7 --json soak.json
+    python -m lab.soak --minutes 10 --concurrency 10 --seed 7 --json soak.json
 
 Starts a stack of its own (stack.local.LocalStack on free ports): Postgres, and under the supervisor
 (stack/supervise.py, which restarts what dies as compose's restart policy would) the Temporal dev server keeping its
@@ -14,10 +14,10 @@ SIGKILL of an order or a shipping worker, SIGKILL of the gateway, SIGKILL of Pos
 recovery), the Temporal dev server stopped (the supervisor starts it again on its database file).
 
 Once the load stops and every order has ended, it checks and prints (and writes with --json): orders acknowledged,
-started and terminal, by state; faults by kind; consistency problems (stack/consistency.py); acknowledged orders
+started and terminal, by state; faults by kind; consistency problems (tests/support/consistency.py); acknowledged orders
 with no workflow (lost); order ids with more than one workflow (duplicates); double charges; orders over 15 s and how
 many of them overlapped an outage of Temporal or Postgres; client-visible errors by code. Exit status 1 when a
-target is missed (README: Chaos under load).
+target is missed (docs/chaos.md).
 """
 
 import argparse
@@ -41,13 +41,14 @@ import psutil
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from client.connection import call_metadata
 from common import codec, db
-from gateway import security
+from lab.bench import Reviewer
 from order_service.contract import STATUS_MEMO_KEY, OrderStatus, workflow_id
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
-from stack import consistency, local
-from stack.bench import Reviewer
+from stack import local
+from tests.support import consistency
 
 FAULTS = ("kill_order_worker", "kill_shipping_worker", "kill_gateway", "kill_postgres", "stop_temporal")
 # What a client tries again, with the same order id: the gateway or a backend was away, or the stack was busy.
@@ -389,7 +390,7 @@ class _WithToken:
     """The stub, with the gateway's token on every call."""
 
     def __init__(self, stub: pb_grpc.OrderGatewayServiceStub, token: str):
-        self.stub, self.metadata = stub, security.call_metadata(token)
+        self.stub, self.metadata = stub, call_metadata(token)
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         method = getattr(self.stub, name)

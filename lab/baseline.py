@@ -13,7 +13,7 @@ each step, and an approval that is an update its validator refuses outside the r
 OrderState finds the order waiting. Still no database, gateway, tracing or encryption: what that part of the design
 costs bare Temporal.
 
-    python -m stack.baseline <temporal address> <task queue>     runs its workers (the child's queue: <queue>-shipping)
+    python -m lab.baseline <temporal address> <task queue>     runs its workers (the child's queue: <queue>-shipping)
 """
 
 import asyncio

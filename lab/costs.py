@@ -1,6 +1,6 @@
-"""What one Temporal operation costs the dev server, in CPU: python -m stack.costs [--workflows N] [--rounds R]
+"""What one Temporal operation costs the dev server, in CPU: python -m lab.costs [--workflows N] [--rounds R]
 
-The benchmark (stack.bench) counts what each order asks of the server (history events, memo writes, search-attribute
+The benchmark (lab.bench) counts what each order asks of the server (history events, memo writes, search-attribute
 upserts, timers, updates, describes, visibility queries); this prices each kind. It starts the dev server alone (the
 project's own command line, stack.local), N idle workflows on an in-process worker, then, for each operation, does it
 once on every workflow (ten at a time) and divides the server's CPU time by N. A signal carries each in-workflow

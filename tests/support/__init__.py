@@ -1,0 +1,1 @@
+"""What the tests and the soak share: the consistency checks across Postgres and Temporal (consistency.py)."""
