@@ -1,4 +1,4 @@
-"""The 15-second budget, measured: python -m lab.bench [--orders N] [--concurrency 1,20] [--json out.json]
+"""The 15-second budget, measured: python -m lab.bench [--orders N] [--concurrency 1,20] [--report PREFIX]
 
 Starts a stack of its own (stack.local.LocalStack: Postgres, migrations, the Temporal dev server, both workers and
 the gateway as separate processes, free ports) and, at each concurrency, drives N orders through the gateway with
@@ -38,7 +38,9 @@ from client.connection import details_of
 from common import codec
 from common.attempts import PERSIST_ALLOWANCE_SECONDS, REPORT_MARGIN_SECONDS
 from lab import baseline
+from lab import report as report_file
 from lab.baseline import BareOrder, BareOrderWorkflow
+from lab.report import met, table
 from order_service.contract import AWAITING_REVIEW, ORDER_STATE_ATTRIBUTE, STATUS_MEMO_KEY, Budget, workflow_id
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -777,6 +779,89 @@ def print_run(r: dict) -> None:
     print(f"postgres per order, project: {p['postgres_per_order']}")
 
 
+# The targets, by what they compare: every concurrency's orders end in time and complete; at 20 at a time the
+# project keeps pace with the fair baseline; under overload (50, 100) it completes in time at least as many a second.
+TARGETS = {
+    "within_15s": 1.0,
+    "completed": 0.99,
+    "throughput_at_20": 0.85,
+    "p99_at_20": 1.25,
+    "completed_throughput_under_overload": 1.0,
+}
+
+
+def sections(report: dict) -> list[str]:
+    """The report's page: for each concurrency the targets first (medians over rounds, pooled beside them), then each
+    round's sides, then what the review window is sized from."""
+    pages = []
+    for concurrency in sorted({r["project"]["concurrency"] for r in report["runs"]}):
+        runs = [r for r in report["runs"] if r["project"]["concurrency"] == concurrency]
+        median = next((m for m in report["medians"] if m["concurrency"] == concurrency), None)
+        ratio = median["ratio_to_baseline"] if median else runs[0].get("ratio_to_baseline", {})
+        pooled = median["pooled_ratio_to_baseline"] if median else ratio
+        within = min(r["project"]["within_15s"] for r in runs)
+        completed = min(r["project"]["completed"] for r in runs)
+        targets = [
+            ["every order ends within 15 s (worst round)", f"{within:.2%}", met(within >= TARGETS["within_15s"])],
+            ["at least 99 % COMPLETED (worst round)", f"{completed:.2%}", met(completed >= TARGETS["completed"])],
+        ]
+        if ratio and concurrency == 20:
+            targets += [
+                [
+                    "throughput ≥ 0.85x the baseline",
+                    f"{ratio['throughput']:.2f}x ({pooled['throughput']:.2f}x pooled)",
+                    met(ratio["throughput"] >= TARGETS["throughput_at_20"]),
+                ],
+                [
+                    "p99 ≤ 1.25x the baseline",
+                    f"{ratio['p99']:.2f}x ({pooled['p99']:.2f}x pooled)",
+                    met(ratio["p99"] <= TARGETS["p99_at_20"]),
+                ],
+            ]
+        if ratio and concurrency >= 50:
+            targets.append(
+                ["COMPLETED within 15 s a second ≥ the baseline's",
+                 f"{ratio['completed_throughput']:.2f}x ({pooled['completed_throughput']:.2f}x pooled)",
+                 met(ratio["completed_throughput"] >= TARGETS["completed_throughput_under_overload"])]
+            )  # fmt: skip
+        rounds = []
+        for r in runs:
+            for side in ("project", "baseline", "status_baseline"):
+                if side in r:
+                    x, e = r[side], r[side]["end_to_end_seconds"]
+                    rounds.append([
+                        r["round"], side, x["orders"], f"{x['orders_per_second']:.2f}", e["p50"], e["p99"], e["max"],
+                        f"{x['within_15s']:.1%}", f"{x['completed']:.1%}",
+                        round(sum(x["cpu_seconds_per_order"].values()), 3), x["history_events_per_order"],
+                    ])  # fmt: skip
+        quantiles = ("p50", "p90", "p99", "max")
+        review = [[r["round"], *(r["project"]["approval_to_dispatch_seconds"].get(q) for q in quantiles)] for r in runs]
+        pages.append(
+            f"## {concurrency} at a time, {len(runs)} round(s)\n\n"
+            + table(["target", "figure (ratios: median of the rounds)", ""], targets)
+            + "\n\n"
+            + table(
+                [
+                    "round",
+                    "side",
+                    "orders",
+                    "orders/s",
+                    "p50 s",
+                    "p99 s",
+                    "max s",
+                    "within 15 s",
+                    "COMPLETED",
+                    "CPU s/order",
+                    "history events/order",
+                ],
+                rounds,
+            )  # fmt: skip
+            + "\n\nApproval to dispatch, the project (what the review window is sized from, "
+            "`Budget.after_approval_p99_seconds`):\n\n" + table(["round", "p50 s", "p90 s", "p99 s", "max s"], review)
+        )
+    return pages
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=100)
@@ -787,13 +872,19 @@ def main() -> None:
         action="store_true",
         help="also run the baseline with the design's status (OrderState, the status memo, approval by update)",
     )
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="PREFIX",
+        help="write the report to PREFIX.md and PREFIX.json (docs/reports/bench keeps the latest)",
+    )
     args = parser.parse_args()
+    source = report_file.provenance("lab.bench", sys.argv[1:])
     report = asyncio.run(run(args))
     print("floor (zero overhead) seconds:", json.dumps(report["floor_seconds"]))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.json}")
+    if args.report:
+        report_file.write(args.report, "Benchmark: the project against bare Temporal", source, report, sections(report))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from client.connection import call_metadata
 from common import codec, db
+from lab import report as report_file
 from lab.bench import Reviewer
+from lab.report import met, table
 from order_service.contract import STATUS_MEMO_KEY, OrderStatus, workflow_id
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -371,6 +373,54 @@ def missed_targets(report: dict) -> list[str]:
     return missed
 
 
+def sections(report: dict) -> list[str]:
+    """The report's page: the targets first, then what the orders, the faults and the clients saw."""
+    untouched = report["untouched_by_outage"]
+    targets = [
+        [
+            "every started order terminal",
+            f"{report['terminal']} of {report['started']}",
+            met(report["terminal"] == report["started"] > 0),
+        ],
+        ["no consistency problem", len(report["consistency_problems"]), met(not report["consistency_problems"])],
+        ["no acknowledged order lost", len(report["lost"]), met(not report["lost"])],
+        ["no order id with two workflows", len(report["duplicates"]), met(not report["duplicates"])],
+        ["no double charge", report["double_charges"], met(not report["double_charges"])],
+        [
+            "at least 99 % of the orders no outage touched end within 15 s",
+            f"{report['untouched_within_15s']:.2%} of {untouched}",
+            met(report["untouched_within_15s"] >= 0.99),
+        ],
+    ]
+    w = report["workflow_seconds"]
+    outages = [o["seconds"] for o in report["outages"]]
+    return [
+        "## Targets\n\n" + table(["target", "figure", ""], targets),
+        "## Orders\n\n"
+        + table(
+            ["placed", "acknowledged", "started", *sorted(report["by_state"]), "over 15 s (in an outage)"],
+            [
+                [
+                    report["orders_placed"],
+                    report["acknowledged"],
+                    report["started"],
+                    *(report["by_state"][k] for k in sorted(report["by_state"])),
+                    f"{report['over_15s']} ({report['over_15s_during_outage']})",
+                ]
+            ],
+        )
+        + f"\n\nWorkflow start to close: p50 {w.get('p50')} / p90 {w.get('p90')} / p99 {w.get('p99')} / "
+        f"max {w.get('max')} s. Clients that cancelled or changed the address at a random moment: "
+        f"{report['with_cancel_or_address_change']}.",
+        "## Faults\n\n"
+        + table(["kind", "count"], sorted(report["faults"].items()))
+        + (f"\n\nTemporal and Postgres outages: {len(outages)}, {min(outages)}-{max(outages)} s." if outages else ""),
+        "## What clients saw\n\n"
+        + table(["call and code", "count"], sorted(report["client_errors"].items(), key=lambda kv: -kv[1])),
+        *([f"## Flood\n\n{report['flood']}"] if report["flood"] else []),
+    ]
+
+
 async def _closed(client: Client, workflow: str):  # type: ignore[no-untyped-def]
     """The workflow's description once it has closed (None if it does not exist), waiting up to 90 s."""
     deadline = time.monotonic() + 90
@@ -447,8 +497,15 @@ def main() -> None:
         metavar="PER_SECOND",
         help="with a gateway token, also send this many requests a second without it or malformed (default 0: none)",
     )
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="PREFIX",
+        help="write the report to PREFIX.md and PREFIX.json (docs/reports/soak keeps the latest)",
+    )
     args = parser.parse_args()
+    source = report_file.provenance("lab.soak", sys.argv[1:])
     # SIGTERM (a CI timeout, kill) ends the run through the `finally` below, which stops the stack it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stack = local.LocalStack(
@@ -481,8 +538,8 @@ def main() -> None:
     missed = missed_targets(report)
     report["missed_targets"] = missed
     print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    if args.report:
+        report_file.write(args.report, "Soak: orders under faults", source, report, sections(report))
     print("targets met" if not missed else "targets missed:\n  " + "\n  ".join(missed))
     raise SystemExit(1 if missed else 0)
 

@@ -18,15 +18,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.timeout(420)
 def test_a_minute_of_orders_through_every_kind_of_fault(tmp_path):
-    out = tmp_path / "soak.json"
+    prefix = tmp_path / "soak"
+    out = prefix.with_suffix(".json")
     run = subprocess.run(
         [sys.executable, "-m", "lab.soak", "--minutes", "1", "--concurrency", "5", "--seed", "3",
-         "--fault-every", "6,9", "--json", str(out)],
+         "--fault-every", "6,9", "--report", str(prefix)],
         cwd=ROOT, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
     assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
-    report = json.loads(out.read_text())
-    print(json.dumps(report, indent=2))
+    written = json.loads(out.read_text())
+    report = written["figures"]
+    print(json.dumps(written, indent=2))
+    # The report says where its figures come from, and its page opens with the targets.
+    assert written["command"].startswith("python -m lab.soak --minutes 1") and len(written["commit"]) >= 40
+    page = prefix.with_suffix(".md").read_text()
+    assert f"`{written['command']}`" in page and "## Targets" in page and "**missed**" not in page
     assert report["missed_targets"] == [], report["missed_targets"]
     assert run.returncode == 0
     assert sum(report["faults"].values()) >= 5 and set(report["faults"]) == set(FAULTS), report["faults"]

@@ -14,11 +14,11 @@ ORDERS = 2
 
 @pytest.mark.timeout(300)
 def test_bench_runs_orders_and_baselines_and_writes_its_report(tmp_path):
-    out = tmp_path / "bench.json"
+    prefix = tmp_path / "bench"
     run = subprocess.run(
         [
             *(sys.executable, "-m", "lab.bench", "--orders", str(ORDERS), "--concurrency", "2", "--rounds", "3"),
-            *("--status", "--json", str(out)),
+            *("--status", "--report", str(prefix)),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -31,7 +31,13 @@ def test_bench_runs_orders_and_baselines_and_writes_its_report(tmp_path):
     assert "== concurrency 2, 2 orders, round 3 (status_baseline first) ==" in run.stdout
     assert "== concurrency 2: 3 rounds ==" in run.stdout
 
-    report = json.loads(out.read_text())
+    written = json.loads(prefix.with_suffix(".json").read_text())
+    command = f"python -m lab.bench --orders {ORDERS} --concurrency 2 --rounds 3 --status --report {prefix}"
+    assert written["command"] == command
+    assert written["machine"]["cpus"] and len(written["commit"]) >= 40
+    page = prefix.with_suffix(".md").read_text()
+    assert f"`{written['command']}`" in page and "## 2 at a time, 3 round(s)" in page
+    report = written["figures"]
     first, second, third = report["runs"]
     assert (first["first"], second["first"], third["first"]) == ("project", "baseline", "status_baseline")
     (medians,) = report["medians"]
