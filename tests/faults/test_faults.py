@@ -47,9 +47,13 @@ async def record_histories(stack, name: str, report: dict) -> None:
         (HISTORIES / f"fault_{name}_shipment.json").write_text(history.to_json())
 
 
-def assert_nothing_lost(report: dict) -> None:
+def assert_nothing_lost(report: dict, within_budget: bool = True) -> None:
+    """Every order's workflow closed (as Temporal tells), the consistency checks found nothing, and, where the fault
+    is one the budget absorbs, every order closed within 15 s of its start."""
     assert report["terminal"] == report["orders"], report
     assert report["problems"] == [], report
+    if within_budget:
+        assert report["over_15s"] == [], report
 
 
 async def test_order_worker_killed_mid_batch(faults):
@@ -87,6 +91,9 @@ async def test_postgres_restarted_mid_batch(faults):
     assert_nothing_lost(report)
 
 
+MIN_RESTARTS, MAX_RESTARTS = 4, 40
+
+
 async def test_a_connection_broken_by_a_postgres_restart_is_used_no_more(faults):
     """A restart can leave a pooled connection mid-protocol; asyncpg then raises InternalClientError on it.
     Such a connection must be dropped, not handed out again: it was reused (and every read on it failed)
@@ -114,15 +121,20 @@ async def test_a_connection_broken_by_a_postgres_restart_is_used_no_more(faults)
             await asyncio.sleep(0.001)
 
     readers = [asyncio.create_task(reader(n)) for n in range(20)]
+    restarts = 0
     try:
-        for _ in range(4):
+        # Not every restart catches a query mid-protocol: restart until one has (and a few times more, so a broken
+        # connection had the chance to be handed out again), within a bound.
+        while restarts < MAX_RESTARTS and (not broken_on or restarts < MIN_RESTARTS):
             await asyncio.sleep(1)
             await faults.restart_postgres(down_seconds=0.5)
+            restarts += 1
         await asyncio.sleep(1)
     finally:
         running = False
         await asyncio.gather(*readers)
-    print(f"\nerrors while Postgres restarted: {dict(errors)}")
+    print(f"\n{restarts} restarts; errors: {dict(errors)}; broken connections: {dict(broken_on)}")
+    assert broken_on, f"no connection was left mid-protocol in {restarts} restarts: the situation never occurred"
     assert all(n == 1 for n in broken_on.values()), broken_on
     assert [await pool.fetchval("SELECT $1::int", n) for n in range(20)] == list(range(20))
     await pool.close()
@@ -159,7 +171,9 @@ async def test_temporal_restarted_mid_batch(faults):
 
     report = await batch_with_fault(faults, "restart_temporal", fault)
     await record_histories(faults, "restart_temporal", report)
-    assert_nothing_lost(report)
+    # While the server is down no timer fires and no task is handed out: no budget absorbs that (the soak, too,
+    # holds only the orders no outage touched to 15 s).
+    assert_nothing_lost(report, within_budget=False)
 
 
 async def test_gateway_answers_unavailable_in_time_while_temporal_is_down_then_recovers(faults):

@@ -14,8 +14,10 @@ class Counts:
 
     def __init__(self, running: int):
         self.running = running
+        self.asked = 0
 
     async def count_workflows(self, query: str) -> SimpleNamespace:
+        self.asked += 1
         return SimpleNamespace(count=self.running)
 
 
@@ -51,13 +53,13 @@ async def test_refused_starts_are_told_their_turn_in_the_order_they_were_first_r
 
 async def test_the_hint_stays_within_its_bounds_and_a_client_that_gave_up_leaves_the_line():
     gate = Admission(Counts(running=1), limit=1)  # type: ignore[arg-type]
-    # Nothing admitted lately: no rate to go by.
-    assert await refused(gate, "a") == admission.DEFAULT_RETRY_SECONDS
+    # Nothing admitted lately: no rate to go by, so the hint is 1 s (the README's promise, as are the bounds below).
+    assert await refused(gate, "a") == 1.0
 
     gate.admitted = {f"o-{n}": time.monotonic() for n in range(1000)}
-    assert await refused(gate, "a") == admission.MIN_RETRY_SECONDS
+    assert await refused(gate, "a") == 0.2
     gate.admitted = {"o": time.monotonic()}
-    assert await refused(gate, "b") == admission.MAX_RETRY_SECONDS
+    assert await refused(gate, "b") == 5.0
 
     gate.waiting["a"] = time.monotonic() - admission.GAVE_UP_SECONDS - 1
     gate.pruned_at = float("-inf")
@@ -83,3 +85,34 @@ async def test_a_full_line_turns_newcomers_away_with_the_longest_wait(monkeypatc
         await refused(gate, f"w-{n}")
     assert await refused(gate, "newcomer") == admission.MAX_RETRY_SECONDS
     assert list(gate.waiting) == ["w-0", "w-1", "w-2"]
+
+
+async def test_an_order_admitted_before_is_let_through_when_the_limit_is_full():
+    counts = Counts(running=0)
+    gate = Admission(counts, limit=1)  # type: ignore[arg-type]
+    await gate.admit("o-1")
+    counts.running = 5
+    gate.counted_at = float("-inf")  # the next start counts again, and finds the limit full
+    await gate.admit("o-1")  # its start, retried, finds the order it started
+    await refused(gate, "o-2")
+
+
+async def test_starts_that_visibility_already_shows_are_not_counted_twice():
+    counts = Counts(running=0)
+    gate = Admission(counts, limit=2)  # type: ignore[arg-type]
+    await gate.admit("a")
+    await gate.admit("b")
+    await refused(gate, "c")  # two starts, not yet in a count: the limit is full
+    # A count taken after both starts showed in visibility: they are in it, and no longer added on top.
+    counts.running = 1  # one of them has already ended
+    gate.starts = type(gate.starts)(t - 1.0 for t in gate.starts)
+    gate.counted_at = float("-inf")
+    await gate.admit("c")
+
+
+async def test_starts_close_together_share_one_count():
+    counts = Counts(running=0)
+    gate = Admission(counts, limit=100)  # type: ignore[arg-type]
+    for n in range(5):
+        await gate.admit(f"o-{n}")
+    assert counts.asked == 1

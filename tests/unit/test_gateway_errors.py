@@ -55,7 +55,7 @@ def test_failure_maps_to_status(err, code, message):
     assert message in status.message
     if code == grpc.StatusCode.UNAVAILABLE:
         [retry] = details(status)
-        assert retry.retry_delay.seconds >= 1
+        assert retry.retry_delay.ToTimedelta().total_seconds() == 1  # the README's "try again in 1 s"
 
 
 def test_bad_request_names_every_field():
