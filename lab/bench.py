@@ -22,15 +22,23 @@ import time
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import asyncpg
 import grpc
 import psutil
 from google.rpc import error_details_pb2
-from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
@@ -46,6 +54,11 @@ from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from shipping_service.contract import workflow_id as shipment_workflow_id
 from stack import local
+
+if TYPE_CHECKING:
+    # The gateway's stub on an asyncio channel: what pb_grpc.OrderGatewayServiceStub(channel) gives for a grpc.aio
+    # one. The class is in the generated stubs (gateway_pb2_grpc.pyi) only, not in the module.
+    from orderlife.gateway.v1.gateway_pb2_grpc import OrderGatewayServiceAsyncStub as Stub
 
 TERMINAL = {pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_FAILED}
 # How often the status probe reads one running order through the gateway and straight from Temporal.
@@ -67,8 +80,53 @@ SETTLED_CORES = 0.15
 SETTLE_WINDOW_SECONDS = 0.5
 SETTLE_LIMIT_SECONDS = 30.0
 
+# Named groups of process ids (the gateway, the workers, Postgres, ...), and a figure for each group.
+Pids = dict[str, list[int]]
+# Counts read from the dev server's Prometheus endpoint or from Postgres's statistics, by what they count.
+Counts = dict[str, float]
+# A status read of one running order, by its order id.
+StatusCall = Callable[[str], Awaitable[object]]
 
-def percentiles(values: list[float]) -> dict:
+
+class Ratios(TypedDict):
+    """One side's figures over another's (ratios)."""
+
+    throughput: float
+    completed_throughput: float
+    p50: float
+    p99: float
+    cpu_per_order: float
+
+
+class Side(TypedDict):
+    """One side's figures at one concurrency in one round (drive), as the report's JSON keeps them."""
+
+    orders: int
+    concurrency: int
+    end_to_end_seconds: dict[str, float]
+    workflow_seconds: dict[str, float]
+    approval_to_dispatch_seconds: dict[str, float]
+    review_wait_seconds: dict[str, float]
+    within_15s: float
+    completed: float
+    states: dict[str, int]
+    orders_per_second: float
+    completed_per_second: float
+    not_completed: dict[str, int]
+    slowest: list[str]
+    mean_attempts_per_step: dict[str, float]
+    cpu_seconds_per_order: dict[str, float]
+    history_events_per_order: float
+    temporal_server_per_order: dict[str, float]
+    postgres_per_order: dict[str, float]
+    # The project's side only: its status reads (ms), the starts it shed, the calls tried again.
+    status_call_ms: NotRequired[dict[str, dict[str, float]]]
+    shed_starts: NotRequired[int]
+    # Both sides with a reviewer (the project's, the status baseline's).
+    retried_calls: NotRequired[dict[str, int]]
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
     ordered = sorted(values)
@@ -89,7 +147,7 @@ class Reviewer:
     each order is approved the moment the gateway pushes it as waiting. Calls failing with a code in `retry_on`
     are tried again (the soak adds the codes a killed gateway gives); any other error ends the run."""
 
-    def __init__(self, stub, retry_on: frozenset[grpc.StatusCode] = frozenset({grpc.StatusCode.UNAVAILABLE})):
+    def __init__(self, stub: "Stub", retry_on: frozenset[grpc.StatusCode] = frozenset({grpc.StatusCode.UNAVAILABLE})):
         self.stub, self.retry_on = stub, retry_on
         self.approved: set[str] = set()
         self.busy: set[str] = set()
@@ -146,7 +204,7 @@ class Outcome:
     review_wait: float | None = None
 
 
-async def project_order(stub, client: Client, in_flight: set[str]) -> Outcome:
+async def project_order(stub: "Stub", client: Client, in_flight: set[str]) -> Outcome:
     """One order as a client places it: StartOrder, then WaitOrder until it ends (the reviewer approves it)."""
     order_id = f"bench-{uuid.uuid4().hex[:12]}"
     request = pb.StartOrderRequest(
@@ -205,7 +263,7 @@ def retry_hint(err: grpc.aio.AioRpcError, default: float = 1.0) -> float:
     return retry.retry_delay.ToTimedelta().total_seconds()
 
 
-async def wait_until_ended(stub, order_id: str) -> pb.Order:
+async def wait_until_ended(stub: "Stub", order_id: str) -> pb.Order:
     """WaitOrder: one long poll until the order ends, asked again if the gateway was briefly unavailable."""
     while True:
         try:
@@ -217,7 +275,7 @@ async def wait_until_ended(stub, order_id: str) -> pb.Order:
             await asyncio.sleep(REFUSAL_BACKOFF_SECONDS)
 
 
-def project_status_calls(stub, client: Client) -> dict:
+def project_status_calls(stub: "Stub", client: Client) -> dict[str, StatusCall]:
     """GetOrder and a raw Temporal describe of the same project order."""
     return {
         "GetOrder": lambda order_id: stub.GetOrder(pb.GetOrderRequest(order_id=order_id)),
@@ -225,12 +283,12 @@ def project_status_calls(stub, client: Client) -> dict:
     }
 
 
-def baseline_status_calls(client: Client) -> dict:
+def baseline_status_calls(client: Client) -> dict[str, StatusCall]:
     """The same load on the baseline's side: two describes of one bare order (a GetOrder is one describe)."""
     return {name: lambda order_id: client.get_workflow_handle(f"bare-{order_id}").describe() for name in ("a", "b")}
 
 
-async def probe_status(calls: dict, in_flight: set[str], latencies: dict[str, list[float]]) -> None:
+async def probe_status(calls: dict[str, StatusCall], in_flight: set[str], latencies: dict[str, list[float]]) -> None:
     """Two status reads of the same running order, back to back (in turn first), every PROBE_SECONDS while
     orders run. On the project's side GetOrder and a raw describe: what the gateway's status read costs over
     Temporal's own. The baseline's side is read as often, so both carry the same status load."""
@@ -258,7 +316,7 @@ async def baseline_order(client: Client, task_queue: str, in_flight: set[str], s
     started = time.time()
     if shows_status:
         status = baseline.first_status(order_id, datetime.now(UTC))
-        shown: dict = {
+        shown: dict[str, Any] = {
             "memo": {STATUS_MEMO_KEY: status},
             "search_attributes": TypedSearchAttributes([SearchAttributePair(ORDER_STATE_ATTRIBUTE, status.state)]),
         }
@@ -295,7 +353,7 @@ class BareReviewer:
             f"{ORDER_STATE_ATTRIBUTE.name}='{AWAITING_REVIEW}' AND ExecutionStatus='Running'"
         )
         self.decided: set[str] = set()
-        self.busy: dict[str, asyncio.Task] = {}
+        self.busy: dict[str, asyncio.Task[None]] = {}
         self.refusals: dict[str, int] = defaultdict(int)
 
     async def run(self) -> None:
@@ -325,15 +383,17 @@ class BareReviewer:
             self.busy.pop(workflow_id, None)
 
 
-def close_times(description, started: float) -> tuple[float, float]:
+def close_times(description: WorkflowExecutionDescription, started: float) -> tuple[float, float]:
     """(seconds from `started` to the closed workflow's close, seconds from its start to its close)."""
-    return (
-        description.close_time.timestamp() - started,
-        (description.close_time - description.start_time).total_seconds(),
-    )
+    closed = description.close_time
+    if closed is None:
+        raise ValueError(f"{description.id} has not closed")
+    return (closed.timestamp() - started, (closed - description.start_time).total_seconds())
 
 
-async def closed_after(handle, started: float, child=None) -> tuple[float, float, int]:
+async def closed_after(
+    handle: WorkflowHandle[Any, Any], started: float, child: WorkflowHandle[Any, Any] | None = None
+) -> tuple[float, float, int]:
     """(seconds from `started` to the close, seconds from the workflow's start to its close, history events of the
     workflow and of its child)."""
     while (description := await handle.describe()).close_time is None:
@@ -348,14 +408,14 @@ async def closed_after(handle, started: float, child=None) -> tuple[float, float
     return (*close_times(description, started), events)
 
 
-def server_counters(metrics_url: str, namespace: str = "default") -> Counter:
+def server_counters(metrics_url: str, namespace: str = "default") -> Counts:
     """The dev server's own counts so far: client RPCs it served in the benchmark's namespace (frontend, by method;
     not the server's own system workflows, which it starts in a namespace of their own a minute or so after it
     starts), the history service's task runs in that namespace by type (visibility writes, timers, transfers; a
     retried task counts each time) and persistence calls (by operation, every service of the server), from its
     Prometheus endpoint."""
     text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
-    counts: Counter = Counter()
+    counts: Counts = defaultdict(float)
     kinds = {"service_requests": "rpc", "task_requests": "task", "persistence_requests": "persistence"}
     for name, labels, value in re.findall(rf"^({'|'.join(kinds)})\{{([^}}]*)\}} (\S+)$", text, re.M):
         fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
@@ -367,7 +427,7 @@ def server_counters(metrics_url: str, namespace: str = "default") -> Counter:
     return counts
 
 
-def per_order(before: Counter, after: Counter, n: int) -> dict:
+def per_order(before: Counts, after: Counts, n: int) -> dict[str, float]:
     """What each order cost the server: totals per kind, then each operation of at least 0.5 an order."""
     delta = {k: (after[k] - before.get(k, 0)) / n for k in after}
     out = {
@@ -378,7 +438,7 @@ def per_order(before: Counter, after: Counter, n: int) -> dict:
     return out
 
 
-async def postgres_counters(admin_url: str) -> Counter:
+async def postgres_counters(admin_url: str) -> Counts:
     """Statements Postgres has run so far (pg_stat_statements is not loaded: transactions and rows written stand in
     for them; every project statement runs in a transaction of its own or its repository method's)."""
     conn = await asyncpg.connect(admin_url)
@@ -389,21 +449,29 @@ async def postgres_counters(admin_url: str) -> Counter:
         )
     finally:
         await conn.close()
-    return Counter({k: float(v or 0) for k, v in row.items()})
+    assert row is not None  # aggregates without GROUP BY: always one row
+    return {k: float(v or 0) for k, v in row.items()}
 
 
-async def drive(make_order, n: int, concurrency: int, processes, metrics_url: str = "", admin_url: str = "") -> dict:
+async def drive(
+    make_order: Callable[[], Awaitable[Outcome]],
+    n: int,
+    concurrency: int,
+    processes: Callable[[], Pids],
+    metrics_url: str = "",
+    admin_url: str = "",
+) -> Side:
     """Runs n orders, `concurrency` at a time; `processes()` names the process groups whose CPU time counts."""
     queue = list(range(n))
-    results = []
+    results: list[Outcome] = []
     # The dev server and Postgres publish their counts about once a second. A side before this one has waited so
     # already; the first side of a run waits for what the stack's start-up did.
     await asyncio.sleep(COUNTS_PUBLISHED_SECONDS)
-    server_before = server_counters(metrics_url) if metrics_url else Counter()
-    postgres_before = await postgres_counters(admin_url) if admin_url else Counter()
+    server_before = server_counters(metrics_url) if metrics_url else {}
+    postgres_before = await postgres_counters(admin_url) if admin_url else {}
     cpu_before = cpu_seconds(processes())
 
-    async def lane():
+    async def lane() -> None:
         while queue:
             queue.pop()
             results.append(await make_order())
@@ -414,12 +482,12 @@ async def drive(make_order, n: int, concurrency: int, processes, metrics_url: st
     await settle(processes)
     cpu_after = cpu_seconds(processes())
     await asyncio.sleep(COUNTS_PUBLISHED_SECONDS)
-    server_after = server_counters(metrics_url) if metrics_url else Counter()
-    postgres_after = await postgres_counters(admin_url) if admin_url else Counter()
+    server_after = server_counters(metrics_url) if metrics_url else {}
+    postgres_after = await postgres_counters(admin_url) if admin_url else {}
     times = [r.seconds for r in results]
     in_workflow = [r.workflow_seconds for r in results]
     states = Counter(r.state for r in results)
-    attempts = defaultdict(list)
+    attempts: defaultdict[str, list[int]] = defaultdict(list)
     for r in results:
         for step, count in r.attempts.items():
             attempts[step].append(count)
@@ -455,7 +523,7 @@ async def drive(make_order, n: int, concurrency: int, processes, metrics_url: st
     }
 
 
-def floor(budget: Budget, samples: int = 20000) -> dict:
+def floor(budget: Budget, samples: int = 20000) -> dict[str, float]:
     """The chain with zero overhead: only flaky_call()'s odds, the hang cut and the retry waits."""
     rng = random.Random(7)
     cut = budget.steps.attempt_timeout_seconds - PERSIST_ALLOWANCE_SECONDS - REPORT_MARGIN_SECONDS
@@ -474,7 +542,7 @@ def floor(budget: Budget, samples: int = 20000) -> dict:
     return percentiles(times)
 
 
-def per_group(pids: dict[str, list[int]], measure) -> dict:
+def per_group(pids: Pids, measure: Callable[[int], float]) -> dict[str, float]:
     """measure(pid) summed over each named group of processes; a process that has gone counts 0."""
     out = {}
     for name, group in pids.items():
@@ -488,7 +556,7 @@ def per_group(pids: dict[str, list[int]], measure) -> dict:
     return out
 
 
-async def settle(processes) -> None:
+async def settle(processes: Callable[[], Pids]) -> None:
     """Waits until the side's processes are all but idle, so the work its orders left behind (timers firing after
     they closed, a backlog of visibility writes) counts as its own and not the next side's."""
     deadline = time.monotonic() + SETTLE_LIMIT_SECONDS
@@ -501,12 +569,12 @@ async def settle(processes) -> None:
         last = now
 
 
-def cpu_seconds(pids: dict[str, list[int]]) -> dict:
+def cpu_seconds(pids: Pids) -> dict[str, float]:
     """CPU time (user + system) each group of processes has used so far."""
     return per_group(pids, lambda pid: sum(psutil.Process(pid).cpu_times()[:2]))
 
 
-def peak_memory_mb(pids: dict[str, list[int]]) -> dict:
+def peak_memory_mb(pids: Pids) -> dict[str, float]:
     """Peak resident memory (VmHWM) of each group of processes (Postgres: all its processes)."""
 
     def peak_kb(pid: int) -> int:
@@ -526,7 +594,7 @@ def postgres_pids(data_dir: Path) -> list[int]:
     return [p.pid for m in main for p in [m, *m.children(recursive=True)]]
 
 
-async def run(args) -> dict:
+async def run(args: argparse.Namespace) -> dict[str, Any]:
     # LOG_LEVEL: per-attempt info lines cost what they cost, but a benchmark reads none of them.
     stack = local.LocalStack(
         Path(tempfile.mkdtemp(prefix="bench-")),
@@ -544,10 +612,10 @@ async def run(args) -> dict:
         stack.service_env(),
         False,
     )
-    report = {"budget": asdict(Budget()), "floor_seconds": floor(Budget()), "runs": [], "medians": []}
+    report: dict[str, Any] = {"budget": asdict(Budget()), "floor_seconds": floor(Budget()), "runs": [], "medians": []}
     try:
 
-        def processes(*names: str) -> dict[str, list[int]]:
+        def processes(*names: str) -> Pids:
             pids = {
                 **{name: [p.pid] for name, p in procs.items()},
                 "postgres": postgres_pids(stack.pgdata),
@@ -559,7 +627,7 @@ async def run(args) -> dict:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.gateway_port}") as channel:
             stub = pb_grpc.OrderGatewayServiceStub(channel)
 
-            async def project_side(concurrency: int) -> dict:
+            async def project_side(concurrency: int) -> Side:
                 UNAVAILABLE_CALLS.clear()
                 REFUSED_STARTS.clear()
                 # The review desk watches only while project orders run: its queries are the project's cost.
@@ -593,7 +661,7 @@ async def run(args) -> dict:
                 }
                 return project
 
-            async def baseline_side(concurrency: int, shows_status: bool = False) -> dict:
+            async def baseline_side(concurrency: int, shows_status: bool = False) -> Side:
                 in_flight: set[str] = set()
                 prober = asyncio.create_task(probe_status(baseline_status_calls(client), in_flight, {}))
                 # The bare reviewer, like the review desk, works only while its side's orders run.
@@ -614,13 +682,13 @@ async def run(args) -> dict:
                     bare["retried_calls"] = dict(review_desk.refusals)
                 return bare
 
-            sides = {
+            sides: dict[str, Callable[[int], Awaitable[Side]]] = {
                 "project": project_side,
                 "baseline": baseline_side,
                 **({"status_baseline": functools.partial(baseline_side, shows_status=True)} if args.status else {}),
             }
             for concurrency in args.concurrency:
-                rounds = []
+                rounds: list[dict[str, Any]] = []
                 for round_number in range(1, args.rounds + 1):
                     # Sides take turns going first, so work one side leaves behind (timers that fire after its orders
                     # closed, the server's caches and compactions) does not always fall on the same one; with two
@@ -629,7 +697,12 @@ async def run(args) -> dict:
                     turn = (round_number - 1) % len(names)
                     order = names[turn:] + names[:turn]
                     results = {name: await sides[name](concurrency) for name in order}
-                    run_report = {"round": round_number, "first": order[0], **results, **compared(results)}
+                    run_report: dict[str, Any] = {
+                        "round": round_number,
+                        "first": order[0],
+                        **results,
+                        **compared(results),
+                    }
                     report["runs"].append(run_report)
                     rounds.append(run_report)
                     print_run(run_report)
@@ -643,7 +716,7 @@ async def run(args) -> dict:
     return report
 
 
-def ratios(project: dict, bare: dict) -> dict:
+def ratios(project: Side, bare: Side) -> Ratios:
     """Project / baseline: throughput, latency percentiles from start call to close, and CPU per order (all
     processes of each side: server, workers, gateway, Postgres, the client and the reviewer)."""
     cpu = sum(project["cpu_seconds_per_order"].values()) / sum(bare["cpu_seconds_per_order"].values())
@@ -665,15 +738,15 @@ COMPARISONS = {
 }
 
 
-def compared(sides: dict) -> dict:
+def compared(sides: dict[str, Side]) -> dict[str, Ratios]:
     return {key: ratios(sides[a], sides[b]) for key, (a, b) in COMPARISONS.items() if a in sides and b in sides}
 
 
-def median_ratios(rounds: list[dict]) -> dict:
+def median_ratios(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Each ratio's median over rounds run back to back, the sides taking turns to go first (one round's ratios move
     by a tenth and more with what else the shared machine does), and the ratios of the sides' pooled figures."""
 
-    def pooled(side: str) -> dict:
+    def pooled(side: str) -> dict[str, float]:
         """One side's figures over all its rounds: orders over the time they took, CPU over the orders, and the
         median of the rounds' latency percentiles."""
         runs = [r[side] for r in rounds]
@@ -687,7 +760,7 @@ def median_ratios(rounds: list[dict]) -> dict:
             "p99": statistics.median(x["end_to_end_seconds"]["p99"] for x in runs),
         }
 
-    medians: dict = {"concurrency": rounds[0]["project"]["concurrency"], "rounds": len(rounds)}
+    medians: dict[str, Any] = {"concurrency": rounds[0]["project"]["concurrency"], "rounds": len(rounds)}
     for key, (a, b) in COMPARISONS.items():
         if key not in rounds[0]:
             continue
@@ -706,14 +779,14 @@ def median_ratios(rounds: list[dict]) -> dict:
     return medians
 
 
-def ratio_line(label: str, ratio: dict, of: str) -> str:
+def ratio_line(label: str, ratio: Ratios, of: str) -> str:
     return (
         f"{label:<9} throughput {ratio['throughput']:.2f}x (COMPLETED {ratio['completed_throughput']:.2f}x)  "
         f"p50 {ratio['p50']:.2f}x  p99 {ratio['p99']:.2f}x  CPU per order {ratio['cpu_per_order']:.2f}x of {of}"
     )
 
 
-def print_medians(m: dict) -> None:
+def print_medians(m: dict[str, Any]) -> None:
     print(f"\n== concurrency {m['concurrency']}: {m['rounds']} rounds ==")
     for key, (a, b) in COMPARISONS.items():
         if key in m:
@@ -730,7 +803,7 @@ def print_medians(m: dict) -> None:
             )
 
 
-def print_run(r: dict) -> None:
+def print_run(r: dict[str, Any]) -> None:
     p = r["project"]
     bares = [(name, r[name]) for name in ("baseline", "status_baseline") if name in r]
     print(f"\n== concurrency {p['concurrency']}, {p['orders']} orders, round {r['round']} ({r['first']} first) ==")
@@ -790,7 +863,7 @@ TARGETS = {
 }
 
 
-def sections(report: dict) -> list[str]:
+def sections(report: dict[str, Any]) -> list[str]:
     """The report's page: for each concurrency the targets first (medians over rounds, pooled beside them), then each
     round's sides, then what the review window is sized from."""
     pages = []

@@ -8,6 +8,7 @@ import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def commit() -> str:
     return head.strip() + ("+changes" if dirty.strip() else "")
 
 
-def table(header: list[str], rows: list[Row]) -> str:
+def table(header: list[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -68,7 +69,7 @@ def met(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def write(prefix: Path, title: str, source: dict[str, Any], figures: dict[str, Any], sections: list[str]) -> None:
+def write(prefix: Path, title: str, source: dict[str, Any], figures: Mapping[str, Any], sections: list[str]) -> None:
     """PREFIX.json (the provenance and every figure) and PREFIX.md (the provenance, then the sections)."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     prefix.with_suffix(".json").write_text(json.dumps({**source, "figures": figures}, indent=2) + "\n")

@@ -33,24 +33,30 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, TypeVar, cast
 
 import grpc
 import psutil
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.connection import call_metadata
 from common import codec, db
 from lab import report as report_file
 from lab.bench import Reviewer
-from lab.report import met, table
+from lab.report import Row, met, table
 from order_service.contract import STATUS_MEMO_KEY, OrderStatus, workflow_id
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from stack import local
 from tests.support import consistency
+
+if TYPE_CHECKING:
+    # The stub on an asyncio channel, as in lab.bench: a class of the generated stubs (the .pyi) only.
+    from orderlife.gateway.v1.gateway_pb2_grpc import OrderGatewayServiceAsyncStub as Stub
 
 FAULTS = ("kill_order_worker", "kill_shipping_worker", "kill_gateway", "kill_postgres", "stop_temporal")
 # What a client tries again, with the same order id: the gateway or a backend was away, or the stack was busy.
@@ -62,6 +68,8 @@ CALL_TIMEOUT = 10.0
 GIVE_UP_SECONDS = 90.0
 ACTION_SHARE = 0.2
 BUDGET_SECONDS = 15.0
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -82,6 +90,39 @@ class Outage:
     ended: float | None = None
 
 
+class OutageFigures(TypedDict):
+    kind: str
+    seconds: float
+
+
+class Report(TypedDict):
+    """What a run found (Soak.verify), as it is printed and written; main adds the targets it missed."""
+
+    minutes: float
+    concurrency: int
+    seed: int
+    orders_placed: int
+    acknowledged: int
+    started: int
+    terminal: int
+    by_state: dict[str, int]
+    with_cancel_or_address_change: dict[str, int]
+    faults: dict[str, int]
+    outages: list[OutageFigures]
+    consistency_problems: list[str]
+    lost: list[str]
+    duplicates: list[str]
+    double_charges: int
+    over_15s: int
+    over_15s_during_outage: int
+    untouched_by_outage: int
+    untouched_within_15s: float
+    client_errors: dict[str, int]
+    workflow_seconds: dict[str, float]
+    flood: dict[str, Any] | None
+    missed_targets: NotRequired[list[str]]
+
+
 @dataclass
 class Soak:
     args: argparse.Namespace
@@ -99,7 +140,7 @@ class Soak:
 
     # --- load ---
 
-    async def call(self, what: str, make_call):  # type: ignore[no-untyped-def]
+    async def call(self, what: str, make_call: Callable[[], Awaitable[T]]) -> T | grpc.aio.AioRpcError:
         """A call tried again on RETRY_ON codes for up to GIVE_UP_SECONDS; other errors are returned, not raised."""
         give_up = time.monotonic() + GIVE_UP_SECONDS
         while True:
@@ -111,7 +152,7 @@ class Soak:
                     return err
                 await asyncio.sleep(0.25 + self.rng.random() * 0.5)
 
-    async def client(self, stub: pb_grpc.OrderGatewayServiceStub, lane: int, until: float) -> None:
+    async def client(self, stub: "Stub", lane: int, until: float) -> None:
         number = 0
         while time.monotonic() < until:
             number += 1
@@ -140,7 +181,7 @@ class Soak:
             if action is not None:
                 await action
 
-    async def act(self, stub: pb_grpc.OrderGatewayServiceStub, order: Order, after: float) -> None:
+    async def act(self, stub: "Stub", order: Order, after: float) -> None:
         await asyncio.sleep(after)
         if order.action == "cancel":
             cancel = pb.CancelOrderRequest(order_id=order.order_id, reason="soak")
@@ -201,24 +242,29 @@ class Soak:
         )
         for _ in range(20):
             proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stderr=subprocess.DEVNULL)
-            if await proc.wait() == 0 and self.postmaster(missing_ok=True) is not None:
+            if await proc.wait() == 0 and self.running_postmaster() is not None:
                 break
             await asyncio.sleep(0.5)
         else:
             raise RuntimeError("postgres did not start again")
         outage.ended = time.time()
 
-    def postmaster(self, missing_ok: bool = False) -> psutil.Process | None:
-        """The running postmaster of the stack's data directory (checked by name: a pid can be reused)."""
+    def postmaster(self) -> psutil.Process:
+        """The running postmaster of the stack's data directory; RuntimeError if there is none."""
+        process = self.running_postmaster()
+        if process is None:
+            raise RuntimeError(f"no postgres running on {self.stack.pgdata}")
+        return process
+
+    def running_postmaster(self) -> psutil.Process | None:
+        """The running postmaster of the stack's data directory (checked by name: a pid can be reused), or None."""
         try:
             process = psutil.Process(int((self.stack.pgdata / "postmaster.pid").read_text().split()[0]))
             if process.name() == "postgres":
                 return process
         except (FileNotFoundError, ValueError, IndexError, psutil.NoSuchProcess):
             pass
-        if missing_ok:
-            return None
-        raise RuntimeError(f"no postgres running on {self.stack.pgdata}")
+        return None
 
     async def stop_temporal(self) -> None:
         """The dev server stopped; the supervisor starts it again on its database file about a second later."""
@@ -242,7 +288,7 @@ class Soak:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{self.stack.gateway_port}") as channel:
             await self._flood(channel.unary_unary(f"/{SERVICE}/StartOrder"), until)  # bytes in, bytes out
 
-    async def _flood(self, start, until: float) -> None:  # type: ignore[no-untyped-def]
+    async def _flood(self, start: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes], until: float) -> None:
         kinds = {
             "no token": lambda: start(pb.StartOrderRequest(order_id="flood").SerializeToString(), timeout=2),
             "wrong token": lambda: start(
@@ -259,18 +305,19 @@ class Soak:
             await asyncio.sleep(3 / self.args.flood)
         await asyncio.gather(*pending)
 
-    async def _flood_one(self, name: str, send) -> None:  # type: ignore[no-untyped-def]
+    async def _flood_one(self, name: str, send: Callable[[], Awaitable[bytes]]) -> None:
         try:
             await send()
             self.flooded[f"{name} OK"] += 1
         except grpc.aio.AioRpcError as err:
             self.flooded[f"{name} {err.code().name}"] += 1
 
-    async def run(self) -> dict:
+    async def run(self) -> Report:
         until = time.monotonic() + self.args.minutes * 60
         async with grpc.aio.insecure_channel(f"127.0.0.1:{self.stack.gateway_port}") as channel:
-            stub = (
-                _WithToken(pb_grpc.OrderGatewayServiceStub(channel), TOKEN)
+            # _WithToken answers every attribute with the stub's own method, the token bound to it: a Stub.
+            stub: Stub = (
+                cast("Stub", _WithToken(pb_grpc.OrderGatewayServiceStub(channel), TOKEN))
                 if self.args.flood
                 else (pb_grpc.OrderGatewayServiceStub(channel))
             )
@@ -287,7 +334,7 @@ class Soak:
             reviewing.cancel()
         return await self.verify()
 
-    async def verify(self) -> dict:
+    async def verify(self) -> Report:
         client = await Client.connect(self.stack.temporal_address, data_converter=codec.data_converter(KEY))
         acknowledged = [o for o in self.orders if o.acknowledged]
         runs: Counter[str] = Counter()
@@ -357,13 +404,17 @@ class Soak:
         return any(o.started <= closed and order.started_at <= (o.ended or time.time()) for o in self.outages)
 
 
-def missed_targets(report: dict) -> list[str]:
+def missed_targets(report: Report) -> list[str]:
     missed = []
     if report["terminal"] != report["started"]:
         missed.append(f"{report['started'] - report['terminal']} started orders not terminal")
-    for name in ("consistency_problems", "lost", "duplicates"):
-        if report[name]:
-            missed.append(f"{name}: {report[name][:10]}")
+    for name, found in (
+        ("consistency_problems", report["consistency_problems"]),
+        ("lost", report["lost"]),
+        ("duplicates", report["duplicates"]),
+    ):
+        if found:
+            missed.append(f"{name}: {found[:10]}")
     if report["double_charges"]:
         missed.append(f"{report['double_charges']} double charges")
     if report["untouched_within_15s"] < 0.99:
@@ -373,10 +424,10 @@ def missed_targets(report: dict) -> list[str]:
     return missed
 
 
-def sections(report: dict) -> list[str]:
+def sections(report: Report) -> list[str]:
     """The report's page: the targets first, then what the orders, the faults and the clients saw."""
     untouched = report["untouched_by_outage"]
-    targets = [
+    targets: list[Row] = [
         [
             "every started order terminal",
             f"{report['terminal']} of {report['started']}",
@@ -421,7 +472,7 @@ def sections(report: dict) -> list[str]:
     ]
 
 
-async def _closed(client: Client, workflow: str):  # type: ignore[no-untyped-def]
+async def _closed(client: Client, workflow: str) -> WorkflowExecutionDescription | None:
     """The workflow's description once it has closed (None if it does not exist), waiting up to 90 s."""
     deadline = time.monotonic() + 90
     while True:
@@ -439,10 +490,10 @@ async def _closed(client: Client, workflow: str):  # type: ignore[no-untyped-def
 class _WithToken:
     """The stub, with the gateway's token on every call."""
 
-    def __init__(self, stub: pb_grpc.OrderGatewayServiceStub, token: str):
+    def __init__(self, stub: "Stub", token: str):
         self.stub, self.metadata = stub, call_metadata(token)
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str) -> Any:
         method = getattr(self.stub, name)
         return functools.partial(method, metadata=self.metadata)
 
