@@ -13,7 +13,9 @@ from shipping_service.activities import CancelInput, DispatchInput, PackageInput
 
 
 class Script:
-    """outcomes[step] is a list consumed one per attempt: "ok", "fail", "hang", "invalid"; then "ok"."""
+    """outcomes[step] is a list consumed one per attempt: "ok", "fail", "hang", "invalid", "slow" (succeeds after
+    0.2 s), then "ok". A charge may also go through and then lose its result: "charged-hang" (hangs after charging),
+    "charged-fail" (fails after charging)."""
 
     def __init__(self, **outcomes: list[str]):
         self.outcomes = {k: list(v) for k, v in outcomes.items()}
@@ -26,6 +28,11 @@ class Script:
         self.calls[step].append(arg)
         plan = self.outcomes.get(step, [])
         outcome = plan.pop(0) if plan else "ok"
+        if outcome.startswith("charged-"):
+            self.charged = True
+            outcome = outcome.removeprefix("charged-")
+        if outcome == "slow":
+            await asyncio.sleep(0.2)
         if outcome == "fail":
             raise RuntimeError("Forced failure for testing")
         if outcome == "hang":

@@ -1,0 +1,102 @@
+"""The step runner (common.budget.run_step) on its own, in the time-skipping environment: a step past its deadline
+starts no attempt; a stopped step starts no new attempt, cancels the one in flight, and returns only once that
+attempt can no longer act (its start-to-close later, by the workflow's own clock)."""
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from common.budget import Alarms, OutOfBudget, StepTiming, Stopped, run_step
+
+TIMING = StepTiming()
+
+
+@dataclass
+class Outcome:
+    raised: str
+    stop_to_raise_seconds: float
+    raised_at_seconds: float
+
+
+@activity.defn(name="Hang")
+async def hang(n: int) -> None:
+    await asyncio.sleep(300)
+
+
+@workflow.defn(name="StepProbe", sandboxed=False)
+class StepProbe:
+    def __init__(self) -> None:
+        self.stopped_at: float | None = None
+
+    @workflow.run
+    async def run(self, wait_past_deadline: bool) -> Outcome:
+        start = workflow.now()
+        until = start + timedelta(seconds=5)
+        alarms = Alarms(until)
+        if wait_past_deadline:
+            await workflow.sleep(6)
+        try:
+            await run_step(alarms, "Hang", hang, 1, until, TIMING, stop=lambda: self.stopped_at is not None)
+        except (OutOfBudget, Stopped) as err:
+            raised_at = (workflow.now() - start).total_seconds()
+            stopped_for = raised_at - self.stopped_at if self.stopped_at is not None else 0.0
+            # Long enough for the server to retry an attempt that was not cancelled.
+            await workflow.sleep(2)
+            return Outcome(type(err).__name__, stopped_for, raised_at)
+        return Outcome("", 0.0, 0.0)
+
+    @workflow.signal
+    def stop(self) -> None:
+        self.stopped_at = (workflow.now() - workflow.info().start_time).total_seconds()
+
+
+async def run_probe(env, wait_past_deadline: bool, stop_after: float | None) -> tuple[Outcome, int, int]:
+    """The outcome, the attempts the worker ran, and the activities the workflow scheduled."""
+    attempts = 0
+
+    @activity.defn(name="Hang")
+    async def counted_hang(n: int) -> None:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(300)
+
+    queue = f"steps-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[StepProbe],
+        activities=[counted_hang],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await env.client.start_workflow(StepProbe.run, wait_past_deadline, id=queue, task_queue=queue)
+        if stop_after is not None:
+            while not attempts:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(stop_after)
+            await handle.signal(StepProbe.stop)
+        outcome = await handle.result()
+        history = await handle.fetch_history()
+    scheduled = sum(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED for e in history.events)
+    return outcome, attempts, scheduled
+
+
+async def test_a_step_whose_deadline_has_passed_starts_no_attempt(env):
+    outcome, attempts, scheduled = await run_probe(env, wait_past_deadline=True, stop_after=None)
+    assert (outcome.raised, attempts, scheduled) == ("OutOfBudget", 0, 0)
+    assert outcome.raised_at_seconds < 6 + TIMING.attempt_timeout_seconds / 2, (
+        "it raised at once, waiting for no attempt"
+    )
+
+
+async def test_a_stopped_step_cancels_its_attempt_and_waits_out_its_start_to_close(env):
+    outcome, attempts, scheduled = await run_probe(env, wait_past_deadline=False, stop_after=0.1)
+    assert (outcome.raised, scheduled) == ("Stopped", 1)
+    # The attempt in flight was cancelled: the server started no other one, though the step had time left.
+    assert attempts == 1
+    # Whatever that attempt did (a charge) is recorded, or never will be, before the caller compensates.
+    assert outcome.stop_to_raise_seconds >= TIMING.attempt_timeout_seconds
