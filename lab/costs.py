@@ -12,12 +12,14 @@ import argparse
 import asyncio
 import statistics
 import tempfile
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -85,7 +87,19 @@ def operations(client: Client) -> dict[str, Callable[[WorkflowHandle[Any, Any]],
     }
 
 
-async def run(workflows: int, rounds: int) -> dict[str, float]:
+# What each operation leaves in a probe's history, counted after the run: proof that what was priced was done.
+DONE = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED: "signals",
+    EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED: "memo writes",
+    EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: "search-attribute upserts",
+    EventType.EVENT_TYPE_TIMER_STARTED: "timers started",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED: "updates",
+}
+
+
+async def run(workflows: int, rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """The median CPU milliseconds each operation cost the server per workflow, and what the probes' histories
+    show was done, per workflow."""
     stack = local.LocalStack(Path(tempfile.mkdtemp(prefix="costs-")), keep_history=False)
     stack.start("temporal")
     server = psutil.Process(stack.procs["temporal"].pid)
@@ -117,9 +131,15 @@ async def run(workflows: int, rounds: int) -> dict[str, float]:
                     await asyncio.sleep(1.5)
                     figures.setdefault(name, []).append((sum(server.cpu_times()[:2]) - before) / workflows * 1000)
             await on_each(lambda h: h.signal(CostProbe.finish))
+            done: Counter[str] = Counter()
+            for handle in handles:
+                await handle.result()
+                history = await handle.fetch_history()
+                done.update(DONE[e.event_type] for e in history.events if e.event_type in DONE)
     finally:
         stack.stop()
-    return {name: round(statistics.median(values), 2) for name, values in figures.items()}
+    priced = {name: round(statistics.median(values), 2) for name, values in figures.items()}
+    return priced, {what: done[what] / workflows for what in DONE.values()}
 
 
 def main() -> None:
@@ -127,8 +147,10 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    for name, ms in asyncio.run(run(args.workflows, args.rounds)).items():
+    priced, done = asyncio.run(run(args.workflows, args.rounds))
+    for name, ms in priced.items():
         print(f"{ms:7.2f} ms  {name}")
+    print("done per workflow: " + ", ".join(f"{n:g} {what}" for what, n in done.items()))
 
 
 if __name__ == "__main__":
