@@ -45,7 +45,7 @@ from temporalio.service import RPCError
 from client.connection import details_of
 from common import codec
 from common.attempts import PERSIST_ALLOWANCE_SECONDS, REPORT_MARGIN_SECONDS
-from lab import baseline
+from lab import actions, baseline
 from lab import report as report_file
 from lab.baseline import BareOrder, BareOrderWorkflow
 from lab.report import met, table
@@ -118,6 +118,8 @@ class Side(TypedDict):
     cpu_seconds_per_order: dict[str, float]
     history_events_per_order: float
     temporal_server_per_order: dict[str, float]
+    # Counted from the orders' histories (lab.actions): events, workflow tasks, timers, visibility writes, actions.
+    temporal_costs_per_order: dict[str, float]
     postgres_per_order: dict[str, float]
     # The project's side only: its status reads (ms), the starts it shed, the calls tried again.
     status_call_ms: NotRequired[dict[str, dict[str, float]]]
@@ -202,6 +204,8 @@ class Outcome:
     # review desk to show it and the reviewer's decision to arrive, or for the window to close. The baseline's
     # approval is buffered: none.
     review_wait: float | None = None
+    # The order's workflow and its shipping child, whose histories tell what the order cost Temporal.
+    workflow_ids: tuple[str, ...] = ()
 
 
 async def project_order(stub: "Stub", client: Client, in_flight: set[str]) -> Outcome:
@@ -252,7 +256,17 @@ async def project_order(stub: "Stub", client: Client, in_flight: set[str]) -> Ou
     if "ManualReview" in ended:  # approved, rejected or expired: every order whose review ended
         review = next(s for s in order.steps if s.name == "ManualReview")
         review_wait = (review.ended_at.ToDatetime() - review.started_at.ToDatetime()).total_seconds()
-    return Outcome(took, in_workflow, state, attempts, events, order.reason, after_approval, review_wait)
+    return Outcome(
+        took,
+        in_workflow,
+        state,
+        attempts,
+        events,
+        order.reason,
+        after_approval,
+        review_wait,
+        (workflow_id(order_id), shipment_workflow_id(order_id)),
+    )
 
 
 def retry_hint(err: grpc.aio.AioRpcError, default: float = 1.0) -> float:
@@ -337,7 +351,7 @@ async def baseline_order(client: Client, task_queue: str, in_flight: set[str], s
     took, in_workflow, events = await closed_after(
         handle, started, client.get_workflow_handle(f"bare-shipment-{order_id}")
     )
-    return Outcome(took, in_workflow, state, {}, events)
+    return Outcome(took, in_workflow, state, {}, events, workflow_ids=(f"bare-{order_id}", f"bare-shipment-{order_id}"))
 
 
 class BareReviewer:
@@ -408,6 +422,21 @@ async def closed_after(
     return (*close_times(description, started), events)
 
 
+async def history_costs(client: Client, results: list[Outcome]) -> dict[str, float]:
+    """What the orders cost Temporal, per order, from their histories (lab.actions)."""
+    orders = []
+    for result in results:
+        order = actions.Costs()
+        for workflow in result.workflow_ids:
+            try:
+                history = await client.get_workflow_handle(workflow).fetch_history()
+            except RPCError:
+                continue  # no child: the order ended before shipping
+            order.add(actions.count(history.events))
+        orders.append(order)
+    return actions.per_order(orders)
+
+
 def server_counters(metrics_url: str, namespace: str = "default") -> Counts:
     """The dev server's own counts so far: client RPCs it served in the benchmark's namespace (frontend, by method;
     not the server's own system workflows, which it starts in a namespace of their own a minute or so after it
@@ -460,8 +489,10 @@ async def drive(
     processes: Callable[[], Pids],
     metrics_url: str = "",
     admin_url: str = "",
+    client: Client | None = None,
 ) -> Side:
-    """Runs n orders, `concurrency` at a time; `processes()` names the process groups whose CPU time counts."""
+    """Runs n orders, `concurrency` at a time; `processes()` names the process groups whose CPU time counts. With a
+    client, reads each order's histories once the side's figures are taken, and counts what they cost Temporal."""
     queue = list(range(n))
     results: list[Outcome] = []
     # The dev server and Postgres publish their counts about once a second. A side before this one has waited so
@@ -484,6 +515,7 @@ async def drive(
     await asyncio.sleep(COUNTS_PUBLISHED_SECONDS)
     server_after = server_counters(metrics_url) if metrics_url else {}
     postgres_after = await postgres_counters(admin_url) if admin_url else {}
+    costs = await history_costs(client, results) if client else {}
     times = [r.seconds for r in results]
     in_workflow = [r.workflow_seconds for r in results]
     states = Counter(r.state for r in results)
@@ -518,6 +550,7 @@ async def drive(
         "cpu_seconds_per_order": {k: round((cpu_after[k] - cpu_before.get(k, 0.0)) / n, 3) for k in cpu_after},
         "history_events_per_order": round(statistics.mean(r.history_events for r in results), 1),
         "temporal_server_per_order": per_order(server_before, server_after, n) if metrics_url else {},
+        "temporal_costs_per_order": costs,
         # Both sides share the one Postgres process tree, but only the project's side writes to it.
         "postgres_per_order": {k: round((v - postgres_before.get(k, 0)) / n, 1) for k, v in postgres_after.items()},
     }
@@ -645,6 +678,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     ),
                     server_metrics,
                     stack.admin_url,
+                    client,
                 )
                 prober.cancel()
                 if reviewer.done():
@@ -673,6 +707,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     concurrency,
                     lambda: processes("temporal", "baseline_worker", "bench_client"),
                     server_metrics,
+                    client=client,
                 )
                 prober.cancel()
                 if reviewer is not None and review_desk is not None:
@@ -849,6 +884,8 @@ def print_run(r: dict[str, Any]) -> None:
     )
     for name, x in [("project", p), *bares]:
         print(f"temporal server per order, {name}: {x['temporal_server_per_order']}")
+    for name, x in [("project", p), *bares]:
+        print(f"temporal costs per order (histories), {name}: {x['temporal_costs_per_order']}")
     print(f"postgres per order, project: {p['postgres_per_order']}")
 
 
@@ -860,7 +897,59 @@ TARGETS = {
     "throughput_at_20": 0.85,
     "p99_at_20": 1.25,
     "completed_throughput_under_overload": 1.0,
+    # Counted from histories, per order (lab.actions): what the design adds to bare Temporal on purpose is the
+    # approval's update, the review timer and three upserts.
+    "visibility_writes": 3,
+    "structural_actions_over_baseline": 5,
+    "history_events_to_baseline": 1.25,
 }
+COST_COLUMNS = {
+    "events": "history events",
+    "workflow_tasks": "workflow tasks",
+    "timers": "timers",
+    "search_attribute_upserts": "search-attribute upserts",
+    "memo_writes": "memo writes",
+    "visibility_writes": "visibility writes",
+    "structural_actions": "structural actions",
+    "activity_retries": "activity retries",
+    "actions": "billable actions",
+}
+
+
+def cost_section(runs: list[dict[str, Any]]) -> str:
+    """Each side's cost to Temporal per order, the mean over the rounds, against the targets."""
+    sides = [side for side in ("project", "baseline", "status_baseline") if all(side in r for r in runs)]
+    mean = {
+        side: {k: round(statistics.mean(r[side]["temporal_costs_per_order"].get(k, 0) for r in runs), 2)
+               for k in COST_COLUMNS}
+        for side in sides
+        if all(r[side].get("temporal_costs_per_order") for r in runs)
+    }  # fmt: skip
+    if "project" not in mean:
+        return ""
+    rows = [[side, *(mean[side][k] for k in COST_COLUMNS)] for side in mean]
+    project = mean["project"]
+    targets = [
+        ["visibility writes ≤ 3 an order", project["visibility_writes"],
+         met(project["visibility_writes"] <= TARGETS["visibility_writes"])],
+    ]  # fmt: skip
+    if "baseline" in mean:
+        bare = mean["baseline"]
+        over = round(project["structural_actions"] - bare["structural_actions"], 2)
+        ratio = round(project["events"] / bare["events"], 3) if bare["events"] else 0
+        targets += [
+            ["structural actions ≤ the baseline's + 5", f"+{over}",
+             met(over <= TARGETS["structural_actions_over_baseline"])],
+            ["history events ≤ 1.25x the baseline's", f"{ratio}x",
+             met(ratio <= TARGETS["history_events_to_baseline"])],
+        ]  # fmt: skip
+    return (
+        "What an order costs Temporal, counted from its histories (the order's and its shipment's; `lab/actions.py` "
+        "says which of Temporal Cloud's rules apply), the mean over the rounds:\n\n"
+        + table(["target", "figure", ""], targets)
+        + "\n\n"
+        + table(["side", *COST_COLUMNS.values()], rows)
+    )
 
 
 def sections(report: dict[str, Any]) -> list[str]:
@@ -929,6 +1018,7 @@ def sections(report: dict[str, Any]) -> list[str]:
                 ],
                 rounds,
             )  # fmt: skip
+            + (f"\n\n{costs}" if (costs := cost_section(runs)) else "")
             + "\n\nApproval to dispatch, the project (what the review window is sized from, "
             "`Budget.after_approval_p99_seconds`):\n\n" + table(["round", "p50 s", "p90 s", "p99 s", "max s"], review)
         )

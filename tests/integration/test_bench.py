@@ -68,6 +68,17 @@ def test_bench_runs_orders_and_baselines_and_writes_its_report(tmp_path):
     assert shown["temporal_server_per_order"].get("rpc ListWorkflowExecutions", 0) > 0
     assert shown["temporal_server_per_order"].get("rpc UpdateWorkflowExecution", 0) >= 1
     assert "REJECTED" not in shown["states"]
+    # What an order cost Temporal, counted from the histories: the plain baseline's shape is fixed by the brief (a
+    # start, four activities, a signal, a child started (two) with its two activities: ten structural actions, no
+    # timer, no visibility write), so the counting is checked against it; the others are counted alike.
+    bare_costs = plain["temporal_costs_per_order"]
+    assert (bare_costs["structural_actions"], bare_costs["timers"], bare_costs["visibility_writes"]) == (10, 0, 0)
+    assert bare_costs["events"] == plain["history_events_per_order"]
+    assert bare_costs["actions"] == bare_costs["structural_actions"] + bare_costs["activity_retries"]
+    for side in ("project", "status_baseline"):
+        costs = only[side]["temporal_costs_per_order"]
+        assert costs["visibility_writes"] > 0 and costs["actions: update"] >= 1 and costs["workflow_tasks"] > 0
+    assert "What an order costs Temporal" in page
     project = only["project"]
     assert set(project["mean_attempts_per_step"]) >= {"ReceiveOrder", "ValidateOrder"}
     assert set(project["status_call_ms"]) == {"GetOrder", "describe"}
