@@ -57,11 +57,20 @@ class _Running:
 _running: ContextVar[_Running | None] = ContextVar("running_attempt", default=None)
 
 
-def logged_with_step(schema: str, first: int) -> tuple[str, list[object]]:
-    """For the write that ends a step's work: a CTE, `attempt_logged`, that logs the running attempt as succeeded in
-    the same statement (one round trip where there were two), with its parameters numbered from `first`. Outside an
-    attempt, nothing. run_attempt then writes no row for a success; a failure after it still writes its own, which
-    replaces this one. The row is part of the step's write: it lands exactly when the write does."""
+def logged_write(schema: str, sql: str, *params: object) -> tuple[str, list[object]]:
+    """The write that ends a step's work, with the running attempt logged as succeeded in the same statement (one
+    round trip where there were two): `sql` holds `{attempt}` where a CTE may follow its own, and uses only its own
+    parameters. Returns the statement and every parameter, the attempt's numbered after the write's. Outside an
+    attempt the CTE is empty. run_attempt then writes no row for a success; a failure after it still writes its own,
+    which replaces this one. The row is part of the step's write: it lands exactly when the write does."""
+    if "{attempt}" not in sql:
+        raise ValueError("a step's write must say where the attempt's CTE goes: {attempt}")
+    cte, logged = _attempt_cte(schema, first=len(params) + 1)
+    return sql.replace("{attempt}", cte), [*params, *logged]
+
+
+def _attempt_cte(schema: str, first: int) -> tuple[str, list[object]]:
+    """The CTE `attempt_logged` and its parameters, numbered from `first` (nothing outside an attempt)."""
     run = _running.get()
     if run is None:
         return "", []

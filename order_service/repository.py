@@ -7,7 +7,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from common import db
-from common.attempts import logged_with_step
+from common.attempts import logged_write
 from order_service.contract import Address, Item, Payment
 
 SCHEMA = "orders"
@@ -27,10 +27,9 @@ class OrdersRepository:
 
     async def receive(self, order_id: str, payment_id: str, items: list[Item], address: Address) -> None:
         # One statement: the row and its event are written together, or neither (as everywhere below).
-        attempt, logged = logged_with_step(SCHEMA, 6)
-        async with db.connection(self.pool) as conn:
-            inserted = await conn.fetchval(
-                f"""
+        sql, args = logged_write(
+            SCHEMA,
+            """
                 WITH inserted AS (
                     INSERT INTO orders.orders (order_id, payment_id, items, address, state)
                     VALUES ($1, $2, $3, $4, 'RECEIVED')
@@ -42,14 +41,15 @@ class OrdersRepository:
                     ON CONFLICT (order_id, type) DO NOTHING
                 ){attempt}
                 SELECT count(*) FROM inserted
-                """,
-                order_id,
-                payment_id,
-                json.dumps([asdict(i) for i in items]),
-                json.dumps(asdict(address)),
-                json.dumps({"payment_id": payment_id}),
-                *logged,
-            )
+            """,
+            order_id,
+            payment_id,
+            json.dumps([asdict(i) for i in items]),
+            json.dumps(asdict(address)),
+            json.dumps({"payment_id": payment_id}),
+        )
+        async with db.connection(self.pool) as conn:
+            inserted = await conn.fetchval(sql, *args)
             if not inserted:
                 # A repeat (this order is already there) or a conflict. Read in a statement of its own, which sees
                 # a row another transaction committed after the insert's snapshot.
@@ -63,10 +63,9 @@ class OrdersRepository:
 
     async def set_state(self, order_id: str, state: str, event: str, reason: str = "") -> None:
         """Record a state; an order that never got its row (ReceiveOrder failed) has nothing to update."""
-        attempt, logged = logged_with_step(SCHEMA, 6)
-        async with db.connection(self.pool) as conn:
-            await conn.execute(
-                f"""
+        sql, args = logged_write(
+            SCHEMA,
+            """
                 WITH updated AS (
                     UPDATE orders.orders SET state = $2, reason = $3, updated_at = now()
                     WHERE order_id = $1 RETURNING order_id
@@ -76,14 +75,15 @@ class OrdersRepository:
                     ON CONFLICT (order_id, type) DO NOTHING
                 ){attempt}
                 SELECT
-                """,
-                order_id,
-                state,
-                reason,
-                event,
-                json.dumps({"reason": reason}),
-                *logged,
-            )
+            """,
+            order_id,
+            state,
+            reason,
+            event,
+            json.dumps({"reason": reason}),
+        )
+        async with db.connection(self.pool) as conn:
+            await conn.execute(sql, *args)
 
     async def finalize(
         self, order_id: str, state: str, reason: str, received: tuple[str, list[Item], Address] | None
@@ -124,12 +124,9 @@ class OrdersRepository:
 
     async def record_charge(self, payment_id: str, order_id: str, amount: int) -> Payment:
         """Insert the charge once; a repeat returns the first row; a different order or amount is refused."""
-        attempt, logged = logged_with_step(SCHEMA, 4)
-        async with db.connection(self.pool) as conn:
-            # The row just inserted, or the one already there (receive() holds every order to its payment id). The
-            # order moves on, and its event is written, only when that row is this order's charge of this amount.
-            row = await conn.fetchrow(
-                f"""
+        sql, args = logged_write(
+            SCHEMA,
+            """
                 WITH inserted AS (
                     INSERT INTO orders.payments (payment_id, order_id, amount, status)
                     VALUES ($1, $2, $3, 'charged')
@@ -151,12 +148,15 @@ class OrdersRepository:
                     ON CONFLICT (order_id, type) DO NOTHING
                 ){attempt}
                 SELECT * FROM payment
-                """,
-                payment_id,
-                order_id,
-                amount,
-                *logged,
-            )
+            """,
+            payment_id,
+            order_id,
+            amount,
+        )
+        async with db.connection(self.pool) as conn:
+            # The row just inserted, or the one already there (receive() holds every order to its payment id). The
+            # order moves on, and its event is written, only when that row is this order's charge of this amount.
+            row = await conn.fetchrow(sql, *args)
             if row is None:
                 # Inserted by another transaction after this statement's snapshot: read it in a statement of its own.
                 row = await conn.fetchrow(
@@ -183,24 +183,24 @@ class OrdersRepository:
         return Payment(row["payment_id"], row["amount"], row["status"])
 
     async def mark_shipped(self, order_id: str, address: Address) -> None:
-        attempt, logged = logged_with_step(SCHEMA, 3)
-        async with db.connection(self.pool) as conn:
-            await conn.execute(
-                f"""
+        sql, args = logged_write(
+            SCHEMA,
+            """
                 WITH updated AS (
                     UPDATE orders.orders SET state = 'COMPLETED', address = $2, reason = '', updated_at = now()
                     WHERE order_id = $1 RETURNING order_id
                 ), event AS (
                     INSERT INTO orders.events (order_id, type, payload)
-                    SELECT order_id, 'shipped', '{{}}'::jsonb FROM updated
+                    SELECT order_id, 'shipped', '{}'::jsonb FROM updated
                     ON CONFLICT (order_id, type) DO NOTHING
                 ){attempt}
                 SELECT
-                """,
-                order_id,
-                json.dumps(asdict(address)),
-                *logged,
-            )
+            """,
+            order_id,
+            json.dumps(asdict(address)),
+        )
+        async with db.connection(self.pool) as conn:
+            await conn.execute(sql, *args)
 
     @staticmethod
     async def _event(conn: PoolConnectionProxy, order_id: str, kind: str, payload: dict[str, object]) -> None:

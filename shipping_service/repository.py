@@ -7,7 +7,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from common import db
-from common.attempts import logged_with_step
+from common.attempts import logged_write
 from shipping_service.contract import Address, Item
 
 SCHEMA = "shipping"
@@ -23,31 +23,30 @@ class ShippingRepository:
 
     async def prepared(self, order_id: str, items: list[Item], address: Address) -> None:
         # One statement: the row and its event are written together, or neither.
-        attempt, logged = logged_with_step(SCHEMA, 4)
-        async with db.connection(self.pool) as conn:
-            await conn.execute(
-                f"""
+        sql, args = logged_write(
+            SCHEMA,
+            """
                 WITH shipment AS (
                     INSERT INTO shipping.shipments (order_id, status, items, address)
                     VALUES ($1, 'prepared', $2, $3)
                     ON CONFLICT (order_id) DO NOTHING
                 ), event AS (
-                    INSERT INTO shipping.events (order_id, type, payload) VALUES ($1, 'prepared', '{{}}')
+                    INSERT INTO shipping.events (order_id, type, payload) VALUES ($1, 'prepared', '{}')
                     ON CONFLICT (order_id, type) DO NOTHING
                 ){attempt}
                 SELECT
-                """,
-                order_id,
-                json.dumps([asdict(i) for i in items]),
-                json.dumps(asdict(address)),
-                *logged,
-            )
+            """,
+            order_id,
+            json.dumps([asdict(i) for i in items]),
+            json.dumps(asdict(address)),
+        )
+        async with db.connection(self.pool) as conn:
+            await conn.execute(sql, *args)
 
     async def dispatched(self, order_id: str, address: Address, dispatch_round: int, carrier_message: str) -> None:
-        attempt, logged = logged_with_step(SCHEMA, 6)
-        async with db.connection(self.pool) as conn:
-            found = await conn.fetchval(
-                f"""
+        sql, args = logged_write(
+            SCHEMA,
+            """
                 WITH updated AS (
                     UPDATE shipping.shipments
                     SET status = 'dispatched', address = $2, dispatch_rounds = $3, carrier_message = $4,
@@ -60,14 +59,15 @@ class ShippingRepository:
                     ON CONFLICT (order_id, type) DO NOTHING
                 ){attempt}
                 SELECT count(*) FROM updated
-                """,
-                order_id,
-                json.dumps(asdict(address)),
-                dispatch_round,
-                carrier_message,
-                json.dumps({"address": asdict(address), "round": dispatch_round}),
-                *logged,
-            )
+            """,
+            order_id,
+            json.dumps(asdict(address)),
+            dispatch_round,
+            carrier_message,
+            json.dumps({"address": asdict(address), "round": dispatch_round}),
+        )
+        async with db.connection(self.pool) as conn:
+            found = await conn.fetchval(sql, *args)
         if not found:
             raise ShipmentCancelled(f"shipment for order {order_id!r} is cancelled or was never prepared")
 

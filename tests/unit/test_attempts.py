@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.testing import ActivityEnvironment
 
 from common import codec
-from common.attempts import call_stub, logged_with_step, run_attempt, within_hang_cut
+from common.attempts import call_stub, logged_write, run_attempt, within_hang_cut
 
 
 class RecordingPool:
@@ -108,8 +108,8 @@ async def test_a_success_logged_by_the_steps_own_write_gets_no_second_row_and_a_
     carried = []
 
     async def work(fail: bool):
-        cte, params = logged_with_step("orders", 4)
-        carried.append((cte, params))
+        sql, params = logged_write("orders", "WITH w AS (SELECT $1, $2, $3){attempt} SELECT", "a", "b", "c")
+        carried.append((sql, params))
         if fail:
             raise ValueError("found a conflict after the write")
         return 7
@@ -118,20 +118,25 @@ async def test_a_success_logged_by_the_steps_own_write_gets_no_second_row_and_a_
         return await run_attempt(pool, "orders", "o-1", lambda: work(fail))
 
     assert await environment().run(attempt, False) == 7
-    cte, params = carried[0]
-    assert "attempt_logged AS" in cte and "$4" in cte and "$10" in cte and params[0] == "o-1"
+    sql, params = carried[0]
+    # The attempt's seven parameters are numbered after the write's own three, and passed after them.
+    assert "attempt_logged AS" in sql and "($4, $5, $6, $7, $8, $9::int, 'ok', '', $10::int)" in sql
+    assert params[:4] == ["a", "b", "c", "o-1"] and len(params) == 10
     assert pool.rows == []
     with pytest.raises(ValueError):
         await environment(attempt=2).run(attempt, True)
     assert [(row[5], row[6]) for row in pool.rows] == [(2, "error")]
-    assert logged_with_step("orders", 1) == ("", []), "outside an attempt nothing is carried"
+    outside = logged_write("orders", "WITH w AS (SELECT $1){attempt} SELECT", "a")
+    assert outside == ("WITH w AS (SELECT $1) SELECT", ["a"]), "outside an attempt nothing is carried"
+    with pytest.raises(ValueError, match="attempt"):
+        logged_write("orders", "UPDATE x SET y = $1", "a")
 
 
 async def test_an_attempt_cancelled_after_its_steps_write_logged_it_is_logged_again_as_an_error():
     pool = RecordingPool()
 
     async def work():
-        logged_with_step("orders", 4)
+        logged_write("orders", "{attempt}")
         raise asyncio.CancelledError
 
     async def attempt():
