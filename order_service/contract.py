@@ -15,7 +15,11 @@ __all__ = ["Address", "AddressUpdate", "DispatchFailure", "Item"]  # the shipmen
 TASK_QUEUE = "orders-tq"
 WORKFLOW = "OrderWorkflow"
 
-# Workflow updates (the caller sees a refusal) and signals (fire and forget) share these names.
+# The order's messages, each with one way in per kind of client, under the same rules (order_service.rules):
+# - CancelOrder and UpdateAddress are the brief's signals, which the Temporal CLI sends (a refusal is logged), and
+#   updates, which the gateway sends (the caller sees a refusal, and the order's status when accepted);
+# - ApproveOrder and RejectOrder are updates only: a reviewer must hear that a decision came too late;
+# - the status query answers a worker round trip for the Temporal CLI and tests (the gateway reads the memo).
 CANCEL_ORDER = "CancelOrder"
 UPDATE_ADDRESS = "UpdateAddress"
 APPROVE_ORDER = "ApproveOrder"

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     import order_service.contract as contract
     import shipping_service.contract as shipping
     from common.budget import Alarms, OutOfBudget, Stopped, compensate, run_step, wait_until
+    from order_service import rules
     from order_service.activities import (
         ChargeInput,
         FinalizeInput,
@@ -353,46 +354,27 @@ class OrderWorkflow:
     def _log(self, **extra: object) -> dict[str, object]:
         return {"order_id": self.inp.order_id, "state": self.status.state, "step": self.status.step, **extra}
 
-    # Refusals, shared by the updates (the caller sees them) and the signals (logged).
+    # The rules are order_service.rules; these give them what the order knows.
 
-    def _cancel_refusal(self) -> tuple[str, str] | None:
-        if self.status.state in contract.TERMINAL_STATES:
-            return contract.ORDER_ENDED, f"order already ended {self.status.state}"
-        if self.status.shipment_status == shipping.DISPATCHED:
-            return contract.ALREADY_DISPATCHED, "order was already dispatched"
-        return None
+    def _cancel_refusal(self) -> rules.Refusal:
+        return rules.cancel_refusal(self.status.state, self.status.shipment_status)
 
-    def _address_refusal(self, address: contract.Address) -> tuple[str, str] | None:
-        if refusal := self._cancel_refusal():
-            return refusal
-        if self.cancel:
-            return contract.BEING_CANCELLED, "order is being cancelled"
-        problems = "; ".join(f"{field}: {problem}" for field, problem in address.problems())
-        return (contract.INVALID_ADDRESS, problems) if problems else None
+    def _address_refusal(self, address: contract.Address) -> rules.Refusal:
+        return rules.address_refusal(self.status.state, self.status.shipment_status, self.cancel is not None, address)
 
-    def _review_refusal(self, window_closed: bool = False) -> tuple[str, str] | None:
-        if self.status.state != contract.AWAITING_REVIEW:
-            return contract.NOT_AWAITING_REVIEW, f"order is not awaiting review (state {self.status.state})"
-        if window_closed:
-            return contract.REVIEW_WINDOW_CLOSED, "the review window has closed"
-        if self.decision is not None:
-            return contract.ALREADY_DECIDED, f"order was already {self.decision[0]}d"
-        if self.cancel is not None:
-            return contract.BEING_CANCELLED, "order is being cancelled"
-        return None
-
-    def _review_window_closed(self) -> bool:
-        """For update validators. By the clock, not by the review alarm: a decision that arrives in the same
-        workflow task as the alarm is refused whichever of the two the SDK hands the workflow first (an
-        accepted update is recorded after the commands the workflow gave before it ran)."""
-        return workflow.now() >= self.review_closes
-
-    def _review_alarm_fired(self) -> bool:
-        """For signals, which are events in the history: the alarm decides, the same way on every replay."""
-        return self.alarms.passed(self.review_closes)
+    def _review_refusal(self) -> rules.Refusal:
+        # By the clock, not by the review alarm: a decision that arrives in the same workflow task as the alarm is
+        # refused whichever of the two the SDK hands the workflow first (an accepted update is recorded after the
+        # commands the workflow gave before it ran). Only updates decide, so the clock is read in validators alone.
+        return rules.review_refusal(
+            self.status.state,
+            window_closed=workflow.now() >= self.review_closes,
+            decided=self.decision[0] if self.decision else "",
+            cancelling=self.cancel is not None,
+        )
 
     @staticmethod
-    def _refuse(refusal: tuple[str, str] | None) -> None:
+    def _refuse(refusal: rules.Refusal) -> None:
         """Refuses an update: the caller sees the message, and the reason as the error's detail."""
         if refusal:
             reason, message = refusal
@@ -449,7 +431,7 @@ class OrderWorkflow:
 
     @approve_update.validator
     def _validate_approve(self, decision: contract.ReviewDecision) -> None:
-        self._refuse(self._review_refusal(self._review_window_closed()))
+        self._refuse(self._review_refusal())
 
     @workflow.update(name=contract.REJECT_ORDER)
     def reject_update(self, decision: contract.ReviewDecision) -> contract.OrderStatus:
@@ -458,7 +440,7 @@ class OrderWorkflow:
 
     @reject_update.validator
     def _validate_reject(self, decision: contract.ReviewDecision) -> None:
-        self._refuse(self._review_refusal(self._review_window_closed()))
+        self._refuse(self._review_refusal())
 
     @workflow.signal(name=contract.CANCEL_ORDER)
     def cancel_signal(self, req: contract.CancelRequest) -> None:
@@ -468,19 +450,7 @@ class OrderWorkflow:
     def address_signal(self, update: contract.AddressUpdate) -> None:
         self._signal(self._address_refusal(update.address), lambda: self._accept_address(update))
 
-    @workflow.signal(name=contract.APPROVE_ORDER)
-    def approve_signal(self, decision: contract.ReviewDecision) -> None:
-        self._signal(
-            self._review_refusal(self._review_alarm_fired()), lambda: self._accept_decision("approve", decision)
-        )
-
-    @workflow.signal(name=contract.REJECT_ORDER)
-    def reject_signal(self, decision: contract.ReviewDecision) -> None:
-        self._signal(
-            self._review_refusal(self._review_alarm_fired()), lambda: self._accept_decision("reject", decision)
-        )
-
-    def _signal(self, refusal: tuple[str, str] | None, accept: Callable[[], None]) -> None:
+    def _signal(self, refusal: rules.Refusal, accept: Callable[[], None]) -> None:
         if refusal:
             workflow.logger.warning(
                 "signal_refused", extra=self._log(reason=refusal[1], fields={"refusal": refusal[0]})
