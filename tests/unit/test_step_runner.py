@@ -11,7 +11,7 @@ from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from common.budget import Alarms, OutOfBudget, StepTiming, Stopped, run_step
+from common.budget import Alarms, OutOfBudget, StepTiming, Stopped, run_step, wait_until
 
 TIMING = StepTiming()
 
@@ -100,3 +100,44 @@ async def test_a_stopped_step_cancels_its_attempt_and_waits_out_its_start_to_clo
     assert attempts == 1
     # Whatever that attempt did (a charge) is recorded, or never will be, before the caller compensates.
     assert outcome.stop_to_raise_seconds >= TIMING.attempt_timeout_seconds
+
+
+@workflow.defn(name="WaitProbe", sandboxed=False)
+class WaitProbe:
+    def __init__(self) -> None:
+        self.ready = False
+
+    @workflow.run
+    async def run(self, deadline_seconds: float) -> tuple[str, float]:
+        start = workflow.now()
+        until = start + timedelta(seconds=deadline_seconds)
+        try:
+            await wait_until(Alarms(until), lambda: self.ready, until)
+            outcome = "ready"
+        except TimeoutError:
+            outcome = "timed out"
+        return outcome, (workflow.now() - start).total_seconds()
+
+    @workflow.signal
+    def go(self) -> None:
+        self.ready = True
+
+
+async def wait_probe(env, deadline_seconds: float, signal: bool) -> tuple[str, float]:
+    queue = f"wait-{uuid.uuid4().hex[:8]}"
+    async with Worker(env.client, task_queue=queue, workflows=[WaitProbe], workflow_runner=UnsandboxedWorkflowRunner()):
+        handle = await env.client.start_workflow(WaitProbe.run, deadline_seconds, id=queue, task_queue=queue)
+        if signal:
+            await handle.signal(WaitProbe.go)
+        outcome, seconds = await handle.result()
+    return outcome, seconds
+
+
+async def test_a_wait_gives_up_at_its_deadline_and_not_before(env):
+    outcome, seconds = await wait_probe(env, deadline_seconds=3, signal=False)
+    assert outcome == "timed out" and 3 <= seconds < 3.5
+
+
+async def test_a_wait_whose_condition_holds_returns_before_its_deadline(env):
+    outcome, seconds = await wait_probe(env, deadline_seconds=3600, signal=True)
+    assert outcome == "ready" and seconds < 3600
