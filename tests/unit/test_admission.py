@@ -1,9 +1,11 @@
 """The gateway's admission: the limit, and the retry hint it gives a refused start (a place in line)."""
 
+import asyncio
 import time
 from types import SimpleNamespace
 
 import pytest
+from temporalio.service import RPCError, RPCStatusCode
 
 from gateway import admission
 from gateway.admission import Admission, Overloaded
@@ -18,6 +20,9 @@ class Counts:
 
     async def count_workflows(self, query: str) -> SimpleNamespace:
         self.asked += 1
+        self.query = query
+        if self.running is None:
+            raise RPCError("visibility is down", RPCStatusCode.UNAVAILABLE, b"")
         return SimpleNamespace(count=self.running)
 
 
@@ -116,3 +121,48 @@ async def test_starts_close_together_share_one_count():
     for n in range(5):
         await gate.admit(f"o-{n}")
     assert counts.asked == 1
+
+
+async def test_it_counts_the_running_orders_of_the_order_workflow():
+    counts = Counts(running=0)
+    await Admission(counts, limit=1).admit("o-1")  # type: ignore[arg-type]
+    assert counts.query == "WorkflowType='OrderWorkflow' AND ExecutionStatus='Running'"
+
+
+async def test_while_temporal_cannot_count_the_last_count_stands():
+    counts = Counts(running=None)
+    gate = Admission(counts, limit=1)  # type: ignore[arg-type]
+    await gate.admit("o-1")  # never counted: nothing is known to run
+    counts.running = 1
+    gate.counted_at = float("-inf")
+    await refused(gate, "o-2")
+    counts.running = None  # down again: the count of one stands
+    gate.counted_at = float("-inf")
+    await refused(gate, "o-3")
+
+
+async def test_one_count_at_a_time_even_when_starts_outpace_it():
+    counts = Counts(running=0)
+    gate = Admission(counts, limit=100)  # type: ignore[arg-type]
+    await gate.admit("o-0")
+    release = asyncio.Event()
+
+    async def slow_count(query: str) -> SimpleNamespace:
+        counts.asked += 1
+        await release.wait()
+        return SimpleNamespace(count=0)
+
+    counts.count_workflows = slow_count  # type: ignore[method-assign]
+    gate.counted_at = time.monotonic() - admission.REFRESH_SECONDS - 0.01  # due again, not yet stale
+    await gate.admit("o-1")
+    await gate.admit("o-2")  # the count started for o-1 is still running: no second one
+    release.set()
+    await asyncio.sleep(0)
+    assert counts.asked == 2
+
+
+async def test_an_admission_is_remembered_for_a_minute():
+    gate = Admission(Counts(running=0), limit=100)  # type: ignore[arg-type]
+    gate.admitted = {"long-ago": time.monotonic() - 61, "lately": time.monotonic() - 59}
+    await gate.admit("o-1")
+    assert list(gate.admitted) == ["lately", "o-1"]

@@ -41,9 +41,12 @@ def test_an_address_change_follows_the_cancel_rules_then_its_own():
         contract.BEING_CANCELLED,
         "order is being cancelled",
     )
-    nowhere = contract.Address("Ada", "1 Loop Rd", "Springfield", "12345", "USA")
+    nowhere = contract.Address("", "1 Loop Rd", "Springfield", "12345", "USA")
     reason, message = rules.address_refusal(contract.CHARGING, "", False, nowhere)
-    assert reason == contract.INVALID_ADDRESS and message.startswith("address.country: is 'USA'")
+    assert reason == contract.INVALID_ADDRESS
+    assert (
+        message == "address.name: is required; address.country: is 'USA'; must be a two-letter ISO 3166 code such as US"
+    )
 
 
 def test_a_decision_is_taken_once_in_an_open_review_window():

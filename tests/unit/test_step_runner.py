@@ -5,13 +5,13 @@ attempt can no longer act (its start-to-close later, by the workflow's own clock
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from common.budget import Alarms, OutOfBudget, StepTiming, Stopped, run_step, wait_until
+from common.budget import Alarms, OutOfBudget, StepTiming, Stopped, attempt_options, run_step, wait_until
 
 TIMING = StepTiming()
 
@@ -141,3 +141,21 @@ async def test_a_wait_gives_up_at_its_deadline_and_not_before(env):
 async def test_a_wait_whose_condition_holds_returns_before_its_deadline(env):
     outcome, seconds = await wait_probe(env, deadline_seconds=3600, signal=True)
     assert outcome == "ready" and seconds < 3600
+
+
+def test_an_attempt_is_cut_at_its_start_to_close_and_nothing_is_scheduled_past_the_deadline():
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    roomy = attempt_options(now, now + timedelta(seconds=5), TIMING, max_attempts=6)
+    assert roomy["start_to_close_timeout"] == timedelta(seconds=0.45)
+    assert roomy["schedule_to_close_timeout"] == timedelta(seconds=5)
+    policy = roomy["retry_policy"]
+    assert policy.maximum_attempts == 6 and policy.initial_interval == timedelta(seconds=0.02)
+    assert policy.maximum_interval == timedelta(seconds=0.08)
+    assert set(policy.non_retryable_error_types or []) >= {"ValueError", "PaymentConflict", "OrderConflict"}
+    # Less time left than an attempt takes: the attempt gets what is left, and no retry outlives it.
+    tight = attempt_options(now, now + timedelta(seconds=0.3), TIMING)
+    assert tight["start_to_close_timeout"] == tight["schedule_to_close_timeout"] == timedelta(seconds=0.3)
+    assert tight["retry_policy"].maximum_attempts == 0  # unlimited, within the schedule-to-close
+    # Past the deadline: the smallest slice, which the step runner never schedules (it raises OutOfBudget first).
+    late = attempt_options(now, now - timedelta(seconds=1), TIMING)
+    assert late["schedule_to_close_timeout"] == timedelta(seconds=0.05)

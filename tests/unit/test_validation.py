@@ -3,6 +3,7 @@ characters, text up to 200 (reasons up to 500), 1 to 100 items, 1 to 50 units an
 
 import pytest
 
+from common.checks import text_problem
 from order_service.contract import Address, CancelRequest, Item, OrderInput, ReviewDecision
 
 ADDRESS = Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US")
@@ -73,3 +74,13 @@ def test_a_review_decision_holds_a_reviewer_of_200_and_a_reason_of_500_character
         ("reviewer", "is 201 characters; at most 200"),
         ("reason", "is 501 characters; at most 500"),
     ]
+
+
+def test_a_cancel_or_a_decision_may_give_no_reason():
+    assert CancelRequest("").problems() == []
+    assert ReviewDecision("", "").problems() == []
+
+
+def test_text_is_required_unless_said_otherwise():
+    assert text_problem("") == "is required"
+    assert text_problem("", required=False) is None
