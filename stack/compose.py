@@ -68,7 +68,7 @@ def compose(
     done = subprocess.run(
         [compose_binary(), "--progress", "quiet", *files(standins), *args],
         cwd=ROOT,
-        env={**os.environ, "COMPOSE_BAKE": "false", **(env or {})},
+        env={**os.environ, **(env or {})},
         text=True,
         capture_output=capture,
     )

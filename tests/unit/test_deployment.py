@@ -255,3 +255,10 @@ def test_compose_knows_every_published_port():
         if "ports" in service
     }
     assert published == compose.PORTS
+
+
+def test_every_long_running_service_is_restarted_when_it_crashes():
+    for name, service in SERVICES.items():
+        if name.startswith("migrate-") or name == "jaeger":
+            continue
+        assert service.get("restart") == "on-failure", name
