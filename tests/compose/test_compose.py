@@ -108,6 +108,25 @@ def test_an_order_completes_through_the_gateway_container(stack: Stack):
     assert done.returncode == 0 and '"ORDER_STATE_COMPLETED"' in done.stdout, done.stderr
 
 
+def test_the_codec_server_container_shows_a_sealed_history_in_the_clear(stack: Stack):
+    """The workers' containers seal payloads with PAYLOAD_KEY; `temporal workflow show` reads the history through
+    the codec-server container as the Web UI does (its page on 8233 answers; a browser check is not made here)."""
+    order_id = new_id("sealed")
+    start_and_approve(order_id)
+    wait_for(order_id, TERMINAL)
+    show = [venv_bin("temporal"), "workflow", "show", "-w", f"order-{order_id}", "--detailed"]
+    show += ["--address", "127.0.0.1:7233"]
+    sealed = subprocess.run(show, capture_output=True, text=True, timeout=30)
+    decoded = subprocess.run(
+        show + ["--codec-endpoint", "http://127.0.0.1:8089"], capture_output=True, text=True, timeout=30
+    )
+    assert sealed.returncode == 0 and decoded.returncode == 0, sealed.stderr + decoded.stderr
+    assert "1 Loop Rd" not in sealed.stdout
+    assert "1 Loop Rd" in decoded.stdout, decoded.stdout[-2000:]
+    with urllib.request.urlopen("http://127.0.0.1:8233/", timeout=10) as page:
+        assert page.status == 200
+
+
 class ShippingPaused:
     """The shipping worker frozen (docker pause), so an order waits for its parcel after its charge. A request
     sent while it is frozen is started inside the block and finished after it: the order workflow answers a cancel
