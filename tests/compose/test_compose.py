@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -110,7 +111,7 @@ def test_an_order_completes_through_the_gateway_container(stack: Stack):
 
 def test_the_codec_server_container_shows_a_sealed_history_in_the_clear(stack: Stack):
     """The workers' containers seal payloads with PAYLOAD_KEY; `temporal workflow show` reads the history through
-    the codec-server container as the Web UI does (its page on 8233 answers; a browser check is not made here)."""
+    the codec-server container as the Web UI does (the next test opens the page in Chromium)."""
     order_id = new_id("sealed")
     start_and_approve(order_id)
     wait_for(order_id, TERMINAL)
@@ -125,6 +126,34 @@ def test_the_codec_server_container_shows_a_sealed_history_in_the_clear(stack: S
     assert "1 Loop Rd" in decoded.stdout, decoded.stdout[-2000:]
     with urllib.request.urlopen("http://127.0.0.1:8233/", timeout=10) as page:
         assert page.status == 200
+
+
+def web_ui_page(url: str, profile: Path) -> str:
+    """The page as headless Chromium renders it (its DOM once the page's scripts have run)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("not run: no chromium here (Debian's chromium package; .ci/run installs it as root)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
+    flags += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    flags += [f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--dump-dom", url]
+    done = subprocess.run([chromium, *flags], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_the_web_ui_shows_an_orders_input_decoded_through_the_codec_server_container(stack: Stack, tmp_path: Path):
+    order_id = new_id("web-ui")
+    start_and_approve(order_id)
+    wait_for(order_id, TERMINAL)
+    url = f"http://localhost:8233/namespaces/default/workflows/order-{order_id}"
+    assert "1 Loop Rd" in web_ui_page(url, tmp_path / "with-codec")
+    (codec,) = stack.containers("codec-server")
+    compose.docker("stop", codec)
+    try:
+        assert "1 Loop Rd" not in web_ui_page(url, tmp_path / "without-codec"), "the page shows it sealed or not at all"
+    finally:
+        compose.docker("start", codec)
+        stack.wait_healthy(codec)
 
 
 class ShippingPaused:
