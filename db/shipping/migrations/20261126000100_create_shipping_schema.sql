@@ -1,7 +1,11 @@
 -- migrate:up
 -- Roles are cluster-wide; each service logs in as its own role, the gateway reads through gateway_reader.
+-- The orders and shipping migrations both create gateway_reader and may run at the same time (compose starts
+-- them together): the lock, held to the end of this migration's transaction, makes the second wait and then
+-- see the role, where check-then-create alone fails on pg_authid's unique index.
 DO $$
 BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('orderlife: create roles'));
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'shipping_service') THEN
     CREATE ROLE shipping_service LOGIN;
   END IF;

@@ -1,0 +1,1 @@
+"""The compose suite (tests/compose/conftest.py)."""
