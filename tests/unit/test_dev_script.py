@@ -6,7 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 UNSUPPORTED = "#!/bin/sh\n[ \"$1\" = --version ] && echo 'Python 3.10.13'\nexit 1\n"
 # Reports itself supported, and records what ./dev asked of it after that (the venv it was to make).
-SUPPORTED = "#!/bin/sh\ncase \"$2\" in import*) exit 0;; esac\necho \"$0 $*\" >> \"$(dirname \"$0\")/calls\"\nexit 3\n"
+SUPPORTED = '#!/bin/sh\ncase "$2" in import*) exit 0;; esac\necho "$0 $*" >> "$(dirname "$0")/calls"\nexit 3\n'
 
 
 def run_dev(tmp_path: Path, pythons: dict[str, str], *args: str, **env: str) -> subprocess.CompletedProcess[str]:
