@@ -63,6 +63,8 @@ def _describe(err: BaseException) -> tuple[str, str]:
     return contract.FAILED, str(err)
 
 
+# Pinned by its worker (common/versioning.py): an execution finishes on the build it started on, so a deploy never
+# needs a patch here (docs/deploys.md).
 @workflow.defn(name=contract.WORKFLOW)
 class OrderWorkflow:
     @workflow.init

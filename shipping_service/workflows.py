@@ -28,6 +28,8 @@ def _reason(err: Exception) -> str:
     return str(err)
 
 
+# Pinned by its worker (common/versioning.py): an execution finishes on the build it started on, so a deploy never
+# needs a patch here (docs/deploys.md).
 @workflow.defn(name=contract.WORKFLOW)
 class ShippingWorkflow:
     @workflow.init

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from temporalio import activity
 from temporalio.client import Client
 
-from common import brief, codec, db, logs, telemetry, temporal
+from common import brief, codec, db, logs, telemetry, temporal, versioning
 from common.settings import TemporalSettings
 from gateway import server
 from gateway.config import Settings as GatewaySettings
@@ -147,11 +147,16 @@ async def stack(infra, otlp):
     shipping_pool = await db.connect(db.url_for_role(admin_url, "shipping_service"))
     reader_pool = await db.connect(db.url_for_role(admin_url, "gateway_reader"))
     admin = await db.connect(admin_url)
+    order_build, shipping_build = versioned_builds(suffix)
     workers = [
-        order_worker.build(client, OrderActivities(OrdersRepository(order_pool)), order_tq),
-        shipping_worker.build(client, ShippingActivities(ShippingRepository(shipping_pool)), shipping_tq),
+        order_worker.build(client, OrderActivities(OrdersRepository(order_pool)), order_tq, order_build),
+        shipping_worker.build(
+            client, ShippingActivities(ShippingRepository(shipping_pool)), shipping_tq, shipping_build
+        ),
     ]
     tasks = [asyncio.create_task(w.run()) for w in workers]
+    await versioning.make_current_if_unset(client, order_build, order_tq)
+    await versioning.make_current_if_unset(client, shipping_build, shipping_tq)
     settings = GatewaySettings(
         TemporalSettings(temporal_address, "default"), "", "127.0.0.1:0", order_tq, shipping_tq, "INFO"
     )
@@ -179,6 +184,15 @@ async def stack(infra, otlp):
     for pool in (order_pool, shipping_pool, reader_pool, admin):
         await pool.close()
     patch.undo()
+
+
+def versioned_builds(suffix: str) -> tuple[versioning.Versioning, versioning.Versioning]:
+    """The order and shipping builds of a test's own worker deployments (versioned as in production; named apart so
+    no two tests share a deployment's routing)."""
+    return (
+        versioning.Versioning(f"it-{suffix}-{versioning.ORDER_DEPLOYMENT}", "test"),
+        versioning.Versioning(f"it-{suffix}-{versioning.SHIPPING_DEPLOYMENT}", "test"),
+    )
 
 
 def new_order_id(prefix: str = "t") -> str:
