@@ -21,6 +21,9 @@ Result = TypeVar("Result")
 NON_RETRYABLE = ["ValueError", "InvalidData", "OrderConflict", "PaymentConflict", "ShipmentCancelled"]
 # Smallest slice worth scheduling an attempt into.
 MIN_SLICE_SECONDS = 0.05
+# How long a worker may hold a workflow task before the server hands it to another: the SDK's 10 s default
+# would spend most of an order's 15 s on a worker that died holding one. An order's tasks are small.
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=2)
 
 
 @dataclass

@@ -18,9 +18,9 @@ from common.settings import TemporalSettings
 
 log = logging.getLogger(__name__)
 
-# A workflow task waits this long for the worker that cached its workflow before any worker takes it.
-# The SDK's 10 s would spend most of an order's 15 s budget waiting for a crashed worker.
-STICKY_TIMEOUT = timedelta(seconds=3)
+# A workflow task waits this long for the worker that cached its workflow before any worker of the build takes it
+# (replaying the history). The SDK's 10 s would spend most of an order's 15 s budget waiting for a crashed worker.
+STICKY_TIMEOUT = timedelta(seconds=1)
 # On SIGTERM a worker stops polling and lets running attempts (each under a second) finish.
 GRACEFUL_SHUTDOWN = timedelta(seconds=5)
 

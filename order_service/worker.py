@@ -1,4 +1,4 @@
-"""The order worker: OrderWorkflow and its activities on the order task queue."""
+"""The order worker: OrderWorkflow, the sweep (order_service/sweep.py) and their activities on the order task queue."""
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -8,6 +8,7 @@ from common.versioning import Versioning
 from order_service.activities import OrderActivities
 from order_service.config import Settings
 from order_service.repository import OrdersRepository
+from order_service.sweep import SweepActivities, SweepWorkflow, ensure_schedule
 from order_service.workflows import OrderWorkflow
 
 
@@ -23,9 +24,9 @@ def build(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[workflow],
+        workflows=[workflow, SweepWorkflow],
         deployment_config=versioning.worker_config() if versioning else None,
-        activities=activities.all(),
+        activities=[*activities.all(), *SweepActivities(activities.repo, client).all()],
         sticky_queue_schedule_to_start_timeout=temporal.STICKY_TIMEOUT,
         graceful_shutdown_timeout=temporal.GRACEFUL_SHUTDOWN,
     )
@@ -37,6 +38,7 @@ async def main(settings: Settings, workflow: type = OrderWorkflow) -> None:
     async def connected() -> Worker:
         client = await temporal.connect(settings.temporal, telemetry.runtime())
         pools.append(await db.connect(settings.database_url))
+        await ensure_schedule(client, settings.task_queue, settings.shipping_task_queue)
         return build(
             client, OrderActivities(OrdersRepository(pools[0])), settings.task_queue, settings.versioning, workflow
         )

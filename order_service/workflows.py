@@ -17,7 +17,7 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     import order_service.contract as contract
     import shipping_service.contract as shipping
-    from common.budget import Alarms, OutOfBudget, Stopped, compensate, run_step, wait_until
+    from common.budget import WORKFLOW_TASK_TIMEOUT, Alarms, OutOfBudget, Stopped, compensate, run_step, wait_until
     from order_service.activities import (
         ChargeInput,
         FinalizeInput,
@@ -64,8 +64,9 @@ def _describe(err: BaseException) -> tuple[str, str]:
 
 
 # Pinned by its worker (common/versioning.py): an execution finishes on the build it started on, so a deploy never
-# needs a patch here (docs/deploys.md).
-@workflow.defn(name=contract.WORKFLOW)
+# needs a patch here (docs/deploys.md). A non-determinism error fails the execution instead of retrying its task
+# until the 60 s backstop: the order's budget is gone by then, and the sweep (order_service/sweep.py) settles it.
+@workflow.defn(name=contract.WORKFLOW, failure_exception_types=[workflow.NondeterminismError])
 class OrderWorkflow:
     @workflow.init
     def __init__(self, inp: contract.OrderInput) -> None:
@@ -259,6 +260,7 @@ class OrderWorkflow:
             ),
             id=shipping.workflow_id(inp.order_id),
             task_queue=inp.shipping_task_queue,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             result_type=shipping.ShipmentResult,
         )
         result_task = asyncio.ensure_future(child)

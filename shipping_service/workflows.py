@@ -13,7 +13,8 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     import shipping_service.contract as contract
     from common.budget import Alarms, OutOfBudget, compensate, run_step, wait_until
-    from shipping_service.activities import CancelInput, DispatchInput, PackageInput, ShippingActivities
+    from shipping_service.activities import DispatchInput, PackageInput, ShippingActivities
+    from shipping_service.contract import CancelInput
 
 
 Arg = TypeVar("Arg")
@@ -29,8 +30,9 @@ def _reason(err: Exception) -> str:
 
 
 # Pinned by its worker (common/versioning.py): an execution finishes on the build it started on, so a deploy never
-# needs a patch here (docs/deploys.md).
-@workflow.defn(name=contract.WORKFLOW)
+# needs a patch here (docs/deploys.md). A non-determinism error fails the execution instead of retrying its task
+# until the 60 s backstop: the order's budget is gone by then, and the sweep (order_service/sweep.py) settles it.
+@workflow.defn(name=contract.WORKFLOW, failure_exception_types=[workflow.NondeterminismError])
 class ShippingWorkflow:
     @workflow.init
     def __init__(self, inp: contract.ShipmentInput) -> None:
