@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio.api.deployment.v1 import message_pb2 as deployment_pb
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv
@@ -161,9 +162,14 @@ async def set_current(client: Client, version: Versioning, task_queue: str, only
                 )
             )
         except RPCError as err:
-            # Another worker of the deployment changed the routing since the describe: look again.
-            if err.status in (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.ABORTED):
-                await asyncio.sleep(0.2)
+            # Another worker of the deployment changed the routing since the describe, or the server asks for fewer
+            # calls to the deployment: look again.
+            if err.status in (
+                RPCStatusCode.FAILED_PRECONDITION,
+                RPCStatusCode.ABORTED,
+                RPCStatusCode.RESOURCE_EXHAUSTED,
+            ):
+                await asyncio.sleep(0.5)
                 continue
             raise
         log.info(
@@ -185,7 +191,37 @@ async def make_current_if_unset(client: Client, version: Versioning, task_queue:
             if time.monotonic() > deadline:
                 raise
             log.debug("deployment_not_ready", extra={"error": str(err)})
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(1)
+
+
+async def task_queues(client: Client, version: Versioning) -> set[tuple[str, int]]:
+    """The (task queue, type) pairs the server has seen this build poll; empty for a build it has never seen."""
+    try:
+        described = await client.workflow_service.describe_worker_deployment_version(
+            wsv.DescribeWorkerDeploymentVersionRequest(
+                namespace=client.namespace,
+                deployment_version=deployment_pb.WorkerDeploymentVersion(
+                    deployment_name=version.deployment_name, build_id=version.build_id
+                ),
+            )
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return set()
+        raise
+    return {(q.name, q.type) for q in described.worker_deployment_version_info.task_queue_infos}
+
+
+async def ready_to_replace(client: Client, new: Versioning, task_queue: str) -> bool:
+    """Whether the new build polls task_queue and every task queue the current build polls (the server refuses to
+    make current a build that would leave one of them unversioned)."""
+    if not await pollers(client, new, task_queue):
+        return False
+    current = current_build(await describe(client, new.deployment_name))
+    if current is None or current == new.build_id:
+        return True
+    needed = await task_queues(client, Versioning(new.deployment_name, current))
+    return needed <= await task_queues(client, new)
 
 
 async def running_pinned(client: Client, version: Versioning) -> int:

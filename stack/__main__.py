@@ -97,21 +97,7 @@ def up() -> bool:
 
 async def make_current(plan: dict) -> str:
     """The build `up` started becomes current (a stack started again on newer code routes new orders to it)."""
-    client = await Client.connect(f"127.0.0.1:{TEMPORAL_PORT}")
-    build = ""
-    for spec in plan.values():
-        if spec.get("worker"):
-            build = spec["env"]["WORKER_BUILD_ID"]
-            deployment, queue_var, default_queue = rolling.WORKERS[spec["worker"]]
-            version = versioning.Versioning(deployment, build)
-            queue = spec["env"].get(queue_var, default_queue)
-            deadline = asyncio.get_running_loop().time() + 60
-            while not await versioning.pollers(client, version, queue):
-                if asyncio.get_running_loop().time() > deadline:
-                    raise SystemExit(f"no worker of {deployment} build {build} polled {queue} within 60s")
-                await asyncio.sleep(0.25)
-            await versioning.set_current(client, version, queue)
-    return build
+    return await rolling.make_plan_current(await Client.connect(f"127.0.0.1:{TEMPORAL_PORT}"), plan)
 
 
 def deploy() -> None:

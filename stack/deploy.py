@@ -17,11 +17,12 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from common import versioning
 from order_service import contract as orders
@@ -80,7 +81,7 @@ class Deploy:
         self._stage("start", f"{len(new)} workers: {', '.join(new)}")
 
         await self._until(POLL_TIMEOUT_SECONDS, self._all_poll, "the new workers did not poll")
-        self._stage("poll", "each new worker polls its task queue")
+        self._stage("poll", "the new workers poll every task queue the old ones do")
 
         for service in WORKERS:
             await versioning.set_current(self.client, self.versions[service], self.queues[service])
@@ -137,7 +138,7 @@ class Deploy:
 
     async def _all_poll(self) -> bool:
         for service, version in self.versions.items():
-            if not await versioning.pollers(self.client, version, self.queues[service]):
+            if not await versioning.ready_to_replace(self.client, version, self.queues[service]):
                 return False
         return True
 
@@ -156,11 +157,7 @@ class Deploy:
         return True
 
     async def _until(self, timeout: float, check: Callable, failure: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not await check():
-            if time.monotonic() > deadline:
-                raise DeployError(f"{failure} within {timeout:.0f}s")
-            await asyncio.sleep(0.25)
+        await until(timeout, check, failure)
 
     def _stage(self, name: str, detail: str) -> None:
         now = time.monotonic() - self.started
@@ -170,6 +167,42 @@ class Deploy:
 
     def _log(self, line: str) -> None:
         self.report(line)
+
+
+async def make_plan_current(client: Client, plan: dict, timeout: float = POLL_TIMEOUT_SECONDS) -> str:
+    """Makes the build of the plan's workers current in each deployment once it polls (./dev up, on a stack that may
+    keep an older build current); returns the build id."""
+    build = ""
+    for spec in plan.values():
+        if spec.get("worker"):
+            build = spec["env"]["WORKER_BUILD_ID"]
+            deployment, queue_var, default_queue = WORKERS[spec["worker"]]
+            prefix = spec["env"].get("WORKER_DEPLOYMENT_PREFIX", "")
+            version = versioning.Versioning(prefix + deployment, build)
+            queue = spec["env"].get(queue_var, default_queue)
+            await until(
+                timeout,
+                lambda: versioning.ready_to_replace(client, version, queue),  # noqa: B023
+                f"no worker of {deployment} build {build} polled {queue}",
+            )
+            await versioning.set_current(client, version, queue)
+    return build
+
+
+async def until(timeout: float, check: Callable[[], Awaitable[bool]], failure: str) -> None:
+    """Asks check() every half second until it holds; the server's rate limit on a deployment's calls only slows it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if await check():
+                return
+        except RPCError as err:
+            if err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
+                raise
+            await asyncio.sleep(1)
+        if time.monotonic() > deadline:
+            raise DeployError(f"{failure} within {timeout:.0f}s")
+        await asyncio.sleep(0.5)
 
 
 def other_slot(address: str) -> str:
