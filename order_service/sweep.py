@@ -2,17 +2,18 @@
 non-determinism error for one), so that no order is left charged by a workflow that cannot finish.
 
 A Temporal Schedule (`ensure_schedule`, created by the order worker) starts SweepWorkflow on the order task queue
-every SWEEP_EVERY. The sweep takes the orders whose row is in no end state though they started longer ago than
-any order may run (UNSETTLED_AFTER); of those, the ones whose workflow has closed other than COMPLETED it settles:
+every SWEEP_EVERY. The sweep takes the orders whose row is in no end state and whose workflow has closed other than
+COMPLETED, found two ways: those visibility lists as closed so in the last RECENTLY_CLOSED, and those that started
+longer ago than any order may run (UNSETTLED_AFTER), each looked up. It settles each:
 the shipment is cancelled unless it was dispatched (the shipping service's own CancelShipment, on its queue), what
 was charged and not dispatched is refunded, and the order's end state is written (COMPLETED if dispatched, else
-FAILED), each step safe to repeat. An order is therefore settled within SWEEP_EVERY of the later of its workflow's
-close and UNSETTLED_AFTER past its start.
+FAILED), each step safe to repeat. An order is therefore settled within SWEEP_EVERY (plus visibility's lag) of its
+workflow's close, or, if the sweep was not running then, by UNSETTLED_AFTER past its start.
 """
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity, workflow
@@ -42,8 +43,10 @@ SWEEP_WORKFLOW = "OrderSweep"
 FIND = "FindUnsettledOrders"
 SETTLE = "SettleOrder"
 SWEEP_EVERY = timedelta(seconds=5)
-# Past the 15 s budget, with room for the closing task: an order still unfinished after this is looked at.
+# Past the 15 s budget, with room for the closing task: an order still unfinished after this is looked up.
 UNSETTLED_AFTER = timedelta(seconds=20)
+# Orders whose workflow visibility lists as closed this lately are found at once, whatever their age.
+RECENTLY_CLOSED = timedelta(minutes=10)
 BATCH = 100
 
 
@@ -94,21 +97,19 @@ class SweepActivities:
 
     @activity.defn(name=FIND)
     async def find_unsettled(self, inp: FindInput) -> list[Unsettled]:
+        """Orders with no end whose workflow closed other than COMPLETED: those visibility lists as closed so lately,
+        and (whatever visibility says) those older than any order may run, each looked up."""
+        closed = await self._recently_closed()
         found = []
-        for row in await self.repo.unsettled(inp.unsettled_after_seconds, inp.limit):
-            try:
-                described = await self.client.get_workflow_handle(contract.workflow_id(row["order_id"])).describe()
-            except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:
-                    raise
-                continue  # no workflow (its history is gone): nothing Temporal can tell
-            if described.status in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
-                continue  # running: it writes its own end; completed: it has written it
+        for row in await self.repo.unsettled(inp.unsettled_after_seconds, inp.limit, list(closed)):
+            status = closed.get(row["order_id"]) or await self._status(row["order_id"])
+            if status in (None, WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+                continue  # running: it writes its own end; completed: it has written it; none: nothing to tell
             items, address = _json(row["items"]), _json(row["address"])
             found.append(
                 Unsettled(
                     row["order_id"],
-                    described.status.name if described.status else "UNKNOWN",
+                    status.name,
                     row["payment_status"] == "charged",
                     [shipping.Item(**i) for i in items],
                     shipping.Address(**address) if address else None,
@@ -134,6 +135,24 @@ class SweepActivities:
 
     def all(self) -> list[Callable[..., Awaitable[Any]]]:
         return [self.find_unsettled, self.settle]
+
+    async def _recently_closed(self) -> dict[str, WorkflowExecutionStatus]:
+        since = (datetime.now(UTC) - RECENTLY_CLOSED).isoformat()
+        ended = " OR ".join(f"ExecutionStatus = '{s}'" for s in ("Failed", "TimedOut", "Terminated", "Canceled"))
+        query = f"WorkflowType = '{contract.WORKFLOW}' AND CloseTime > '{since}' AND ({ended})"
+        return {
+            e.id.removeprefix(contract.workflow_id("")): e.status
+            async for e in self.client.list_workflows(query, limit=BATCH)
+            if e.status is not None
+        }
+
+    async def _status(self, order_id: str) -> WorkflowExecutionStatus | None:
+        try:
+            return (await self.client.get_workflow_handle(contract.workflow_id(order_id)).describe()).status
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return None  # no workflow (its history is gone)
 
 
 def _json(value: Any) -> Any:
