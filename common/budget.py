@@ -134,6 +134,7 @@ async def run_step(
     timing: StepTiming,
     max_attempts: int = 0,
     stop: Callable[[], bool] = lambda: False,
+    summary: str = "",
 ) -> Result:
     """One step's activity, given until `until`: its result, OutOfBudget once `until` has come, or Stopped
     as soon as `stop()` is true. Either way no new attempt starts, and this returns only once an attempt in
@@ -142,7 +143,7 @@ async def run_step(
     if alarms.passed(until):
         raise OutOfBudget(step)
     running = workflow.start_activity_method(
-        activity, arg, **attempt_options(workflow.now(), until, timing, max_attempts)
+        activity, arg, summary=summary or None, **attempt_options(workflow.now(), until, timing, max_attempts)
     )
     await workflow.wait_condition(lambda: running.done() or alarms.passed(until) or stop())
     if running.done():

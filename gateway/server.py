@@ -269,6 +269,8 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 execution_timeout=EXECUTION_TIMEOUT,
                 task_timeout=WORKFLOW_TASK_TIMEOUT,
+                static_summary=inp.summary(),
+                static_details=f"payment `{inp.payment_id}`, ship to {inp.address.city} {inp.address.country}",
                 memo={"request": fingerprint, orders.STATUS_MEMO_KEY: status},
                 search_attributes=TypedSearchAttributes(
                     [SearchAttributePair(orders.ORDER_STATE_ATTRIBUTE, status.state)]

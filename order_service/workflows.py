@@ -192,6 +192,7 @@ class OrderWorkflow:
                 until,
                 self.inp.budget.steps,
                 stop=lambda: stoppable and self.cancel is not None,
+                summary=f"{step} for order {self.inp.order_id}",
             )
         except Stopped:
             progress.status, progress.ended_at = "cancelled", _now()
@@ -261,6 +262,7 @@ class OrderWorkflow:
             id=shipping.workflow_id(inp.order_id),
             task_queue=inp.shipping_task_queue,
             task_timeout=WORKFLOW_TASK_TIMEOUT,
+            static_summary=f"Shipment of {inp.summary()}",
             result_type=shipping.ShipmentResult,
         )
         result_task = asyncio.ensure_future(child)
@@ -350,6 +352,14 @@ class OrderWorkflow:
         self.status.state, self.status.step = state, step
         if reason:
             self.status.reason = reason
+        # The Web UI shows this (Temporal's built-in metadata query); the step's attempts are its pending activity's.
+        left = (self.deadline - workflow.now()).total_seconds()
+        workflow.set_current_details(
+            f"**{state}**"
+            + (f", step **{step}**" if step else "")
+            + (f": {self.status.reason}" if reason else "")
+            + (f" ({left:.1f}s of the budget left)" if state not in contract.TERMINAL_STATES else "")
+        )
         if changed:
             workflow.upsert_search_attributes([contract.ORDER_STATE_ATTRIBUTE.value_set(state)])
             workflow.logger.info("state_changed", extra=self._log(reason=reason or None))

@@ -111,7 +111,18 @@ class ShippingWorkflow:
     async def _step(
         self, step: str, activity: MethodAsyncSingleParam[Any, Arg, None], arg: Arg, max_attempts: int = 0
     ) -> None:
-        await run_step(self.alarms, step, activity, arg, self.ship_by, self.inp.timing, max_attempts)
+        details = f"step **{step}**" + (f", dispatch round {self.round}" if step == contract.DISPATCH else "")
+        workflow.set_current_details(details)  # the Web UI shows it; the attempts are the pending activity's
+        await run_step(
+            self.alarms,
+            step,
+            activity,
+            arg,
+            self.ship_by,
+            self.inp.timing,
+            max_attempts,
+            summary=f"{step} for order {self.inp.order_id}",
+        )
 
     async def _tell_parent(self, failure: contract.DispatchFailure) -> bool:
         """The child's half of the dispatch protocol (contract.py): tell the parent and wait for its answer."""
