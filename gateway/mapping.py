@@ -142,6 +142,8 @@ def settled(
         return
     status.state, status.reason, ended_at = end
     status.step, status.ended_at = "", ended_at.isoformat()
+    if "by the sweep" not in status.reason:  # the order's own end was written; its workflow failed after it
+        status.reason = "; ".join(filter(None, [status.reason, f"workflow {workflow_status.name} after the end"]))
 
 
 def fingerprint(inp: orders.OrderInput) -> str:
