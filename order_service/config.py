@@ -16,6 +16,7 @@ class Settings:
     task_queue: str
     log_level: str
     shipping_task_queue: str = shipping.TASK_QUEUE
+    sweep: bool = True
     health_listen: str = ""
     versioning: Versioning | None = None
 
@@ -27,6 +28,8 @@ class Settings:
             task_queue=os.environ.get("ORDER_TASK_QUEUE", contract.TASK_QUEUE),
             # Where the sweep cancels a shipment (order_service/sweep.py).
             shipping_task_queue=os.environ.get("SHIPPING_TASK_QUEUE", shipping.TASK_QUEUE),
+            # ORDER_SWEEP=off: the worker does not create the sweep's schedule (the benchmark leaves it out).
+            sweep=os.environ.get("ORDER_SWEEP", "on") != "off",
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
             # grpc.health.v1 (SERVING while the worker polls) on this address, if set.
             health_listen=os.environ.get("HEALTH_LISTEN", ""),

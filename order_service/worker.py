@@ -38,7 +38,8 @@ async def main(settings: Settings, workflow: type = OrderWorkflow) -> None:
     async def connected() -> Worker:
         client = await temporal.connect(settings.temporal, telemetry.runtime())
         pools.append(await db.connect(settings.database_url))
-        await ensure_schedule(client, settings.task_queue, settings.shipping_task_queue)
+        if settings.sweep:
+            await ensure_schedule(client, settings.task_queue, settings.shipping_task_queue)
         return build(
             client, OrderActivities(OrdersRepository(pools[0])), settings.task_queue, settings.versioning, workflow
         )
