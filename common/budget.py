@@ -21,6 +21,9 @@ Result = TypeVar("Result")
 NON_RETRYABLE = ["ValueError", "InvalidData", "OrderConflict", "PaymentConflict", "ShipmentCancelled"]
 # Smallest slice worth scheduling an attempt into.
 MIN_SLICE_SECONDS = 0.05
+# How long a worker may hold a workflow task before the server hands it to another: the SDK's 10 s default
+# would spend most of an order's 15 s on a worker that died holding one. An order's tasks are small.
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=2)
 
 
 @dataclass
@@ -131,6 +134,7 @@ async def run_step(
     timing: StepTiming,
     max_attempts: int = 0,
     stop: Callable[[], bool] = lambda: False,
+    summary: str = "",
 ) -> Result:
     """One step's activity, given until `until`: its result, OutOfBudget once `until` has come, or Stopped
     as soon as `stop()` is true. Either way no new attempt starts, and this returns only once an attempt in
@@ -139,7 +143,7 @@ async def run_step(
     if alarms.passed(until):
         raise OutOfBudget(step)
     running = workflow.start_activity_method(
-        activity, arg, **attempt_options(workflow.now(), until, timing, max_attempts)
+        activity, arg, summary=summary or None, **attempt_options(workflow.now(), until, timing, max_attempts)
     )
     await workflow.wait_condition(lambda: running.done() or alarms.passed(until) or stop())
     if running.done():

@@ -18,6 +18,8 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "__temporal_error_identifier", None) == "WorkflowTaskFailure":
+            return self.format(_task_failure(record))
         line = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
@@ -51,6 +53,19 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.levelno >= logging.ERROR:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
+
+
+def _task_failure(record: logging.LogRecord) -> logging.LogRecord:
+    """The SDK's WARNING about a failed workflow task, as an ERROR: the task is retried until the workflow's code is
+    fixed or its execution times out, so the order is stuck (the gateway's status says so too). The order id comes
+    from the workflow id below."""
+    err = record.exc_info[1] if record.exc_info else None
+    task_failed = logging.makeLogRecord(
+        {**record.__dict__, "msg": "workflow_task_failed", "args": (), "levelno": logging.ERROR, "levelname": "ERROR"}
+    )
+    task_failed.__dict__.pop("__temporal_error_identifier", None)
+    task_failed.error = f"{type(err).__name__}: {err}" if err else record.getMessage()
+    return task_failed
 
 
 def setup(service: str, level: str = "INFO") -> None:

@@ -13,14 +13,14 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from common import codec, health, telemetry
+from common import codec, health, telemetry, versioning
 from common.settings import TemporalSettings
 
 log = logging.getLogger(__name__)
 
-# A workflow task waits this long for the worker that cached its workflow before any worker takes it.
-# The SDK's 10 s would spend most of an order's 15 s budget waiting for a crashed worker.
-STICKY_TIMEOUT = timedelta(seconds=3)
+# A workflow task waits this long for the worker that cached its workflow before any worker of the build takes it
+# (replaying the history). The SDK's 10 s would spend most of an order's 15 s budget waiting for a crashed worker.
+STICKY_TIMEOUT = timedelta(seconds=1)
 # On SIGTERM a worker stops polling and lets running attempts (each under a second) finish.
 GRACEFUL_SHUTDOWN = timedelta(seconds=5)
 
@@ -46,9 +46,12 @@ async def connect(settings: TemporalSettings, runtime: Runtime | None = None, at
             await asyncio.sleep(health.backoff(attempt))
 
 
-async def run_worker(build: Callable[[], Awaitable[Worker]], health_listen: str = "") -> None:
+async def run_worker(
+    build: Callable[[], Awaitable[Worker]], health_listen: str = "", version: versioning.Versioning | None = None
+) -> None:
     """Builds the worker (connecting to what it needs, however long that takes) and runs it until SIGTERM or
-    SIGINT, then shuts it down cleanly. grpc.health.v1 on health_listen (if set) answers from the start:
+    SIGINT, then shuts it down cleanly. A versioned worker makes its build current if its deployment has none yet
+    (a fresh stack); otherwise only a deploy does. grpc.health.v1 on health_listen (if set) answers from the start:
     NOT_SERVING while the worker waits for Temporal or Postgres, SERVING while it polls, NOT_SERVING again
     once shutdown has begun."""
     health_server = health_status = None
@@ -59,14 +62,28 @@ async def run_worker(build: Callable[[], Awaitable[Worker]], health_listen: str 
         async with worker:
             if health_status is not None:
                 await health_status.set("", health_pb2.HealthCheckResponse.SERVING)
-            log.info("worker_started", extra={"fields": {"task_queue": worker.task_queue}})
+            fields = {"task_queue": worker.task_queue}
+            first_build: asyncio.Task[None] | None = None
+            if version is not None and version.enabled:
+                fields.update(deployment=version.deployment_name, build_id=version.build_id)
+                first_build = asyncio.create_task(_first_build_current(worker, version))
+            log.info("worker_started", extra={"fields": fields})
             await until_terminated()
+            if first_build is not None:
+                first_build.cancel()
             if health_status is not None:
                 await health_status.enter_graceful_shutdown()
         log.info("worker_stopped", extra={"fields": {"task_queue": worker.task_queue}})
     finally:
         if health_server is not None:
             await health_server.stop(None)
+
+
+async def _first_build_current(worker: Worker, version: versioning.Versioning) -> None:
+    try:
+        await versioning.make_current_if_unset(worker.client, version, worker.task_queue)
+    except Exception as err:  # the worker runs on: a deploy can still make its build current
+        log.error("deployment_current_not_set", extra={"error": f"{type(err).__name__}: {err}"})
 
 
 async def until_terminated() -> None:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from temporalio.client import WorkflowExecution
+from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 
 from common.checks import Problem, id_problem
 from gateway.repository import AttemptRow
@@ -30,6 +30,16 @@ STATE_TO_PROTO = {
 }
 PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
 ENDED = frozenset(STATE_TO_PROTO[state] for state in orders.TERMINAL_STATES)
+# How a workflow closes when the order's own final write did not happen: the sweep (order_service/sweep.py) writes it.
+ENDED_WITHOUT_FINAL_WRITE = frozenset(
+    {
+        WorkflowExecutionStatus.FAILED,
+        WorkflowExecutionStatus.TIMED_OUT,
+        WorkflowExecutionStatus.TERMINATED,
+        WorkflowExecutionStatus.CANCELED,
+    }
+)
+_UNSETTLED = " AND ".join(f"ExecutionStatus != '{s}'" for s in ("Failed", "TimedOut", "Terminated", "Canceled"))
 
 
 class InvalidArgument(Exception):
@@ -88,20 +98,52 @@ def cancel_request(req: pb.CancelOrderRequest) -> orders.CancelRequest:
 
 
 def visibility_query(state: str | None) -> str:
-    """Orders (in one state, when given) as Temporal's visibility finds them, by the OrderState search attribute."""
+    """Orders (in one state, when given) as Temporal's visibility finds them, by the OrderState search attribute. A
+    workflow that ended without its final write keeps the OrderState it last had: it is listed as FAILED (the
+    summary shows the end the sweep wrote), never as in progress."""
     query = f"WorkflowType='{orders.WORKFLOW}'"
-    return query if state is None else query + f" AND {orders.ORDER_STATE_ATTRIBUTE.name}='{state}'"
+    if state is None:
+        return query
+    by_state = f"{orders.ORDER_STATE_ATTRIBUTE.name}='{state}'"
+    if state == orders.FAILED:
+        return f"{query} AND ({by_state} OR NOT ({_UNSETTLED}))"
+    return f"{query} AND {by_state} AND {_UNSETTLED}"
 
 
-def order_summary(execution: WorkflowExecution, status: orders.OrderStatus | None) -> pb.ListOrdersResponse.Summary:
+def order_summary(
+    execution: WorkflowExecution, status: orders.OrderStatus | None, end: tuple[str, str] | None = None
+) -> pb.ListOrdersResponse.Summary:
+    """One listed order; `end` is the row's end state and reason, read for a workflow that ended without its final
+    write (the sweep's end, once it has run)."""
     state = execution.typed_search_attributes.get(orders.ORDER_STATE_ATTRIBUTE) or ""
+    reason = status.reason if status else ""
+    if execution.status in ENDED_WITHOUT_FINAL_WRITE:
+        state, reason = end or (state, unsettled_reason(execution.status))
     return pb.ListOrdersResponse.Summary(
         order_id=execution.id.removeprefix(orders.workflow_id("")),
         state=STATE_TO_PROTO.get(state, pb.ORDER_STATE_UNSPECIFIED),
-        reason=status.reason if status else "",
+        reason=reason,
         started_at=timestamp(execution.start_time),
         ended_at=timestamp(execution.close_time),
     )
+
+
+def unsettled_reason(workflow_status: WorkflowExecutionStatus) -> str:
+    return f"workflow {workflow_status.name} without its final write; the sweep settles it"
+
+
+def settled(
+    status: orders.OrderStatus, workflow_status: WorkflowExecutionStatus, end: tuple[str, str, datetime] | None
+) -> None:
+    """The status of an order whose workflow ended without its final write: the end the sweep wrote, or that the
+    order awaits the sweep (its state as the workflow last had it)."""
+    if end is None:
+        status.reason = unsettled_reason(workflow_status)
+        return
+    status.state, status.reason, ended_at = end
+    status.step, status.ended_at = "", ended_at.isoformat()
+    if "by the sweep" not in status.reason:  # the order's own end was written; its workflow failed after it
+        status.reason = "; ".join(filter(None, [status.reason, f"workflow {workflow_status.name} after the end"]))
 
 
 def fingerprint(inp: orders.OrderInput) -> str:

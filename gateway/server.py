@@ -17,12 +17,22 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from temporalio.client import Client, WorkflowHandle, WorkflowHistoryEventFilterType, WorkflowUpdateStage
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowHistoryEventFilterType,
+    WorkflowUpdateStage,
+)
 from temporalio.common import MetricMeter, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from common import telemetry
+from common.budget import WORKFLOW_TASK_TIMEOUT
 from gateway import errors, mapping, security
 from gateway.admission import Admission
 from gateway.config import Settings
@@ -168,7 +178,10 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
 
     async def _order(self, order_id: str) -> pb.Order:
         handle = self._handle(order_id)
-        status, attempts = await asyncio.gather(self._status(handle), self._check_ready().reader.attempts(order_id))
+        backends = self._check_ready()
+        status, attempts = await asyncio.gather(
+            self._status(handle, backends.client, backends.reader), backends.reader.attempts(order_id)
+        )
         _link_to_order_trace(status.trace_id, status.span_id)
         return mapping.order_message(status, attempts, handle.id)
 
@@ -179,16 +192,28 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         return mapping.order_message(status, attempts, orders.workflow_id(order_id))
 
     @staticmethod
-    async def _status(handle: WorkflowHandle[Any, Any]) -> orders.OrderStatus:
+    async def _status(handle: WorkflowHandle[Any, Any], client: Client, reader: ReadRepository) -> orders.OrderStatus:
         """The status the workflow keeps in its memo (the gateway puts the first one there at start): one describe,
         no worker round trip. An order started some other way (the temporal CLI, a test) has none until its first
-        workflow task has run: then the workflow is asked (a query)."""
+        workflow task has run: then the workflow is asked (a query). A workflow that ended without its final write
+        (timed out, terminated, failed) shows the end the sweep wrote, or that it awaits the sweep; one whose
+        workflow task keeps failing shows that it is stuck, and why."""
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         status: orders.OrderStatus | None = await description.memo_value(
             orders.STATUS_MEMO_KEY, None, type_hint=orders.OrderStatus
         )
         if status is None:
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                raise errors.Unavailable(f"workflow {handle.id} ended {description.status} before its first task")
             status = await handle.query(orders.STATUS_QUERY, result_type=orders.OrderStatus, rpc_timeout=RPC_TIMEOUT)
+        if description.status in mapping.ENDED_WITHOUT_FINAL_WRITE:
+            mapping.settled(status, description.status, await reader.order_end(status.order_id))
+        elif description.status == WorkflowExecutionStatus.RUNNING:
+            failed_tasks = description.raw_description.pending_workflow_task.attempt - 1
+            if failed_tasks > 0 and status.state not in orders.TERMINAL_STATES:
+                status.reason = f"stuck: its workflow task failed {failed_tasks} time(s): " + (
+                    await _last_task_failure(client, handle.id)
+                )
         return status
 
     async def _update(self, order_id: str, name: str, arg: object, wait: timedelta = RPC_TIMEOUT) -> pb.Order:
@@ -243,6 +268,9 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
                 task_queue=self.settings.order_task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 execution_timeout=EXECUTION_TIMEOUT,
+                task_timeout=WORKFLOW_TASK_TIMEOUT,
+                static_summary=inp.summary(),
+                static_details=f"payment `{inp.payment_id}`, ship to {inp.address.city} {inp.address.country}",
                 memo={"request": fingerprint, orders.STATUS_MEMO_KEY: status},
                 search_attributes=TypedSearchAttributes(
                     [SearchAttributePair(orders.ORDER_STATE_ATTRIBUTE, status.state)]
@@ -344,10 +372,22 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
             query, page_size=request.page_size or 20, next_page_token=token, rpc_timeout=RPC_TIMEOUT
         )
         await page.fetch_next_page()
+        executions = page.current_page or []
+        ended = await self._check_ready().reader.ended(
+            [
+                e.id.removeprefix(orders.workflow_id(""))
+                for e in executions
+                if e.status in mapping.ENDED_WITHOUT_FINAL_WRITE
+            ]
+        )
         return pb.ListOrdersResponse(
             orders=[
-                mapping.order_summary(e, await e.memo_value(orders.STATUS_MEMO_KEY, None, type_hint=orders.OrderStatus))
-                for e in page.current_page or []
+                mapping.order_summary(
+                    e,
+                    await e.memo_value(orders.STATUS_MEMO_KEY, None, type_hint=orders.OrderStatus),
+                    ended.get(e.id.removeprefix(orders.workflow_id(""))),
+                )
+                for e in executions
             ],
             next_page_token=base64.urlsafe_b64encode(page.next_page_token).decode() if page.next_page_token else "",
         )
@@ -419,6 +459,26 @@ class ReviewQueue:
                 decoded[execution.id] = (sealed, mapping.order_message(status, [], execution.id))
         self.decoded = decoded
         return sorted((order for _, order in decoded.values()), key=lambda o: o.review_deadline.ToDatetime())
+
+
+async def _last_task_failure(client: Client, workflow_id: str) -> str:
+    """Why the workflow's last task failed: the newest WorkflowTaskFailed event, read from the history's end."""
+    response = await client.workflow_service.get_workflow_execution_history_reverse(
+        GetWorkflowExecutionHistoryReverseRequest(
+            namespace=client.namespace,
+            execution=WorkflowExecution(workflow_id=workflow_id),
+            maximum_page_size=25,
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    for event in response.history.events:
+        if event.HasField("workflow_task_failed_event_attributes"):
+            failed = event.workflow_task_failed_event_attributes
+            cause = WorkflowTaskFailedCause.Name(failed.cause).removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")
+            error = await client.data_converter.decode_failure(failed.failure)  # sealed by the codec
+            kind = error.type if isinstance(error, ApplicationError) and error.type else type(error).__name__
+            return f"{cause}: {kind}: {error}"
+    return "cause not in the newest events"
 
 
 def _link_to_order_trace(trace_id: str, span_id: str) -> None:

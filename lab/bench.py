@@ -633,7 +633,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         Path(tempfile.mkdtemp(prefix="bench-")),
         keep_history=False,
         temporal_metrics_port=local.free_port(),
-        env={"LOG_LEVEL": "WARNING", "PAYLOAD_KEY": os.environ.get("PAYLOAD_KEY") or codec.new_key()},
+        env={
+            "LOG_LEVEL": "WARNING",
+            "PAYLOAD_KEY": os.environ.get("PAYLOAD_KEY") or codec.new_key(),
+            # The sweep (order_service/sweep.py) costs the same every few seconds however many orders run: left
+            # out, so that a side's per-order figures hold its orders' costs alone.
+            "ORDER_SWEEP": "off",
+        },
     )
     stack.start_all()
     procs = stack.procs

@@ -126,6 +126,11 @@ class OrderInput:
     trace_id: str = ""
     span_id: str = ""
 
+    def summary(self) -> str:
+        """The Web UI's one line for the order: id, items, amount (payment_charged charges one per unit)."""
+        items = ", ".join(f"{i.qty} x {i.sku}" for i in self.items)
+        return f"Order {self.order_id}: {items}; amount {sum(i.qty for i in self.items)}"
+
     def problems(self) -> list[Problem]:
         found = [
             (name, p)

@@ -202,6 +202,23 @@ class OrdersRepository:
         async with db.connection(self.pool) as conn:
             await conn.execute(sql, *args)
 
+    async def unsettled(self, older_than_seconds: float, limit: int, among: list[str]) -> list[asyncpg.Record]:
+        """Orders not in an end state that are among the given ones or started longer ago than any order may run: the
+        sweep's candidates."""
+        async with db.connection(self.pool) as conn:
+            return await conn.fetch(
+                """
+                SELECT o.order_id, o.items, o.address, p.status AS payment_status
+                FROM orders.orders o LEFT JOIN orders.payments p USING (order_id)
+                WHERE o.state NOT IN ('COMPLETED', 'CANCELLED', 'REJECTED', 'FAILED')
+                  AND (o.order_id = ANY($3) OR o.created_at < now() - make_interval(secs => $1))
+                ORDER BY o.created_at LIMIT $2
+                """,
+                older_than_seconds,
+                limit,
+                among,
+            )
+
     @staticmethod
     async def _event(conn: PoolConnectionProxy, order_id: str, kind: str, payload: dict[str, object]) -> None:
         await conn.execute(

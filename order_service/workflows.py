@@ -17,7 +17,7 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     import order_service.contract as contract
     import shipping_service.contract as shipping
-    from common.budget import Alarms, OutOfBudget, Stopped, compensate, run_step, wait_until
+    from common.budget import WORKFLOW_TASK_TIMEOUT, Alarms, OutOfBudget, Stopped, compensate, run_step, wait_until
     from order_service import rules
     from order_service.activities import (
         ChargeInput,
@@ -64,7 +64,10 @@ def _describe(err: BaseException) -> tuple[str, str]:
     return contract.FAILED, str(err)
 
 
-@workflow.defn(name=contract.WORKFLOW)
+# Pinned by its worker (common/versioning.py): an execution finishes on the build it started on, so a deploy never
+# needs a patch here (docs/deploys.md). A non-determinism error fails the execution instead of retrying its task
+# until the 60 s backstop: the order's budget is gone by then, and the sweep (order_service/sweep.py) settles it.
+@workflow.defn(name=contract.WORKFLOW, failure_exception_types=[workflow.NondeterminismError])
 class OrderWorkflow:
     @workflow.init
     def __init__(self, inp: contract.OrderInput) -> None:
@@ -190,6 +193,7 @@ class OrderWorkflow:
                 until,
                 self.inp.budget.steps,
                 stop=lambda: stoppable and self.cancel is not None,
+                summary=f"{step} for order {self.inp.order_id}",
             )
         except Stopped:
             progress.status, progress.ended_at = "cancelled", _now()
@@ -258,6 +262,8 @@ class OrderWorkflow:
             ),
             id=shipping.workflow_id(inp.order_id),
             task_queue=inp.shipping_task_queue,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
+            static_summary=f"Shipment of {inp.summary()}",
             result_type=shipping.ShipmentResult,
         )
         result_task = asyncio.ensure_future(child)
@@ -347,6 +353,14 @@ class OrderWorkflow:
         self.status.state, self.status.step = state, step
         if reason:
             self.status.reason = reason
+        # The Web UI shows this (Temporal's built-in metadata query); the step's attempts are its pending activity's.
+        left = (self.deadline - workflow.now()).total_seconds()
+        workflow.set_current_details(
+            f"**{state}**"
+            + (f", step **{step}**" if step else "")
+            + (f": {self.status.reason}" if reason else "")
+            + (f" ({left:.1f}s of the budget left)" if state not in contract.TERMINAL_STATES else "")
+        )
         if changed:
             workflow.upsert_search_attributes([contract.ORDER_STATE_ATTRIBUTE.value_set(state)])
             workflow.logger.info("state_changed", extra=self._log(reason=reason or None))

@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 from common import brief
 from common.attempts import call_stub, run_attempt
 from shipping_service import contract
-from shipping_service.contract import Address, Item
+from shipping_service.contract import Address, CancelInput, Item
 from shipping_service.repository import SCHEMA, ShipmentCancelled, ShippingRepository
 
 T = TypeVar("T")
@@ -29,14 +29,6 @@ class DispatchInput:
     items: list[Item]
     address: Address
     round: int = 1
-
-
-@dataclass
-class CancelInput:
-    order_id: str
-    items: list[Item]
-    address: Address
-    reason: str = ""
 
 
 def _order(order_id: str, items: list[Item], address: Address) -> dict[str, Any]:

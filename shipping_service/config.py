@@ -4,6 +4,7 @@ import os
 from dataclasses import dataclass
 
 from common.settings import TemporalSettings, database_url
+from common.versioning import SHIPPING_DEPLOYMENT, Versioning
 from shipping_service import contract
 
 
@@ -14,6 +15,7 @@ class Settings:
     task_queue: str
     log_level: str
     health_listen: str = ""
+    versioning: Versioning | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -24,4 +26,6 @@ class Settings:
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
             # grpc.health.v1 (SERVING while the worker polls) on this address, if set.
             health_listen=os.environ.get("HEALTH_LISTEN", ""),
+            # The build this worker is: WORKER_BUILD_ID, WORKER_VERSIONING=off, WORKER_DEPLOYMENT_PREFIX.
+            versioning=Versioning.from_env(SHIPPING_DEPLOYMENT),
         )

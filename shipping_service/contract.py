@@ -110,6 +110,16 @@ class CancelShipment:
 
 
 @dataclass
+class CancelInput:
+    """CANCEL's argument: the order's own sweep (order_service/sweep.py) calls it too, on this service's queue."""
+
+    order_id: str
+    items: list[Item]
+    address: Address
+    reason: str = ""
+
+
+@dataclass
 class ShipmentResult:
     order_id: str
     status: str  # dispatched | cancelled

@@ -13,7 +13,8 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     import shipping_service.contract as contract
     from common.budget import Alarms, OutOfBudget, compensate, run_step, wait_until
-    from shipping_service.activities import CancelInput, DispatchInput, PackageInput, ShippingActivities
+    from shipping_service.activities import DispatchInput, PackageInput, ShippingActivities
+    from shipping_service.contract import CancelInput
 
 
 Arg = TypeVar("Arg")
@@ -28,7 +29,10 @@ def _reason(err: Exception) -> str:
     return str(err)
 
 
-@workflow.defn(name=contract.WORKFLOW)
+# Pinned by its worker (common/versioning.py): an execution finishes on the build it started on, so a deploy never
+# needs a patch here (docs/deploys.md). A non-determinism error fails the execution instead of retrying its task
+# until the 60 s backstop: the order's budget is gone by then, and the sweep (order_service/sweep.py) settles it.
+@workflow.defn(name=contract.WORKFLOW, failure_exception_types=[workflow.NondeterminismError])
 class ShippingWorkflow:
     @workflow.init
     def __init__(self, inp: contract.ShipmentInput) -> None:
@@ -107,7 +111,18 @@ class ShippingWorkflow:
     async def _step(
         self, step: str, activity: MethodAsyncSingleParam[Any, Arg, None], arg: Arg, max_attempts: int = 0
     ) -> None:
-        await run_step(self.alarms, step, activity, arg, self.ship_by, self.inp.timing, max_attempts)
+        details = f"step **{step}**" + (f", dispatch round {self.round}" if step == contract.DISPATCH else "")
+        workflow.set_current_details(details)  # the Web UI shows it; the attempts are the pending activity's
+        await run_step(
+            self.alarms,
+            step,
+            activity,
+            arg,
+            self.ship_by,
+            self.inp.timing,
+            max_attempts,
+            summary=f"{step} for order {self.inp.order_id}",
+        )
 
     async def _tell_parent(self, failure: contract.DispatchFailure) -> bool:
         """The child's half of the dispatch protocol (contract.py): tell the parent and wait for its answer."""

@@ -1,23 +1,27 @@
-"""`python -m stack up|down|demo`: the local stack for people (./dev wraps it).
+"""`python -m stack up|down|demo|deploy`: the local stack for people (./dev wraps it).
 
-up    starts Postgres (embedded unless DATABASE_URL is set), migrations, the Temporal dev server with
-      its Web UI, both workers and the gateway, all left running; then runs the demo order.
-down  stops everything `up` started.
-demo  places a sample order, approves it when it reaches review, and prints it until it ends.
+up      starts Postgres (embedded unless DATABASE_URL is set), migrations, the Temporal dev server with
+        its Web UI, both workers (their build made current) and the gateway, all left running; then runs the demo.
+down    stops everything `up` started.
+demo    places a sample order, approves it when it reaches review, and prints it until it ends.
+deploy  a rolling deploy of both workers to the code on disk now (stack/deploy.py, docs/deploys.md).
 """
 
+import asyncio
 import json
 import os
 import sys
 import uuid
 
 import grpc
+from temporalio.client import Client
 
 from client.cli import render
 from client.connection import call_metadata
-from common import codec
+from common import codec, versioning
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from stack import deploy as rolling
 from stack import local
 
 STATE = local.ROOT / ".stack"
@@ -74,6 +78,8 @@ def up() -> bool:
     )
     local.wait_until_serving(GATEWAY_PORT, 60, what="gateway")
     print(f"gateway       127.0.0.1:{GATEWAY_PORT} (grpcurl -plaintext 127.0.0.1:{GATEWAY_PORT} list)")
+    build = asyncio.run(make_current(json.loads(plan_file.read_text())))
+    print(f"workers       build {build}, current in Worker Deployments order-service and shipping-service (pinned)")
     print("metrics       " + ", ".join(f"{m} http://127.0.0.1:{p}/metrics" for m, p in METRICS.items()))
     print(
         "health        "
@@ -87,6 +93,26 @@ def up() -> bool:
     )
     print(f"histories     sealed with {STATE / 'payload.key'}; the Web UI and the codec server above read them\n")
     return True
+
+
+async def make_current(plan: dict) -> str:
+    """The build `up` started becomes current (a stack started again on newer code routes new orders to it)."""
+    return await rolling.make_plan_current(await Client.connect(f"127.0.0.1:{TEMPORAL_PORT}"), plan)
+
+
+def deploy() -> None:
+    if not PIDS.exists():
+        raise SystemExit("the stack is not up (./dev up starts it)")
+
+    async def run() -> None:
+        client = await Client.connect(f"127.0.0.1:{TEMPORAL_PORT}")
+        supervisor = json.loads(PIDS.read_text())["supervisor"]
+        try:
+            await rolling.Deploy(client, STATE / "supervise.json", supervisor, versioning.build_id()).run()
+        except (rolling.DeployError, versioning.NoPollers) as err:
+            raise SystemExit(f"deploy stopped: {err}") from None
+
+    asyncio.run(run())
 
 
 def payload_key() -> str:
@@ -150,6 +176,8 @@ def main() -> None:
         down()
     elif command == "demo":
         demo()
+    elif command == "deploy":
+        deploy()
     else:
         raise SystemExit(__doc__)
 

@@ -14,13 +14,15 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import versioning
 from order_service.contract import ORDER_STATE_ATTRIBUTE
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SCHEMAS = ("orders", "shipping")
-# The stack's services, each run as `python -m <module>`, in start order.
+# The stack's services, each run as `python -m <module>`, in start order; the workers among them are versioned.
 SERVICES = ("order_service", "shipping_service", "gateway")
+WORKERS = ("order_service", "shipping_service")
 # The dev server's default timer processing fires retry and timeout timers late, and its timer-queue poll
 # rate limit delays each 20 ms retry (docs/budget.md).
 # One partition per task queue: on one server the default four only forward tasks and polls to each other.
@@ -292,20 +294,26 @@ class LocalStack:
                     "CODEC_CORS_ORIGINS": f"http://127.0.0.1:{self.ui_port},http://localhost:{self.ui_port}",
                 },
             )
+        build = env.get("WORKER_BUILD_ID") or versioning.build_id()
         for module in services:
-            extra = {}
+            extra = {"WORKER_BUILD_ID": build} if module in WORKERS else {}
             if module in self.metrics_ports:
                 extra["METRICS_LISTEN"] = f"127.0.0.1:{self.metrics_ports[module]}"
             if module in self.health_ports:
                 extra["HEALTH_LISTEN"] = f"127.0.0.1:{self.health_ports[module]}"
             plan[module] = self._service(module, {**env, **extra})
             for replica in range(2, self.replicas.get(module, 1) + 1):
-                plan[f"{module}-{replica}"] = self._service(module, env, f"{module}-{replica}")
+                plan[f"{module}-{replica}"] = self._service(
+                    module, {**env, "WORKER_BUILD_ID": build} if module in WORKERS else env, f"{module}-{replica}"
+                )
         return plan
 
     def _service(self, module: str, env: dict[str, str], name: str = "") -> dict:
         name = name or module.rsplit(".", 1)[-1]
-        return {"args": service_args(module), "env": env, "log": str(self.logs / f"{name}.log"), "cwd": str(ROOT)}
+        spec = {"args": service_args(module), "env": env, "log": str(self.logs / f"{name}.log"), "cwd": str(ROOT)}
+        if module in WORKERS:
+            spec["worker"] = module  # which service's workers a deploy replaces (stack/deploy.py)
+        return spec
 
     def start(self, name: str, attempts: int = 3, **env: str) -> subprocess.Popen:
         """Starts one process of the plan (the dev server: once it listens), with env over its own variables."""

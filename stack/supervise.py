@@ -8,6 +8,9 @@ PLAN.json: {name: {"args": [...], "env": {...}, "log": path, "cwd": dir, "stdout
 (with "stdout": false only stderr goes to the log).
 STATE.json: written on every (re)start: {name: {"pid": ..., "restarts": ...}}, for `./dev down` and people.
 Each (re)start is logged as a JSON line on stdout.
+
+On SIGHUP it reads PLAN.json again: it starts each process new to the plan and stops (SIGTERM, no restart) each
+process gone from it. `./dev deploy` (stack/deploy.py) starts a new build's workers and stops the old ones this way.
 """
 
 import json
@@ -41,8 +44,9 @@ def log(event: str, **fields) -> None:
 
 
 class Supervisor:
-    def __init__(self, plan: dict, state_file: Path):
-        self.plan, self.state_file = plan, state_file
+    def __init__(self, plan: dict, state_file: Path, plan_file: Path | None = None):
+        self.plan, self.state_file, self.plan_file = plan, state_file, plan_file
+        self.reload_asked = False
         self.procs: dict[str, subprocess.Popen] = {}
         self.restarts = {name: 0 for name in plan}
         self.streak = {name: 0 for name in plan}  # restarts since the process last stayed up a while
@@ -60,6 +64,34 @@ class Supervisor:
         self.started[name] = time.monotonic()
         self.save()
 
+    def reload(self) -> None:
+        """Starts the processes new to the plan file; stops, for good, those no longer in it."""
+        self.reload_asked = False
+        if self.plan_file is None:
+            return
+        plan = json.loads(self.plan_file.read_text())
+        for name in [n for n in self.procs if n not in plan]:
+            self.stop_one(name)
+            del self.procs[name]
+            self.due.pop(name, None)
+        for name in [n for n in plan if n not in self.plan]:
+            self.restarts[name], self.streak[name] = 0, 0
+            self.plan[name] = plan[name]
+            self.start(name)
+            log("process_added", process=name, pid=self.procs[name].pid)
+        self.plan = plan
+        self.save()
+
+    def stop_one(self, name: str) -> None:
+        proc = self.procs[name]
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log("process_stopped", process=name)
+
     def save(self) -> None:
         state = {name: {"pid": proc.pid, "restarts": self.restarts[name]} for name, proc in self.procs.items()}
         # Written whole, then renamed into place: a reader never sees a half-written file.
@@ -72,6 +104,8 @@ class Supervisor:
             self.start(name)
         log("supervising", processes={name: p.pid for name, p in self.procs.items()})
         while not self.stopping:
+            if self.reload_asked:
+                self.reload()
             now = time.monotonic()
             for name, proc in self.procs.items():
                 if proc.poll() is None or self.stopping:
@@ -89,25 +123,24 @@ class Supervisor:
                     self.start(name)
                     log("process_restarted", process=name, pid=self.procs[name].pid, restarts=self.restarts[name])
             time.sleep(POLL_SECONDS)
-        for name, proc in reversed(list(self.procs.items())):
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log("process_stopped", process=name)
+        for name in reversed(list(self.procs)):
+            self.stop_one(name)
 
     def stop(self, *_) -> None:
         self.stopping = True
+
+    def ask_reload(self, *_) -> None:
+        self.reload_asked = True
 
 
 def main() -> None:
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
-    supervisor = Supervisor(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]))
+    plan_file = Path(sys.argv[1])
+    supervisor = Supervisor(json.loads(plan_file.read_text()), Path(sys.argv[2]), plan_file)
     signal.signal(signal.SIGTERM, supervisor.stop)
     signal.signal(signal.SIGINT, supervisor.stop)
+    signal.signal(signal.SIGHUP, supervisor.ask_reload)
     supervisor.run()
     os._exit(0)
 

@@ -19,9 +19,9 @@ import grpc
 import pytest
 from temporalio.client import Client
 
+from lab.bench import Reviewer
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from stack import compose, consistency, soak
-from stack.bench import Reviewer
 from tests.compose.conftest import MEASURED, Stack
 from tests.conftest import venv_bin
 

@@ -10,7 +10,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from common import codec, db
+from common import codec, db, versioning
 from gateway import server
 from order_service import worker as order_worker
 from order_service.activities import OrderActivities
@@ -20,7 +20,7 @@ from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from shipping_service import worker as shipping_worker
 from shipping_service.activities import ShippingActivities
 from shipping_service.repository import ShippingRepository
-from tests.integration.conftest import new_order_id, start_request
+from tests.integration.conftest import new_order_id, start_request, versioned_builds
 from tests.support import consistency
 
 pytestmark = pytest.mark.integration
@@ -37,17 +37,25 @@ async def test_two_workers_per_queue_share_the_orders_and_run_nothing_twice(stac
     async def client(identity: str) -> Client:
         return await Client.connect(temporal_address, identity=identity, data_converter=codec.data_converter())
 
+    order_build, shipping_build = versioned_builds(f"scale-{suffix}")  # two workers of one build per queue
     workers = [
-        order_worker.build(await client(f"order-{n}"), OrderActivities(OrdersRepository(order_pool)), order_tq)
+        order_worker.build(
+            await client(f"order-{n}"), OrderActivities(OrdersRepository(order_pool)), order_tq, order_build
+        )
         for n in "ab"
     ]
     workers += [
         shipping_worker.build(
-            await client(f"shipping-{n}"), ShippingActivities(ShippingRepository(shipping_pool)), shipping_tq
+            await client(f"shipping-{n}"),
+            ShippingActivities(ShippingRepository(shipping_pool)),
+            shipping_tq,
+            shipping_build,
         )
         for n in "ab"
     ]
     running = [asyncio.create_task(w.run()) for w in workers]
+    await versioning.make_current_if_unset(stack.client, order_build, order_tq)
+    await versioning.make_current_if_unset(stack.client, shipping_build, shipping_tq)
     settings = dataclasses.replace(stack.gateway_settings, order_task_queue=order_tq, shipping_task_queue=shipping_tq)
     grpc_server, port = await server.serve(stack.client, stack.reader, settings)
     try:

@@ -2,8 +2,8 @@
 
 A change that makes the workflows decide differently on these histories fails here. Before a release,
 change the workflow and re-record: RECORD_HISTORIES=1 ./dev test tests/unit (main paths),
-RECORD_HISTORIES=1 ./dev test tests/faults (fault_*.json). Once executions that a deployed worker could
-still be running exist, a change goes behind workflow.patched() (see the README's versioning policy).
+RECORD_HISTORIES=1 ./dev test tests/faults (fault_*.json). No patches: running executions stay pinned to the
+build they started on, and a change reaches orders through a rolling deploy (docs/deploys.md).
 """
 
 from pathlib import Path

@@ -9,7 +9,8 @@ from temporalio.exceptions import ApplicationError
 from order_service import contract as orders
 from order_service.activities import ChargeInput, FinalizeInput, MarkShippedInput, OrderRef, ReceiveInput, ValidateInput
 from shipping_service import contract as shipping
-from shipping_service.activities import CancelInput, DispatchInput, PackageInput
+from shipping_service.activities import DispatchInput, PackageInput
+from shipping_service.contract import CancelInput
 
 
 class Script:

@@ -33,7 +33,7 @@ MAY_IMPORT = {
     "order_service": {"common", "order_service", "shipping_service.contract"},
     "gateway": {"common", "gateway", "orderlife", "order_service.contract", "shipping_service.contract"},
     "client": {"client", "orderlife"},
-    "stack": {"stack", "client", "common", "orderlife", "order_service.contract"},
+    "stack": {"stack", "client", "common", "orderlife", "order_service.contract", "shipping_service.contract"},
     "lab": {
         *("lab", "stack", "client", "common", "orderlife", "tests.support"),
         *("order_service.contract", "shipping_service.contract"),

@@ -57,3 +57,27 @@ def test_a_killed_process_is_started_again_and_sigterm_stops_all(tmp_path):
     assert not alive(restarted["first"]["pid"]) and not alive(restarted["second"]["pid"])
     events = [json.loads(line)["event"] for line in out.splitlines()]
     assert events[:3] == ["supervising", "process_exited", "process_restarted"] and events.count("process_stopped") == 2
+
+
+def test_sighup_starts_what_the_plan_gained_and_stops_what_it_lost(tmp_path):
+    """How ./dev deploy starts a new build's workers and, once the old build has drained, stops the old ones."""
+    sleeper = {"args": [sys.executable, "-c", "import time; time.sleep(600)"], "env": dict(os.environ)}
+    plan_file, state_file = tmp_path / "plan.json", tmp_path / "state.json"
+    plan_file.write_text(json.dumps({"old": {**sleeper, "log": str(tmp_path / "old.log")}}))
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "stack.supervise", str(plan_file), str(state_file)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        old = wait_for(lambda: state_file.exists() and json.loads(state_file.read_text()).get("old"))["pid"]
+        plan_file.write_text(json.dumps({"new": {**sleeper, "log": str(tmp_path / "new.log")}}))
+        supervisor.send_signal(signal.SIGHUP)
+        state = wait_for(lambda: "old" not in (s := json.loads(state_file.read_text())) and s)
+        assert set(state) == {"new"} and alive(state["new"]["pid"])
+        wait_for(lambda: not alive(old))
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        out, _ = supervisor.communicate(timeout=30)
+    assert not alive(state["new"]["pid"])
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert events.count("process_exited") == 0, "a process stopped on purpose is not restarted"
+    assert "process_added" in events

@@ -1,0 +1,42 @@
+"""A second build of the order worker for the deploy test (test_deploy.py): its OrderWorkflow waits on one more
+timer between the review and the charge, so it cannot replay a history of the first build that got past review.
+
+    python -m tests.faults.changed_order_worker    (the order worker's own settings, from the environment)
+"""
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    import order_service.contract as contract
+    from order_service.workflows import OrderWorkflow
+
+
+@workflow.defn(name=contract.WORKFLOW, failure_exception_types=[workflow.NondeterminismError])
+class ChangedOrderWorkflow(OrderWorkflow):
+    @workflow.run
+    async def run(self, inp: contract.OrderInput) -> contract.OrderResult:
+        return await super().run(inp)
+
+    async def _review(self) -> None:
+        await super()._review()
+        await workflow.sleep(0.01)
+
+
+def main() -> None:
+    import asyncio
+
+    from common import logs, telemetry
+    from order_service import worker
+    from order_service.config import Settings
+
+    settings = Settings.from_env()
+    logs.setup("order_service", settings.log_level)
+    telemetry.setup_tracing("order_service")
+    try:
+        asyncio.run(worker.main(settings, ChangedOrderWorkflow))
+    finally:
+        telemetry.shutdown_tracing()
+
+
+if __name__ == "__main__":
+    main()
