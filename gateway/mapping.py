@@ -9,7 +9,7 @@ from typing import TypeVar
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 
-from common.checks import Problem, id_problem
+from common.validation import Problem, id_problem
 from gateway.repository import AttemptRow
 from order_service import contract as orders
 from orderlife.gateway.v1 import gateway_pb2 as pb

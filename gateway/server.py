@@ -32,7 +32,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from common import telemetry
-from common.budget import WORKFLOW_TASK_TIMEOUT
+from common.step_runner import WORKFLOW_TASK_TIMEOUT
 from gateway import errors, mapping, security
 from gateway.admission import Admission
 from gateway.config import Settings

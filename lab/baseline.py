@@ -3,7 +3,7 @@
 The same seven steps as an order: ReceiveOrder, ValidateOrder, a manual review that waits for an approval
 signal inside the same review window, ChargePayment, a ShippingWorkflow child on a task queue of its own
 (PreparePackage, DispatchCarrier) and MarkShipped. Each step calls the brief's stub (the real flaky_call()),
-with the project's own timeouts and retry policy (common.budget.attempt_options) and its own hang cut inside the
+with the project's own timeouts and retry policy (common.step_runner.attempt_options) and its own hang cut inside the
 activity (common.attempts.within_hang_cut). No database, gateway, tracing, payload encryption, status memo,
 search attribute or compensation.
 
@@ -27,9 +27,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
-    from common import brief
+    from common import vendor_stubs
     from common.attempts import within_hang_cut
-    from common.budget import attempt_options
+    from common.step_runner import attempt_options
     from order_service.contract import (
         AWAITING_REVIEW,
         CHARGE,
@@ -78,7 +78,7 @@ class BareShipment:
 
 @activity.defn(name="BareStep")
 async def bare_step(step: str) -> None:
-    await within_hang_cut(brief.flaky_call())
+    await within_hang_cut(vendor_stubs.flaky_call())
 
 
 async def run_step(step: str, until_seconds: float) -> None:

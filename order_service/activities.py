@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from common import brief
+from common import vendor_stubs
 from common.attempts import call_stub, run_attempt
 from order_service import contract
 from order_service.repository import SCHEMA, OrderConflict, OrdersRepository, PaymentConflict, check_payment
@@ -74,7 +74,7 @@ class OrderActivities:
     @activity.defn(name=contract.RECEIVE)
     async def receive_order(self, inp: ReceiveInput) -> None:
         async def work() -> None:
-            await call_stub(brief.order_received(inp.order_id))
+            await call_stub(vendor_stubs.order_received(inp.order_id))
             try:
                 await self.repo.receive(inp.order_id, inp.payment_id, inp.items, inp.address)
             except OrderConflict as err:
@@ -85,7 +85,7 @@ class OrderActivities:
     @activity.defn(name=contract.VALIDATE)
     async def validate_order(self, inp: ValidateInput) -> None:
         async def work() -> None:
-            await call_stub(brief.order_validated(_order(inp.order_id, inp.items)))
+            await call_stub(vendor_stubs.order_validated(_order(inp.order_id, inp.items)))
             problems = contract.item_problems(inp.items)
             if problems:
                 raise ValueError("; ".join(f"{field}: {problem}" for field, problem in problems))
@@ -103,7 +103,7 @@ class OrderActivities:
                 if existing is not None:
                     return contract.Payment(existing["payment_id"], existing["amount"], existing["status"])
                 order = _order(inp.order_id, inp.items)
-                charged = await call_stub(brief.payment_charged(order, inp.payment_id, self.repo))
+                charged = await call_stub(vendor_stubs.payment_charged(order, inp.payment_id, self.repo))
                 return await self.repo.record_charge(inp.payment_id, inp.order_id, charged["amount"])
             except PaymentConflict as err:
                 raise ApplicationError(str(err), type="PaymentConflict", non_retryable=True) from None
@@ -113,7 +113,7 @@ class OrderActivities:
     @activity.defn(name=contract.MARK_SHIPPED)
     async def mark_shipped(self, inp: MarkShippedInput) -> None:
         async def work() -> None:
-            await call_stub(brief.order_shipped({"order_id": inp.order_id, "address": asdict(inp.address)}))
+            await call_stub(vendor_stubs.order_shipped({"order_id": inp.order_id, "address": asdict(inp.address)}))
             await self.repo.mark_shipped(inp.order_id, inp.address)
 
         await self._attempt(inp.order_id, work)

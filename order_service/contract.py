@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from temporalio.common import SearchAttributeKey
 
-from common.budget import StepTiming
-from common.checks import MAX_TEXT_LENGTH, Problem, id_problem, text_problem
+from common.step_runner import StepTiming
+from common.validation import MAX_TEXT_LENGTH, Problem, id_problem, text_problem
 from shipping_service.contract import Address, AddressUpdate, DispatchFailure, Item
 
 __all__ = ["Address", "AddressUpdate", "DispatchFailure", "Item"]  # the shipment's types, used in orders too

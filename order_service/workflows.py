@@ -17,7 +17,7 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     import order_service.contract as contract
     import shipping_service.contract as shipping
-    from common.budget import WORKFLOW_TASK_TIMEOUT, Alarms, OutOfBudget, Stopped, compensate, run_step, wait_until
+    from common.step_runner import WORKFLOW_TASK_TIMEOUT, Alarms, OutOfBudget, Stopped, compensate, run_step, wait_until
     from order_service import rules
     from order_service.activities import (
         ChargeInput,

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from common import brief
+from common import vendor_stubs
 from common.attempts import call_stub, run_attempt
 from shipping_service import contract
 from shipping_service.contract import Address, CancelInput, Item
@@ -45,7 +45,7 @@ class ShippingActivities:
     @activity.defn(name=contract.PREPARE)
     async def prepare_package(self, inp: PackageInput) -> None:
         async def work() -> None:
-            await call_stub(brief.package_prepared(_order(inp.order_id, inp.items, inp.address)))
+            await call_stub(vendor_stubs.package_prepared(_order(inp.order_id, inp.items, inp.address)))
             await self.repo.prepared(inp.order_id, inp.items, inp.address)
 
         await self._attempt(inp.order_id, work)
@@ -55,7 +55,7 @@ class ShippingActivities:
         async def work() -> None:
             # The carrier gets the address current when this attempt was scheduled.
             order = _order(inp.order_id, inp.items, inp.address)
-            message = await call_stub(brief.carrier_dispatched(order))
+            message = await call_stub(vendor_stubs.carrier_dispatched(order))
             try:
                 await self.repo.dispatched(inp.order_id, inp.address, inp.round, message)
             except ShipmentCancelled as err:

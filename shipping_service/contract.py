@@ -11,8 +11,8 @@ order_service/workflows.py (`dispatch_failed`, `_answer_dispatch_failure`).
 
 from dataclasses import dataclass, field
 
-from common.budget import StepTiming
-from common.checks import Problem, id_problem, text_problem
+from common.step_runner import StepTiming
+from common.validation import Problem, id_problem, text_problem
 
 TASK_QUEUE = "shipping-tq"
 WORKFLOW = "ShippingWorkflow"

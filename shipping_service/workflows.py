@@ -12,7 +12,7 @@ from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     import shipping_service.contract as contract
-    from common.budget import Alarms, OutOfBudget, compensate, run_step, wait_until
+    from common.step_runner import Alarms, OutOfBudget, compensate, run_step, wait_until
     from shipping_service.activities import DispatchInput, PackageInput, ShippingActivities
     from shipping_service.contract import CancelInput
 

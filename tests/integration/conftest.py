@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from temporalio import activity
 from temporalio.client import Client
 
-from common import brief, codec, db, logs, telemetry, temporal, versioning
+from common import codec, db, logs, telemetry, temporal, vendor_stubs, versioning
 from common.settings import TemporalSettings
 from gateway import server
 from gateway.config import Settings as GatewaySettings
@@ -38,7 +38,7 @@ from shipping_service.repository import ShippingRepository
 from stack import local
 
 pytestmark = pytest.mark.integration
-REAL_FLAKY_CALL = brief.flaky_call
+REAL_FLAKY_CALL = vendor_stubs.flaky_call
 
 
 class FlakyScript:
@@ -136,7 +136,7 @@ async def stack(infra, otlp):
     logs.keep_event_names()
     flaky = FlakyScript()
     patch = pytest.MonkeyPatch()
-    patch.setattr(brief, "flaky_call", flaky)
+    patch.setattr(vendor_stubs, "flaky_call", flaky)
     # Histories are sealed as in production (common/codec.py); test_security reads one raw.
     os.environ["PAYLOAD_KEY"] = codec.new_key()
     metrics_port = local.free_port()

@@ -1,4 +1,4 @@
-"""The step runner (common.budget.run_step) on its own, in the time-skipping environment: a step past its deadline
+"""The step runner (common.step_runner.run_step) on its own, in the time-skipping environment: a step past its deadline
 starts no attempt; a stopped step starts no new attempt, cancels the one in flight, and returns only once that
 attempt can no longer act (its start-to-close later, by the workflow's own clock)."""
 
@@ -11,7 +11,7 @@ from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from common.budget import Alarms, OutOfBudget, StepTiming, Stopped, attempt_options, run_step, wait_until
+from common.step_runner import Alarms, OutOfBudget, StepTiming, Stopped, attempt_options, run_step, wait_until
 
 TIMING = StepTiming()
 

@@ -3,7 +3,7 @@ characters, text up to 200 (reasons up to 500), 1 to 100 items, 1 to 50 units an
 
 import pytest
 
-from common.checks import text_problem
+from common.validation import text_problem
 from order_service.contract import Address, CancelRequest, Item, OrderInput, ReviewDecision
 
 ADDRESS = Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_code="12345", country="US")
