@@ -1,13 +1,6 @@
-import asyncio
-
-from common import logs, telemetry
-from order_service import worker
+from common import worker_runner
 from order_service.config import Settings
+from order_service.worker import worker_for
 
 settings = Settings.from_env()
-logs.setup("order_service", settings.log_level)
-telemetry.setup_tracing("order_service")
-try:
-    asyncio.run(worker.main(settings))
-finally:
-    telemetry.shutdown_tracing()
+worker_runner.serve("order_service", settings, worker_for(settings))

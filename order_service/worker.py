@@ -1,9 +1,10 @@
 """The order worker: OrderWorkflow, the sweep (order_service/sweep.py) and their activities on the order task queue."""
 
+import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from common import db, telemetry, temporal
+from common import temporal, worker_runner
 from common.versioning import Versioning
 from order_service.activities import OrderActivities
 from order_service.config import Settings
@@ -32,20 +33,13 @@ def build(
     )
 
 
-async def main(settings: Settings, workflow: type = OrderWorkflow) -> None:
-    pools = []
+def worker_for(settings: Settings, workflow: type = OrderWorkflow) -> worker_runner.Build:
+    """How common.worker_runner builds this service's worker: the sweep's schedule first, unless it is off."""
 
-    async def connected() -> Worker:
-        client = await temporal.connect(settings.temporal, telemetry.runtime())
-        pools.append(await db.connect(settings.database_url))
+    async def build_on(client: Client, pool: asyncpg.Pool) -> Worker:
         if settings.sweep:
             await ensure_schedule(client, settings.task_queue, settings.shipping_task_queue)
-        return build(
-            client, OrderActivities(OrdersRepository(pools[0])), settings.task_queue, settings.versioning, workflow
-        )
+        activities = OrderActivities(OrdersRepository(pool))
+        return build(client, activities, settings.task_queue, settings.versioning, workflow)
 
-    try:
-        await temporal.run_worker(connected, settings.health_listen, settings.versioning)
-    finally:
-        for pool in pools:
-            await pool.close()
+    return build_on

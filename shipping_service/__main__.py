@@ -1,13 +1,6 @@
-import asyncio
-
-from common import logs, telemetry
-from shipping_service import worker
+from common import worker_runner
 from shipping_service.config import Settings
+from shipping_service.worker import worker_for
 
 settings = Settings.from_env()
-logs.setup("shipping_service", settings.log_level)
-telemetry.setup_tracing("shipping_service")
-try:
-    asyncio.run(worker.main(settings))
-finally:
-    telemetry.shutdown_tracing()
+worker_runner.serve("shipping_service", settings, worker_for(settings))

@@ -1,9 +1,10 @@
 """The shipping worker: ShippingWorkflow and its activities on the shipping task queue."""
 
+import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from common import db, telemetry, temporal
+from common import temporal, worker_runner
 from common.versioning import Versioning
 from shipping_service.activities import ShippingActivities
 from shipping_service.config import Settings
@@ -31,16 +32,10 @@ def build(
     )
 
 
-async def main(settings: Settings) -> None:
-    pools = []
+def worker_for(settings: Settings) -> worker_runner.Build:
+    """How common.worker_runner builds this service's worker."""
 
-    async def connected() -> Worker:
-        client = await temporal.connect(settings.temporal, telemetry.runtime())
-        pools.append(await db.connect(settings.database_url))
-        return build(client, ShippingActivities(ShippingRepository(pools[0])), settings.task_queue, settings.versioning)
+    async def build_on(client: Client, pool: asyncpg.Pool) -> Worker:
+        return build(client, ShippingActivities(ShippingRepository(pool)), settings.task_queue, settings.versioning)
 
-    try:
-        await temporal.run_worker(connected, settings.health_listen, settings.versioning)
-    finally:
-        for pool in pools:
-            await pool.close()
+    return build_on
