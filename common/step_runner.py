@@ -14,11 +14,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.types import MethodAsyncSingleParam
 
+from common import failures
+
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
 
-# Errors that retrying cannot fix: bad input, data Postgres refuses, conflicting ids.
-NON_RETRYABLE = ["ValueError", "InvalidData", "OrderConflict", "PaymentConflict", "ShipmentCancelled"]
 # Smallest slice worth scheduling an attempt into.
 MIN_SLICE_SECONDS = 0.05
 # How long a worker may hold a workflow task before the server hands it to another: the SDK's 10 s default
@@ -70,7 +70,7 @@ def attempt_options(now: datetime, until: datetime, timing: StepTiming, max_atte
             backoff_coefficient=2.0,
             maximum_interval=timedelta(seconds=timing.retry_max_interval_seconds),
             maximum_attempts=max_attempts,
-            non_retryable_error_types=NON_RETRYABLE,
+            non_retryable_error_types=failures.NON_RETRYABLE,
         ),
     }
 

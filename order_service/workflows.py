@@ -17,6 +17,7 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     import order_service.contract as contract
     import shipping_service.contract as shipping
+    from common import failures
     from common.step_runner import WORKFLOW_TASK_TIMEOUT, Alarms, OutOfBudget, Stopped, compensate, run_step, wait_until
     from order_service import rules
     from order_service.activities import (
@@ -33,9 +34,6 @@ Arg = TypeVar("Arg")
 Result = TypeVar("Result")
 ShipmentHandle = workflow.ChildWorkflowHandle[Any, shipping.ShipmentResult]
 
-# Errors that end an order as REJECTED rather than FAILED.
-_REJECTING = {"ValueError", "InvalidData", "OrderConflict", "PaymentConflict"}
-
 
 def _now() -> str:
     return workflow.now().isoformat()
@@ -51,17 +49,8 @@ class _Ended(Exception):
 
 
 def _describe(err: BaseException) -> tuple[str, str]:
-    """(terminal state, reason) for a step that failed for good."""
-    if isinstance(err, OutOfBudget):
-        return contract.FAILED, str(err)
-    if isinstance(err, ActivityError) and isinstance(err.cause, FailureError):
-        cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type in _REJECTING:
-            return contract.REJECTED, cause.message
-        # A timeout wraps the last attempt's error.
-        last = f"; last attempt: {cause.cause.message}" if isinstance(cause.cause, FailureError) else ""
-        return contract.FAILED, f"{cause.message}{last}"
-    return contract.FAILED, str(err)
+    """(terminal state, reason) for a step that failed for good (common.failures says which)."""
+    return (contract.REJECTED if failures.rejects(err) else contract.FAILED), failures.reason(err)
 
 
 # Pinned by its worker (common/versioning.py): an execution finishes on the build it started on, so a deploy never

@@ -7,26 +7,18 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, FailureError
+from temporalio.exceptions import ActivityError
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     import shipping_service.contract as contract
+    from common import failures
     from common.step_runner import Alarms, OutOfBudget, compensate, run_step, wait_until
     from shipping_service.activities import DispatchInput, PackageInput, ShippingActivities
     from shipping_service.contract import CancelInput
 
 
 Arg = TypeVar("Arg")
-
-
-def _reason(err: Exception) -> str:
-    if isinstance(err, ActivityError) and isinstance(err.cause, FailureError):
-        cause = err.cause
-        if isinstance(cause.cause, FailureError):  # a timeout wraps the last attempt's error
-            return f"{cause.message}; last attempt: {cause.cause.message}"
-        return cause.message
-    return str(err)
 
 
 # Pinned by its worker (common/versioning.py): an execution finishes on the build it started on, so a deploy never
@@ -57,7 +49,7 @@ class ShippingWorkflow:
                 PackageInput(inp.order_id, inp.items, self.address),
             )
         except (ActivityError, OutOfBudget) as err:
-            return await self._cancel(f"package not prepared: {_reason(err)}")
+            return await self._cancel(f"package not prepared: {failures.reason(err)}")
         while True:
             if self.cancel:
                 return await self._cancel(self.cancel.reason)
@@ -72,7 +64,7 @@ class ShippingWorkflow:
                 workflow.logger.info("shipment_dispatched", extra={**log, "fields": {"round": self.round}})
                 return contract.ShipmentResult(inp.order_id, contract.DISPATCHED, self.address)
             except (ActivityError, OutOfBudget) as err:
-                reason = _reason(err)
+                reason = failures.reason(err)
             finally:
                 self.dispatching = False
             workflow.logger.warning("dispatch_failed", extra={**log, "error": reason, "fields": {"round": self.round}})
