@@ -184,8 +184,10 @@ async def test_cancel_while_the_charge_keeps_hanging_ends_the_order_at_once(env,
         cancelled = await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("changed my mind"))
         result = await handle.result()
         status = await handle.query(OrderWorkflow.status_query)
+    # The situation: the charge was attempted, and every attempt hung without charging.
+    assert script.calls[orders.CHARGE] and not script.charged
     assert cancelled.state == result.state == orders.CANCELLED
-    assert not script.charged or script.refunded
+    assert not script.refunded, "nothing was charged, so nothing is refunded (tests/unit/test_compensation.py charges)"
     charge = next(s for s in status.steps if s.step == orders.CHARGE)
     assert charge.status == "cancelled"
     took = datetime.fromisoformat(status.ended_at) - datetime.fromisoformat(charge.started_at)
