@@ -39,8 +39,8 @@ from stack.deploy import Deploy, make_plan_current
 from tests.faults.conftest import KEY, drive
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
-ORDER_EVERY = 0.8
-LOAD_SECONDS = 30.0
+ORDER_EVERY = 1.0
+LOAD_SECONDS = 36.0
 DEPLOY_AFTER = 6.0
 BUDGET_SECONDS = 15.0
 OLD, NEW = "build-1", "build-2"
