@@ -43,3 +43,8 @@ def test_a_timeout_names_the_last_attempts_error():
         "activity timed out; last attempt: attempt 7 timed out after 0.10s"
     )
     assert failures.reason(RuntimeError("plain")) == "plain"
+
+
+def test_an_error_raised_in_the_workflow_itself_is_judged_by_its_own_type():
+    assert failures.rejects(ApplicationError("bad", type="ValueError"))
+    assert not failures.rejects(ApplicationError("no type"))
