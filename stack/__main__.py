@@ -18,7 +18,7 @@ from temporalio.client import Client
 
 from client.cli import render
 from client.connection import call_metadata
-from common import codec, versioning
+from common import versioning
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from stack import deploy as rolling
@@ -50,7 +50,7 @@ def up() -> bool:
         GATEWAY_PORT,
         CODEC_PORT,
         database_url=os.environ.get("DATABASE_URL", ""),
-        env={"PAYLOAD_KEY": payload_key()},
+        env={"PAYLOAD_KEY": local.payload_key(STATE)},
         metrics_ports=METRICS,
         health_ports=HEALTH,
     )
@@ -113,17 +113,6 @@ def deploy() -> None:
             raise SystemExit(f"deploy stopped: {err}") from None
 
     asyncio.run(run())
-
-
-def payload_key() -> str:
-    """PAYLOAD_KEY if set, else the stack's own key, kept with its Temporal database so old histories stay readable."""
-    if os.environ.get("PAYLOAD_KEY"):
-        return os.environ["PAYLOAD_KEY"]
-    key_file = STATE / "payload.key"
-    if not key_file.exists():
-        key_file.write_text(codec.new_key())
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
 
 
 def down() -> None:

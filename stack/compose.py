@@ -222,7 +222,7 @@ def up() -> None:
     if taken:
         raise SetupError(f"ports already taken on 127.0.0.1: {', '.join(taken)} (./dev down stops ./dev up's)")
     standins = prepare()
-    key = payload_key()
+    key = local.payload_key(STATE)
     (STATE / "standins").write_text("1" if standins else "0")
     started = time.monotonic()
     compose("up", "--wait", "--wait-timeout", "240", "--quiet-pull", standins=standins, env=stack_env(key))
@@ -237,18 +237,6 @@ def up() -> None:
 def stack_env(key: str) -> dict[str, str]:
     """The compose variables ./dev compose sets: a payload key, and the codec server that decodes with it."""
     return {"PAYLOAD_KEY": key, "COMPOSE_PROFILES": "codec"}
-
-
-def payload_key() -> str:
-    if os.environ.get("PAYLOAD_KEY"):
-        return os.environ["PAYLOAD_KEY"]
-    key_file = STATE / "payload.key"
-    if not key_file.exists():
-        from common import codec
-
-        key_file.write_text(codec.new_key())
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
 
 
 def where() -> None:

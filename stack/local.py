@@ -45,6 +45,21 @@ def binary(name: str) -> str:
     return shutil.which(name) or name
 
 
+def payload_key(state: Path) -> str:
+    """PAYLOAD_KEY if set, else the stack's own key in `state`, kept with its Temporal history so old histories stay
+    readable."""
+    if os.environ.get("PAYLOAD_KEY"):
+        return os.environ["PAYLOAD_KEY"]
+    key_file = state / "payload.key"
+    if not key_file.exists():
+        from common import codec
+
+        state.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(codec.new_key())
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
