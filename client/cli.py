@@ -30,6 +30,9 @@ EXIT = {"ok": 0, "rpc": 1, "usage": 2, "unreachable": 3, "local": 4, "interrupte
 # The states an order ends in.
 ENDED = {pb.ORDER_STATE_COMPLETED, pb.ORDER_STATE_CANCELLED, pb.ORDER_STATE_REJECTED, pb.ORDER_STATE_FAILED}
 STATES = [name.removeprefix("ORDER_STATE_") for name in pb.OrderState.keys() if name != "ORDER_STATE_UNSPECIFIED"]
+# What a read shows (IN_PROGRESS is only listed), and what a listing takes (the finer states are only read).
+SHOWN = [name for name in STATES if name != "IN_PROGRESS"]
+LISTED = ["IN_PROGRESS", "AWAITING_REVIEW", "COMPLETED", "CANCELLED", "REJECTED", "FAILED"]
 EPILOG = f"""\
 exit codes:
   {EXIT["ok"]:<3}  done
@@ -131,11 +134,14 @@ def _item(text: str) -> pb.Item:
         raise argparse.ArgumentTypeError(f"{text!r} is not SKU or SKU:QTY with a whole-number QTY") from None
 
 
-def _order_state(text: str) -> pb.OrderState.ValueType:
-    name = text.upper().removeprefix("ORDER_STATE_")
-    if name not in STATES:
-        raise argparse.ArgumentTypeError(f"unknown state {text!r}; one of {', '.join(STATES)}")
-    return pb.OrderState.Value(f"ORDER_STATE_{name}")
+def _state_of(names: list[str]) -> Callable[[str], pb.OrderState.ValueType]:
+    def parse(text: str) -> pb.OrderState.ValueType:
+        name = text.upper().removeprefix("ORDER_STATE_")
+        if name not in names:
+            raise argparse.ArgumentTypeError(f"unknown state {text!r}; one of {', '.join(names)}")
+        return pb.OrderState.Value(f"ORDER_STATE_{name}")
+
+    return parse
 
 
 def _seconds(text: str) -> float:
@@ -256,10 +262,10 @@ def parser() -> argparse.ArgumentParser:
     wait.add_argument(
         "--for",
         dest="state",
-        type=_order_state,
+        type=_state_of(SHOWN),
         required=True,
         metavar="STATE",
-        help=f"the state to wait for, one of {', '.join(STATES)}",
+        help=f"the state to wait for, one of {', '.join(SHOWN)}",
     )
     desk = sub.add_parser(
         "review",
@@ -289,10 +295,10 @@ def parser() -> argparse.ArgumentParser:
     listing = command("list", "list orders, newest first")
     listing.add_argument(
         "--state",
-        type=_order_state,
+        type=_state_of(LISTED),
         default=pb.ORDER_STATE_UNSPECIFIED,
         metavar="STATE",
-        help=f"only orders in this state, one of {', '.join(STATES)} (default: all)",
+        help=f"only orders in this state, one of {', '.join(LISTED)} (default: all)",
     )
     listing.add_argument("--page-size", type=int, default=20, help="at most this many orders (default 20, at most 100)")
     listing.add_argument(

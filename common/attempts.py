@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
@@ -107,6 +108,9 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
     running = _Running(order_id, started)
     token = _running.set(running)
     try:
+        if _past_deadline(info):
+            # The workflow scheduled the step with no time left (it keeps no timer to know): no vendor call.
+            raise ApplicationError("no time left before the step's deadline", type="OutOfBudget", non_retryable=True)
         async with asyncio.timeout(limit):
             result = await work()
     except TimeoutError:
@@ -165,6 +169,14 @@ async def within_hang_cut(call: Awaitable[T]) -> T:
     if timeout:
         cut = max(timeout.total_seconds() - PERSIST_ALLOWANCE_SECONDS - REPORT_MARGIN_SECONDS, MIN_CUT_SECONDS)
     return await asyncio.wait_for(call, cut)
+
+
+def _past_deadline(info: activity.Info) -> bool:
+    """Whether the step's schedule-to-close leaves less than the smallest cut (the workflow's smallest slice)."""
+    if not info.schedule_to_close_timeout:
+        return False
+    left = info.scheduled_time + info.schedule_to_close_timeout - datetime.now(UTC)
+    return left.total_seconds() < MIN_CUT_SECONDS
 
 
 def _elapsed_ms(started: float) -> int:

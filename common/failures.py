@@ -19,6 +19,7 @@ ERROR_TYPES: dict[str, Outcome] = {
     "OrderConflict": Outcome.REJECTS,  # the order or payment id belongs to another order
     "PaymentConflict": Outcome.REJECTS,  # the payment id was charged for another order or amount
     "ShipmentCancelled": Outcome.FAILS,  # dispatch found the shipment cancelled
+    "OutOfBudget": Outcome.FAILS,  # the step was scheduled with no time left (common.attempts)
 }
 NON_RETRYABLE = list(ERROR_TYPES)
 

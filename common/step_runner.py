@@ -45,12 +45,6 @@ class ActivityOptions(TypedDict, total=False):
     retry_policy: RetryPolicy
 
 
-class OutOfBudget(Exception):
-    def __init__(self, step: str):
-        super().__init__(f"{step} has no time left before the deadline")
-        self.step = step
-
-
 class Stopped(Exception):
     """The step was called off (the order is being cancelled); the attempt in flight has ended."""
 
@@ -96,37 +90,35 @@ async def compensate(activity: MethodAsyncSingleParam[Any, Arg, Result], arg: Ar
     return await workflow.execute_local_activity_method(activity, arg, **compensation_options())
 
 
-class Alarms:
-    """Deadline instants as durable timers: a deadline has passed when its timer has fired.
+class Deadline:
+    """A deadline as one durable timer: it has passed when its timer has fired.
 
     The timer firing is an event in the history, so every worker reaches the same decision. Comparing
     workflow.now() with a deadline is not enough: the fault suite caught a worker that, after a crashed
-    worker's task timed out, ran a workflow forward with the previous task's time and scheduled a step
-    that replay (with the right time) found out of budget, a nondeterminism error.
+    worker's task timed out, ran a workflow forward with the previous task's time and scheduled a step that
+    replay (with the right time) found out of budget, a nondeterminism error.
 
-    One timer runs at a time, to the earliest instant not yet passed; the next starts when it fires. An order
-    that ends before its first deadline (most do) starts one timer, not one per deadline.
+    Only waits that no activity bounds need one (review, a shipment waiting for its parent's answer): a step's
+    own schedule-to-close ends it at its deadline. Cancel it when the wait is over, so at most one is live.
     """
 
-    def __init__(self, *instants: datetime) -> None:
-        self._instants = set(instants)
-        self._passed: set[datetime] = set()
-        self._chain = asyncio.ensure_future(self._fire_in_turn(sorted(self._instants)))
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+        self._passed = False
+        self._timer = asyncio.ensure_future(self._fire())
 
-    async def _fire_in_turn(self, instants: list[datetime]) -> None:
-        for at in instants:
-            await workflow.sleep(max((at - workflow.now()).total_seconds(), 0.001))
-            self._passed.add(at)
+    async def _fire(self) -> None:
+        await workflow.sleep(max((self.at - workflow.now()).total_seconds(), 0.001))
+        self._passed = True
 
-    def passed(self, at: datetime) -> bool:
-        return at in self._passed
+    def passed(self) -> bool:
+        return self._passed
 
-    def watches(self, at: datetime) -> bool:
-        return at in self._instants
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 async def run_step(
-    alarms: Alarms,
     step: str,
     activity: MethodAsyncSingleParam[Any, Arg, Result],
     arg: Arg,
@@ -136,27 +128,26 @@ async def run_step(
     stop: Callable[[], bool] = lambda: False,
     summary: str = "",
 ) -> Result:
-    """One step's activity, given until `until`: its result, OutOfBudget once `until` has come, or Stopped
-    as soon as `stop()` is true. Either way no new attempt starts, and this returns only once an attempt in
-    flight can no longer act: the worker ends every attempt by its start-to-close (common.attempts), so
-    whatever it did (a charge) is in the database, or never will be, when compensation reads it."""
-    if alarms.passed(until):
-        raise OutOfBudget(step)
+    """One step's activity, given until `until` (its schedule-to-close: no timer of the workflow's), or Stopped as
+    soon as `stop()` is true. A step with no time left is scheduled all the same, with the smallest slice: the
+    worker then refuses to call the vendor (common.attempts) and the step fails. Either way this returns only once
+    an attempt in flight can no longer act: the worker ends every attempt by its start-to-close (common.attempts),
+    so whatever it did (a charge) is in the database, or never will be, when compensation reads it."""
     running = workflow.start_activity_method(
         activity, arg, summary=summary or None, **attempt_options(workflow.now(), until, timing, max_attempts)
     )
-    await workflow.wait_condition(lambda: running.done() or alarms.passed(until) or stop())
+    await workflow.wait_condition(lambda: running.done() or stop())
     if running.done():
         return running.result()
     running.cancel()
     # Cancelling an attempt that does not heartbeat cannot interrupt it; waiting for the server to confirm
     # (WAIT_CANCELLATION_COMPLETED) lasts as long as this, and the time-skipping test server never confirms.
     await workflow.sleep(timing.attempt_timeout_seconds)
-    raise Stopped(step) if stop() else OutOfBudget(step)
+    raise Stopped(step)
 
 
-async def wait_until(alarms: Alarms, condition: Callable[[], bool], until: datetime) -> None:
-    """workflow.wait_condition(condition), giving up with TimeoutError once `until` has come."""
-    await workflow.wait_condition(lambda: condition() or alarms.passed(until))
+async def wait_until(deadline: Deadline, condition: Callable[[], bool]) -> None:
+    """workflow.wait_condition(condition), giving up with TimeoutError once the deadline has passed."""
+    await workflow.wait_condition(lambda: condition() or deadline.passed())
     if not condition():
         raise TimeoutError

@@ -2,7 +2,8 @@
 
 import hashlib
 import json
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -10,9 +11,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 
 from common.validation import Problem, id_problem
-from gateway.repository import AttemptRow
+from gateway.repository import AttemptRow, OrderFacts
 from order_service import contract as orders
 from orderlife.gateway.v1 import gateway_pb2 as pb
+from shipping_service import contract as shipping
 
 RECENT_ERRORS = 10
 T = TypeVar("T")
@@ -27,6 +29,7 @@ STATE_TO_PROTO = {
     orders.CANCELLED: pb.ORDER_STATE_CANCELLED,
     orders.REJECTED: pb.ORDER_STATE_REJECTED,
     orders.FAILED: pb.ORDER_STATE_FAILED,
+    orders.IN_PROGRESS: pb.ORDER_STATE_IN_PROGRESS,
 }
 PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
 ENDED = frozenset(STATE_TO_PROTO[state] for state in orders.TERMINAL_STATES)
@@ -40,6 +43,17 @@ ENDED_WITHOUT_FINAL_WRITE = frozenset(
     }
 )
 _UNSETTLED = " AND ".join(f"ExecutionStatus != '{s}'" for s in ("Failed", "TimedOut", "Terminated", "Canceled"))
+
+
+@dataclass
+class Running:
+    """A step a describe shows running now: the order's pending activity, its shipment, or the shipment's pending
+    activity. Temporal counts the attempts (retries are the server's) and keeps the last failure."""
+
+    step: str
+    attempt: int = 0
+    last_failure: str = ""
+    since: datetime | None = None
 
 
 class InvalidArgument(Exception):
@@ -97,6 +111,20 @@ def cancel_request(req: pb.CancelOrderRequest) -> orders.CancelRequest:
     return checked(cancel, cancel.problems())
 
 
+def listed_state(state: pb.OrderState.ValueType) -> str | None:
+    """ListOrders' state filter as the OrderState search attribute holds it (None: every state)."""
+    if state == pb.ORDER_STATE_UNSPECIFIED:
+        return None
+    name = PROTO_TO_STATE.get(state)
+    if name is None:
+        raise InvalidArgument([("state", f"unknown state {state}")])
+    if name not in orders.LISTED_STATES:
+        raise InvalidArgument(
+            [("state", f"{name} is not listed: list IN_PROGRESS (each order's status says which step it is in)")]
+        )
+    return name
+
+
 def visibility_query(state: str | None) -> str:
     """Orders (in one state, when given) as Temporal's visibility finds them, by the OrderState search attribute. A
     workflow that ended without its final write keeps the OrderState it last had: it is listed as FAILED (the
@@ -110,13 +138,11 @@ def visibility_query(state: str | None) -> str:
     return f"{query} AND {by_state} AND {_UNSETTLED}"
 
 
-def order_summary(
-    execution: WorkflowExecution, status: orders.OrderStatus | None, end: tuple[str, str] | None = None
-) -> pb.ListOrdersResponse.Summary:
-    """One listed order; `end` is the row's end state and reason, read for a workflow that ended without its final
-    write (the sweep's end, once it has run)."""
+def order_summary(execution: WorkflowExecution, end: tuple[str, str] | None = None) -> pb.ListOrdersResponse.Summary:
+    """One listed order; `end` is the order row's end state and reason, read for an ended workflow (for one that
+    ended without its final write, the sweep's end, once it has run)."""
     state = execution.typed_search_attributes.get(orders.ORDER_STATE_ATTRIBUTE) or ""
-    reason = status.reason if status else ""
+    reason = end[1] if end else ""
     if execution.status in ENDED_WITHOUT_FINAL_WRITE:
         state, reason = end or (state, unsettled_reason(execution.status))
     return pb.ListOrdersResponse.Summary(
@@ -126,6 +152,32 @@ def order_summary(
         started_at=timestamp(execution.start_time),
         ended_at=timestamp(execution.close_time),
     )
+
+
+def live_state(listed: str, running: Sequence[Running], attempts: list[AttemptRow]) -> tuple[str, str]:
+    """The state and step of an order from its listed state and what runs now; between two steps, the last step the
+    attempt log shows."""
+    if listed in orders.TERMINAL_STATES:
+        return listed, ""
+    for now in running:  # the order's own activity, or its shipment, comes before the shipment's activity
+        if now.step in orders.STEP_STATES:
+            return orders.STEP_STATES[now.step], now.step
+    if listed == orders.AWAITING_REVIEW:
+        return orders.AWAITING_REVIEW, orders.REVIEW
+    for a in reversed(attempts):
+        if a["step"] in orders.STEP_STATES:
+            return orders.STEP_STATES[a["step"]], a["step"]
+        return orders.SHIPPING_STATE, orders.SHIPPING_STEP  # the shipment's, the only other steps logged
+    return orders.RECEIVED, orders.RECEIVE
+
+
+def add_facts(status: orders.OrderStatus, facts: OrderFacts) -> None:
+    """The payment and the shipment as their services recorded them."""
+    if facts.payment is not None:
+        status.payment = orders.Payment(*facts.payment)
+    status.shipment_status = facts.shipment_status
+    if facts.shipment_address is not None:
+        status.shipment_address = orders.Address(**facts.shipment_address)
 
 
 def unsettled_reason(workflow_status: WorkflowExecutionStatus) -> str:
@@ -164,23 +216,13 @@ def _address(a: orders.Address | None) -> pb.Address | None:
     return pb.Address(**asdict(a)) if a else None
 
 
-def order_message(status: orders.OrderStatus, attempts: list[AttemptRow], workflow_id: str) -> pb.Order:
-    """The workflow's live status, with the attempt log (every attempt of every step) from the database."""
-    per_step = _attempt_counts(attempts)
-    steps = []
-    for s in status.steps:
-        steps.append(
-            pb.Step(
-                name=s.step,
-                status=s.status,
-                attempts=per_step.get(s.step, 0),
-                error=s.error,
-                started_at=timestamp(s.started_at),
-                ended_at=timestamp(s.ended_at),
-            )
-        )
-        if s.step == orders.SHIPPING_STEP:
-            steps.extend(_child_steps(attempts, status))
+def order_message(
+    status: orders.OrderStatus, attempts: list[AttemptRow], workflow_id: str, running: Sequence[Running] = ()
+) -> pb.Order:
+    """The order: its status, its steps from the attempt log (every attempt of every step, from the database) and
+    what runs now (from a describe; without one, the status's current step)."""
+    if not running and status.state not in orders.TERMINAL_STATES and status.step:
+        running = [Running(status.step)]
     errors = [
         pb.StepError(
             step=a["step"], attempt=a["attempt"], kind=a["outcome"], message=a["message"], time=timestamp(a["ts"])
@@ -203,9 +245,9 @@ def order_message(status: orders.OrderStatus, attempts: list[AttemptRow], workfl
         shipment=pb.Shipment(
             status=status.shipment_status,
             address=_address(status.shipment_address),
-            dispatch_failures=status.dispatch_failures,
+            dispatch_failures=dispatch_failures(attempts, status.shipment_status),
         ),
-        steps=steps,
+        steps=_steps(status, attempts, running),
         recent_errors=errors,
         started_at=timestamp(status.started_at),
         deadline=timestamp(status.deadline),
@@ -216,30 +258,95 @@ def order_message(status: orders.OrderStatus, attempts: list[AttemptRow], workfl
     )
 
 
-def _child_steps(attempts: list[AttemptRow], status: orders.OrderStatus) -> list[pb.Step]:
-    """The shipping child's steps, seen through its attempt log (rows carry their end time and duration).
-    Once the order has ended, a step with no successful attempt ended with its last one."""
+def _steps(status: orders.OrderStatus, attempts: list[AttemptRow], running: Sequence[Running]) -> list[pb.Step]:
+    """The lifecycle's steps so far, in order. An activity's step is its attempts in the log (rows carry their end time
+    and duration) and, while it runs, the describe's; the review is the memo's decision; the shipment is its
+    status. Once the order has ended, a step that had not succeeded ended with it."""
     steps: dict[str, pb.Step] = {}
+    last: dict[str, datetime] = {}
     for a in attempts:
-        if a["service"] != "shipping":
-            continue
         step = steps.get(a["step"])
         if step is None:
             began = a["ts"] - timedelta(milliseconds=a.get("duration_ms", 0))
             step = steps[a["step"]] = pb.Step(name=a["step"], status="running", started_at=timestamp(began))
+        last[a["step"]] = a["ts"]
         if a["outcome"] == "ok":
             step.status, step.error = "ok", ""
             step.ended_at.FromDatetime(a["ts"])
-        else:
+        elif step.status != "ok":
             step.error = a["message"]
-    counts = _attempt_counts([a for a in attempts if a["service"] == "shipping"])
-    last = {a["step"]: a["ts"] for a in attempts if a["service"] == "shipping"}
-    for step in steps.values():
-        step.attempts = counts[step.name]
-        if step.status == "running" and status.state in orders.TERMINAL_STATES:
+    for name, count in _attempt_counts(attempts).items():
+        steps[name].attempts = count
+    for now in running:
+        step = steps.setdefault(now.step, pb.Step(name=now.step, status="running", started_at=timestamp(now.since)))
+        step.status, step.attempts = "running", max(step.attempts, now.attempt)
+        step.error = now.last_failure or step.error
+    review = _review_step(status, steps.get(orders.VALIDATE))
+    if review is not None:
+        steps[orders.REVIEW] = review
+    shipment = _shipment_step(status, steps)
+    if shipment is not None:
+        steps[orders.SHIPPING_STEP] = shipment
+    order = [orders.RECEIVE, orders.VALIDATE, orders.REVIEW, orders.CHARGE]
+    order += [orders.SHIPPING_STEP, shipping.PREPARE, shipping.DISPATCH, orders.MARK_SHIPPED]
+    shown = [steps[name] for name in order if name in steps]
+    ended = status.state in orders.TERMINAL_STATES
+    for step in shown:
+        if ended and step.status == "running":
             step.status = "cancelled" if status.state == orders.CANCELLED else "failed"
-            step.ended_at.FromDatetime(last[step.name])
-    return list(steps.values())
+            step.ended_at.CopyFrom(timestamp(last.get(step.name) or status.ended_at) or step.started_at)
+    return shown
+
+
+def _review_step(status: orders.OrderStatus, validate: pb.Step | None) -> pb.Step | None:
+    validated = validate is not None and validate.status == "ok"
+    if status.decision is None and status.state != orders.AWAITING_REVIEW and not validated:
+        return None
+    step = pb.Step(name=orders.REVIEW, status="running", started_at=validate.ended_at if validate else None)
+    decision = status.decision
+    if decision is not None:
+        step.status = "ok" if decision.verdict == "approve" else "failed"
+        step.error = "" if decision.verdict == "approve" else decision.reason or "rejected"
+        step.ended_at.FromDatetime(datetime.fromisoformat(decision.decided_at))
+    elif status.state == orders.REJECTED:
+        step.error = status.reason  # the window expired (or the order was rejected before review)
+    return step
+
+
+def _shipment_step(status: orders.OrderStatus, steps: dict[str, pb.Step]) -> pb.Step | None:
+    """The order's shipping step: the shipment, from its start (the charge's end) until dispatched or cancelled."""
+    started = steps.get(orders.SHIPPING_STEP)
+    child = [steps[name] for name in (shipping.PREPARE, shipping.DISPATCH) if name in steps]
+    if started is None and not child and not status.shipment_status:
+        return None
+    charge = steps.get(orders.CHARGE)
+    step = started or pb.Step(name=orders.SHIPPING_STEP, status="running")
+    if not step.started_at.seconds:
+        step.started_at.CopyFrom(charge.ended_at if charge and charge.ended_at.seconds else child[0].started_at)
+    if status.shipment_status == shipping.DISPATCHED:
+        step.status = "ok"
+        if dispatch := steps.get(shipping.DISPATCH):
+            step.ended_at.CopyFrom(dispatch.ended_at)
+    elif status.shipment_status == shipping.CANCELLED:
+        step.status = "cancelled" if status.state == orders.CANCELLED else "failed"
+        step.error = status.reason
+        step.ended_at.CopyFrom(timestamp(status.ended_at) or (child[-1].ended_at if child else step.started_at))
+    return step
+
+
+def dispatch_failures(attempts: list[AttemptRow], shipment_status: str) -> list[str]:
+    """Each failed dispatch round, with its last error: a round is a run of DispatchCarrier attempts from attempt 1,
+    failed when another round followed it or the shipment was cancelled after it."""
+    rounds: list[list[AttemptRow]] = []
+    for a in attempts:
+        if a["step"] == shipping.DISPATCH:
+            if not rounds or a["attempt"] <= rounds[-1][-1]["attempt"]:
+                rounds.append([])
+            rounds[-1].append(a)
+    failed = [r for n, r in enumerate(rounds) if r[-1]["outcome"] != "ok"]
+    if failed and failed[-1] is rounds[-1] and shipment_status != shipping.CANCELLED:
+        failed.pop()  # the round still running, or whose failure the parent has not answered yet
+    return [f"round {rounds.index(r) + 1}: {r[-1]['message']}" for r in failed]
 
 
 def _attempt_counts(attempts: list[AttemptRow]) -> dict[str, int]:

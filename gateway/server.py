@@ -19,9 +19,11 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowHistoryEventFilterType,
@@ -36,7 +38,8 @@ from common.step_runner import WORKFLOW_TASK_TIMEOUT
 from gateway import errors, mapping, security
 from gateway.admission import Admission
 from gateway.config import Settings
-from gateway.repository import ReadRepository
+from gateway.mapping import Running
+from gateway.repository import AttemptRow, OrderFacts, ReadRepository
 from order_service import contract as orders
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -177,13 +180,16 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         )
 
     async def _order(self, order_id: str) -> pb.Order:
+        """The order as Temporal and Postgres have it now, with no worker asked: a describe (and the shipment's while
+        it ships) beside one Postgres read."""
         handle = self._handle(order_id)
         backends = self._check_ready()
-        status, attempts = await asyncio.gather(
-            self._status(handle, backends.client, backends.reader), backends.reader.attempts(order_id)
+        (description, running), (facts, attempts) = await asyncio.gather(
+            self._describe(handle), backends.reader.order(order_id)
         )
+        status = await self._status(handle, description, running, facts, attempts)
         _link_to_order_trace(status.trace_id, status.span_id)
-        return mapping.order_message(status, attempts, handle.id)
+        return mapping.order_message(status, attempts, handle.id, running)
 
     async def _as_message(self, status: orders.OrderStatus, order_id: str) -> pb.Order:
         """The order as `status` has it, with the attempt log read now."""
@@ -191,29 +197,62 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         _link_to_order_trace(status.trace_id, status.span_id)
         return mapping.order_message(status, attempts, orders.workflow_id(order_id))
 
-    @staticmethod
-    async def _status(handle: WorkflowHandle[Any, Any], client: Client, reader: ReadRepository) -> orders.OrderStatus:
-        """The status the workflow keeps in its memo (the gateway puts the first one there at start): one describe,
-        no worker round trip. An order started some other way (the temporal CLI, a test) has none until its first
-        workflow task has run: then the workflow is asked (a query). A workflow that ended without its final write
-        (timed out, terminated, failed) shows the end the sweep wrote, or that it awaits the sweep; one whose
-        workflow task keeps failing shows that it is stuck, and why."""
+    async def _describe(self, handle: WorkflowHandle[Any, Any]) -> tuple[WorkflowExecutionDescription, list[Running]]:
+        """The order's describe, and what runs now: its pending activity, or its shipment and the shipment's."""
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-        status: orders.OrderStatus | None = await description.memo_value(
-            orders.STATUS_MEMO_KEY, None, type_hint=orders.OrderStatus
-        )
-        if status is None:
+        raw = description.raw_description
+        running = [_running(a) for a in raw.pending_activities]
+        for child in raw.pending_children:
+            running.append(Running(orders.SHIPPING_STEP))
+            try:
+                shipment = self._check_ready().client.get_workflow_handle(child.workflow_id)
+                running += [
+                    _running(a)
+                    for a in (await shipment.describe(rpc_timeout=RPC_TIMEOUT)).raw_description.pending_activities
+                ]
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        return description, running
+
+    async def _status(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        description: WorkflowExecutionDescription,
+        running: list[Running],
+        facts: OrderFacts,
+        attempts: list[AttemptRow],
+    ) -> orders.OrderStatus:
+        """The order's status from what the gateway wrote at its start and the workflow rewrote since (the memo), its
+        listed state and what runs now (the describe), and its payment, shipment and end (Postgres). An order
+        started some other way (the temporal CLI, a test) has no memo until its first workflow task has run: then
+        the workflow is asked (a query). A workflow that ended without its final write (timed out, terminated,
+        failed) shows the end the sweep wrote, or that it awaits the sweep; one whose workflow task keeps failing
+        shows that it is stuck, and why."""
+        memo = await description.memo_value(orders.ORDER_MEMO_KEY, None, type_hint=orders.OrderMemo)
+        if memo is None:
             if description.status != WorkflowExecutionStatus.RUNNING:
                 raise errors.Unavailable(f"workflow {handle.id} ended {description.status} before its first task")
-            status = await handle.query(orders.STATUS_QUERY, result_type=orders.OrderStatus, rpc_timeout=RPC_TIMEOUT)
-        if description.status in mapping.ENDED_WITHOUT_FINAL_WRITE:
-            mapping.settled(status, description.status, await reader.order_end(status.order_id))
-        elif description.status == WorkflowExecutionStatus.RUNNING:
+            status: orders.OrderStatus = await handle.query(
+                orders.STATUS_QUERY, result_type=orders.OrderStatus, rpc_timeout=RPC_TIMEOUT
+            )
+            return status
+        listed = description.typed_search_attributes.get(orders.ORDER_STATE_ATTRIBUTE) or ""
+        state, step = mapping.live_state(listed, running, attempts)
+        order_id = handle.id.removeprefix(orders.workflow_id(""))
+        status = orders.status_from_memo(order_id, memo, state, step, description.start_time.isoformat())
+        mapping.add_facts(status, facts)
+        if description.status == WorkflowExecutionStatus.RUNNING:
             failed_tasks = description.raw_description.pending_workflow_task.attempt - 1
             if failed_tasks > 0 and status.state not in orders.TERMINAL_STATES:
                 status.reason = f"stuck: its workflow task failed {failed_tasks} time(s): " + (
-                    await _last_task_failure(client, handle.id)
+                    await _last_task_failure(self._check_ready().client, handle.id)
                 )
+        elif description.status in mapping.ENDED_WITHOUT_FINAL_WRITE:
+            mapping.settled(status, description.status, facts.end)
+        else:
+            status.step, status.reason = "", facts.end[1] if facts.end else ""
+            status.ended_at = description.close_time.isoformat() if description.close_time else ""
         return status
 
     async def _update(self, order_id: str, name: str, arg: object, wait: timedelta = RPC_TIMEOUT) -> pb.Order:
@@ -255,9 +294,11 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         fingerprint = mapping.fingerprint(inp)
         trace_id, span_id = telemetry.trace_ids()
         inp.trace_id, inp.span_id = trace_id, span_id
-        # The status is in the memo, and its state in the OrderState search attribute, from the start: a read before
-        # the workflow's first task needs no query, and the workflow need not set the attribute again.
-        status = orders.initial_status(inp, datetime.now(UTC))
+        # The memo, and the listed state in the OrderState search attribute, from the start (free: part of the start):
+        # a read before the workflow's first task needs no query, and the workflow need not write them again.
+        started = datetime.now(UTC)
+        memo = orders.order_memo(inp, started)
+        status = orders.status_from_memo(inp.order_id, memo, orders.RECEIVED, orders.RECEIVE, started.isoformat())
         backends = self._check_ready()
         await backends.admission.admit(inp.order_id)
         try:
@@ -271,9 +312,9 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
                 task_timeout=WORKFLOW_TASK_TIMEOUT,
                 static_summary=inp.summary(),
                 static_details=f"payment `{inp.payment_id}`, ship to {inp.address.city} {inp.address.country}",
-                memo={"request": fingerprint, orders.STATUS_MEMO_KEY: status},
+                memo={"request": fingerprint, orders.ORDER_MEMO_KEY: memo},
                 search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(orders.ORDER_STATE_ATTRIBUTE, status.state)]
+                    [SearchAttributePair(orders.ORDER_STATE_ATTRIBUTE, orders.listed_state(status.state))]
                 ),
                 rpc_timeout=RPC_TIMEOUT,
             )
@@ -361,34 +402,22 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         """One visibility query on the OrderState search attribute, newest first, a page at a time."""
         if not 0 <= request.page_size <= 100:
             raise mapping.InvalidArgument([("page_size", f"is {request.page_size}; must be 0 to 100")])
-        if request.state and request.state not in mapping.PROTO_TO_STATE:
-            raise mapping.InvalidArgument([("state", f"unknown state {request.state}")])
+        state = mapping.listed_state(request.state)
         try:
             token = base64.urlsafe_b64decode(request.page_token) if request.page_token else None
         except ValueError:
             raise mapping.InvalidArgument([("page_token", "is not a token this service gave")]) from None
-        query = mapping.visibility_query(mapping.PROTO_TO_STATE.get(request.state))
+        query = mapping.visibility_query(state)
         page = self._check_ready().client.list_workflows(
             query, page_size=request.page_size or 20, next_page_token=token, rpc_timeout=RPC_TIMEOUT
         )
         await page.fetch_next_page()
         executions = page.current_page or []
         ended = await self._check_ready().reader.ended(
-            [
-                e.id.removeprefix(orders.workflow_id(""))
-                for e in executions
-                if e.status in mapping.ENDED_WITHOUT_FINAL_WRITE
-            ]
+            [e.id.removeprefix(orders.workflow_id("")) for e in executions if e.close_time is not None]
         )
         return pb.ListOrdersResponse(
-            orders=[
-                mapping.order_summary(
-                    e,
-                    await e.memo_value(orders.STATUS_MEMO_KEY, None, type_hint=orders.OrderStatus),
-                    ended.get(e.id.removeprefix(orders.workflow_id(""))),
-                )
-                for e in executions
-            ],
+            orders=[mapping.order_summary(e, ended.get(e.id.removeprefix(orders.workflow_id("")))) for e in executions],
             next_page_token=base64.urlsafe_b64encode(page.next_page_token).decode() if page.next_page_token else "",
         )
 
@@ -449,16 +478,30 @@ class ReviewQueue:
         decoded: dict[str, tuple[bytes, pb.Order]] = {}
         async for execution in self.client.list_workflows(query, page_size=100, rpc_timeout=RPC_TIMEOUT):
             fields = execution.raw_info.memo.fields
-            sealed = fields[orders.STATUS_MEMO_KEY].data if orders.STATUS_MEMO_KEY in fields else b""
+            sealed = fields[orders.ORDER_MEMO_KEY].data if orders.ORDER_MEMO_KEY in fields else b""
             known = self.decoded.get(execution.id)
             if known is not None and known[0] == sealed:
                 decoded[execution.id] = known
                 continue
-            status = await execution.memo_value(orders.STATUS_MEMO_KEY, None, type_hint=orders.OrderStatus)
-            if status is not None and status.state == orders.AWAITING_REVIEW:
+            memo = await execution.memo_value(orders.ORDER_MEMO_KEY, None, type_hint=orders.OrderMemo)
+            if memo is not None:
+                order_id = execution.id.removeprefix(orders.workflow_id(""))
+                status = orders.status_from_memo(
+                    order_id, memo, orders.AWAITING_REVIEW, orders.REVIEW, execution.start_time.isoformat()
+                )
                 decoded[execution.id] = (sealed, mapping.order_message(status, [], execution.id))
         self.decoded = decoded
         return sorted((order for _, order in decoded.values()), key=lambda o: o.review_deadline.ToDatetime())
+
+
+def _running(activity: PendingActivityInfo) -> Running:
+    since = activity.last_started_time if activity.HasField("last_started_time") else activity.scheduled_time
+    return Running(
+        activity.activity_type.name,
+        activity.attempt,
+        activity.last_failure.message,
+        since.ToDatetime(UTC) if since.seconds else None,
+    )
 
 
 async def _last_task_failure(client: Client, workflow_id: str) -> str:

@@ -8,9 +8,10 @@ activity (common.attempts.within_hang_cut). No database, gateway, tracing, paylo
 search attribute or compensation.
 
 Its second form (BareOrder.shows_status) adds only what the design asks of Temporal for people to see and steer an
-order: the OrderState search attribute at each state change with the status memo (the project's OrderStatus) at
-each step, and an approval that is an update its validator refuses outside the review, sent when a reviewer listing
-OrderState finds the order waiting. Still no database, gateway, tracing or encryption: what that part of the design
+order: the OrderState search attribute and the order's memo (the project's OrderMemo) from the start, the attribute
+rewritten on entering review, on leaving it (with the decision in the memo) and at the end, and an approval that is
+an update its validator refuses outside the review, sent when a reviewer listing OrderState finds the order
+waiting. Still no database, gateway, tracing or encryption: what that part of the design
 costs bare Temporal.
 
     python -m lab.baseline <temporal address> <task queue>     runs its workers (the child's queue: <queue>-shipping)
@@ -32,23 +33,16 @@ with workflow.unsafe.imports_passed_through():
     from common.step_runner import attempt_options
     from order_service.contract import (
         AWAITING_REVIEW,
-        CHARGE,
-        CHARGING,
-        MARK_SHIPPED,
+        IN_PROGRESS,
+        ORDER_MEMO_KEY,
         ORDER_STATE_ATTRIBUTE,
-        REVIEW,
-        SHIPPING_STATE,
-        SHIPPING_STEP,
-        STATUS_MEMO_KEY,
-        VALIDATE,
-        VALIDATING,
         Address,
         Budget,
         Item,
         OrderInput,
-        OrderStatus,
-        StepProgress,
-        initial_status,
+        OrderMemo,
+        ReviewOutcome,
+        order_memo,
     )
 
 APPROVE = "ApproveOrder"
@@ -62,12 +56,11 @@ class BareOrder:
     shows_status: bool = False
 
 
-def first_status(order_id: str, start: datetime) -> OrderStatus:
-    """The status the starter puts in the memo (as the gateway does) and the workflow then keeps: the project's, for
-    the benchmark's order."""
+def first_memo(order_id: str, start: datetime) -> OrderMemo:
+    """The memo the starter writes (as the gateway does): the project's, for the benchmark's order."""
     items = [Item("ABC", 1), Item("XYZ", 2)]
     address = Address("Ada", "1 Loop Rd", "Springfield", "12345", "US")
-    return initial_status(OrderInput(order_id, f"pay-{order_id}", items, address), start)
+    return order_memo(OrderInput(order_id, f"pay-{order_id}", items, address), start)
 
 
 @dataclass
@@ -103,8 +96,8 @@ class BareOrderWorkflow:
     @workflow.init
     def __init__(self, order: BareOrder) -> None:
         self.approved = False
-        started = workflow.info().workflow_start_time
-        self.status = first_status(order.order_id, started) if order.shows_status else None
+        self.shows_status = order.shows_status
+        self.listed = IN_PROGRESS
 
     @workflow.signal(name=APPROVE)
     def approve(self) -> None:
@@ -116,26 +109,24 @@ class BareOrderWorkflow:
 
     @approve_in_review.validator
     def only_in_review(self) -> None:
-        if self.status is None or self.status.state != AWAITING_REVIEW:
+        if not self.shows_status or self.listed != AWAITING_REVIEW:
             raise ApplicationError("not awaiting review")
 
-    def show(self, state: str, step: str) -> None:
-        """The design's status: the step that ended and the one that starts in the memo, the state in OrderState."""
-        if self.status is None:
+    def show(self, listed: str, order_id: str = "") -> None:
+        """The design's listed state in OrderState; on leaving review, the decision in the memo as well."""
+        if not self.shows_status:
             return
-        now = workflow.now().isoformat()
-        self.status.steps[-1].status, self.status.steps[-1].ended_at = "ok", now
-        if step:
-            self.status.steps.append(StepProgress(step, "running", started_at=now))
-        if state != self.status.state:
-            workflow.upsert_search_attributes([ORDER_STATE_ATTRIBUTE.value_set(state)])
-        self.status.state, self.status.step = state, step
-        workflow.upsert_memo({STATUS_MEMO_KEY: self.status})
+        if self.listed == AWAITING_REVIEW and listed == IN_PROGRESS:
+            memo = first_memo(order_id, workflow.info().workflow_start_time)
+            memo.decision = ReviewOutcome("approve", "bench", decided_at=workflow.now().isoformat())
+            workflow.upsert_memo({ORDER_MEMO_KEY: memo})
+        self.listed = listed
+        workflow.upsert_search_attributes([ORDER_STATE_ATTRIBUTE.value_set(listed)])
 
     @workflow.run
     async def run(self, order: BareOrder) -> str:
         state = await self.lifecycle(order)
-        self.show(state, "")
+        self.show(state)
         return state
 
     async def lifecycle(self, order: BareOrder) -> str:
@@ -148,9 +139,8 @@ class BareOrderWorkflow:
 
         try:
             await run_step("ReceiveOrder", left())
-            self.show(VALIDATING, VALIDATE)
             await run_step("ValidateOrder", left())
-            self.show(AWAITING_REVIEW, REVIEW)
+            self.show(AWAITING_REVIEW)
             review_closes = started + timedelta(seconds=budget.review_closes_at_seconds)
             try:
                 await workflow.wait_condition(
@@ -158,16 +148,14 @@ class BareOrderWorkflow:
                 )
             except TimeoutError:
                 return "REJECTED"
-            self.show(CHARGING, CHARGE)
+            self.show(IN_PROGRESS, order.order_id)
             await run_step("ChargePayment", left())
-            self.show(SHIPPING_STATE, SHIPPING_STEP)
             await workflow.execute_child_workflow(
                 BareShippingWorkflow.run,
                 BareShipment(order.order_id, left()),
                 id=f"bare-shipment-{order.order_id}",
                 task_queue=order.shipping_task_queue,
             )
-            self.show(SHIPPING_STATE, MARK_SHIPPED)
             await run_step("MarkShipped", left())
         except (ActivityError, ChildWorkflowError):
             return "FAILED"

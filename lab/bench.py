@@ -16,6 +16,7 @@ import os
 import random
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +50,14 @@ from lab import actions, baseline
 from lab import report as report_file
 from lab.baseline import BareOrder, BareOrderWorkflow
 from lab.report import met, table
-from order_service.contract import AWAITING_REVIEW, ORDER_STATE_ATTRIBUTE, STATUS_MEMO_KEY, Budget, workflow_id
+from order_service.contract import (
+    AWAITING_REVIEW,
+    IN_PROGRESS,
+    ORDER_MEMO_KEY,
+    ORDER_STATE_ATTRIBUTE,
+    Budget,
+    workflow_id,
+)
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from shipping_service.contract import workflow_id as shipment_workflow_id
@@ -329,10 +337,10 @@ async def baseline_order(client: Client, task_queue: str, in_flight: set[str], s
     order_id = uuid.uuid4().hex[:12]
     started = time.time()
     if shows_status:
-        status = baseline.first_status(order_id, datetime.now(UTC))
+        memo = baseline.first_memo(order_id, datetime.now(UTC))
         shown: dict[str, Any] = {
-            "memo": {STATUS_MEMO_KEY: status},
-            "search_attributes": TypedSearchAttributes([SearchAttributePair(ORDER_STATE_ATTRIBUTE, status.state)]),
+            "memo": {ORDER_MEMO_KEY: memo},
+            "search_attributes": TypedSearchAttributes([SearchAttributePair(ORDER_STATE_ATTRIBUTE, IN_PROGRESS)]),
         }
     else:
         shown = {"start_signal": baseline.APPROVE}
@@ -922,8 +930,9 @@ COST_COLUMNS = {
 }
 
 
-def cost_section(runs: list[dict[str, Any]]) -> str:
-    """Each side's cost to Temporal per order, the mean over the rounds, against the targets."""
+def cost_section(runs: list[dict[str, Any]], before: dict[str, Any] | None = None) -> str:
+    """Each side's cost to Temporal per order, the mean over the rounds, against the targets; with `before` (an earlier
+    report's figures), the project's costs in that report too."""
     sides = [side for side in ("project", "baseline", "status_baseline") if all(side in r for r in runs)]
     mean = {
         side: {k: round(statistics.mean(r[side]["temporal_costs_per_order"].get(k, 0) for r in runs), 2)
@@ -934,6 +943,12 @@ def cost_section(runs: list[dict[str, Any]]) -> str:
     if "project" not in mean:
         return ""
     rows = [[side, *(mean[side][k] for k in COST_COLUMNS)] for side in mean]
+    concurrency = runs[0]["project"]["concurrency"]
+    earlier = [r for r in (before or {}).get("runs", []) if r["project"]["concurrency"] == concurrency]
+    if earlier and all(r["project"].get("temporal_costs_per_order") for r in earlier):
+        was = [round(statistics.mean(r["project"]["temporal_costs_per_order"].get(k, 0) for r in earlier), 2)
+               for k in COST_COLUMNS]  # fmt: skip
+        rows.insert(0, [f"project before ({before['commit'][:10]})", *was])  # type: ignore[index]
     project = mean["project"]
     targets = [
         ["visibility writes ≤ 3 an order", project["visibility_writes"],
@@ -1024,7 +1039,7 @@ def sections(report: dict[str, Any]) -> list[str]:
                 ],
                 rounds,
             )  # fmt: skip
-            + (f"\n\n{costs}" if (costs := cost_section(runs)) else "")
+            + (f"\n\n{costs}" if (costs := cost_section(runs, report.get("before"))) else "")
             + "\n\nApproval to dispatch, the project (what the review window is sized from, "
             "`Budget.after_approval_p99_seconds`):\n\n" + table(["round", "p50 s", "p90 s", "p99 s", "max s"], review)
         )
@@ -1048,9 +1063,24 @@ def main() -> None:
         metavar="PREFIX",
         help="write the report to PREFIX.md and PREFIX.json (docs/reports/bench keeps the latest)",
     )
+    parser.add_argument(
+        "--before",
+        metavar="COMMIT",
+        help="show beside this run's costs the project's in the report committed at COMMIT (docs/reports/bench.json)",
+    )
     args = parser.parse_args()
     source = report_file.provenance("lab.bench", sys.argv[1:])
+    earlier = None
+    if args.before:
+        shown = subprocess.run(
+            ["git", "show", f"{args.before}:docs/reports/bench.json"], capture_output=True, text=True, check=True
+        )
+        earlier = json.loads(shown.stdout)
     report = asyncio.run(run(args))
+    if earlier:
+        kept = ("concurrency", "temporal_costs_per_order")
+        runs = [{"project": {k: r["project"][k] for k in kept}} for r in earlier["figures"]["runs"]]
+        report["before"] = {"commit": earlier["commit"], "command": earlier["command"], "runs": runs}
     print("floor (zero overhead) seconds:", json.dumps(report["floor_seconds"]))
     if args.report:
         report_file.write(args.report, "Benchmark: the project against bare Temporal", source, report, sections(report))

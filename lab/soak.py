@@ -48,7 +48,7 @@ from common import codec, db
 from lab import report as report_file
 from lab.bench import Reviewer
 from lab.report import Row, met, table
-from order_service.contract import STATUS_MEMO_KEY, OrderStatus, workflow_id
+from order_service.contract import ORDER_STATE_ATTRIBUTE, TERMINAL_STATES, workflow_id
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from stack import local
@@ -350,9 +350,9 @@ class Soak:
             order.closed_at = description.close_time.timestamp() if description.close_time else None
             if order.closed_at is not None:
                 order.workflow_seconds = order.closed_at - order.started_at
-            status = await description.memo_value(STATUS_MEMO_KEY, None, type_hint=OrderStatus)
-            if status is not None:
-                order.state = status.state
+            state = description.typed_search_attributes.get(ORDER_STATE_ATTRIBUTE)
+            if state in TERMINAL_STATES:
+                order.state = state
         admin = await db.connect(self.stack.admin_url)
         try:
             problems = await consistency.problems(admin, client, {o.order_id: o.state for o in started.values()})

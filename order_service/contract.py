@@ -19,18 +19,20 @@ WORKFLOW = "OrderWorkflow"
 # - CancelOrder and UpdateAddress are the brief's signals, which the Temporal CLI sends (a refusal is logged), and
 #   updates, which the gateway sends (the caller sees a refusal, and the order's status when accepted);
 # - ApproveOrder and RejectOrder are updates only: a reviewer must hear that a decision came too late;
-# - the status query answers a worker round trip for the Temporal CLI and tests (the gateway reads the memo).
+# - the status query answers with a worker round trip, for the Temporal CLI and tests (the gateway reads the
+#   describe, the memo and Postgres instead: no worker is asked).
 CANCEL_ORDER = "CancelOrder"
 UPDATE_ADDRESS = "UpdateAddress"
 APPROVE_ORDER = "ApproveOrder"
 REJECT_ORDER = "RejectOrder"
 STATUS_QUERY = "status"
-# The workflow keeps its state in this search attribute, for listing orders by state (temporal workflow list
-# -q 'OrderState="AWAITING_REVIEW"', the Web UI, ListOrders). Search attributes are not encrypted: nothing
-# personal goes into one.
+# The order's listed state (LISTED_STATES), for listing orders by what an operator acts on (temporal workflow list
+# -q 'OrderState="AWAITING_REVIEW"', the Web UI, ListOrders). Each change rewrites the visibility record, so it
+# changes only around review and at the end; the finer states are in the status a read returns. Search
+# attributes are not encrypted: nothing personal goes into one.
 ORDER_STATE_ATTRIBUTE = SearchAttributeKey.for_keyword("OrderState")
-# The memo key the workflow keeps its OrderStatus under, so status reads need no worker round trip.
-STATUS_MEMO_KEY = "status"
+# The memo key of the OrderMemo: what a read needs that Temporal keeps nowhere a describe returns.
+ORDER_MEMO_KEY = "order"
 
 # Why a request was refused: the stable reason (google.rpc.ErrorInfo) sent with FAILED_PRECONDITION.
 ORDER_ENDED = "ORDER_ENDED"
@@ -63,6 +65,24 @@ CANCELLED = "CANCELLED"
 REJECTED = "REJECTED"
 FAILED = "FAILED"
 TERMINAL_STATES = (COMPLETED, CANCELLED, REJECTED, FAILED)
+# In the OrderState search attribute only: an order past its start and not in review or ended.
+IN_PROGRESS = "IN_PROGRESS"
+LISTED_STATES = (IN_PROGRESS, AWAITING_REVIEW, *TERMINAL_STATES)
+# The state a running step puts the order in (the shipment's steps and MarkShipped are all SHIPPING).
+STEP_STATES = {
+    RECEIVE: RECEIVED,
+    VALIDATE: VALIDATING,
+    REVIEW: AWAITING_REVIEW,
+    CHARGE: CHARGING,
+    SHIPPING_STEP: SHIPPING_STATE,
+    MARK_SHIPPED: SHIPPING_STATE,
+}
+
+
+def listed_state(state: str) -> str:
+    """The OrderState search attribute's value for an order in `state`."""
+    return state if state in LISTED_STATES else IN_PROGRESS
+
 
 MAX_ITEMS = 100
 MAX_UNITS_PER_ORDER = 50
@@ -163,15 +183,6 @@ class ReviewDecision:
 
 
 @dataclass
-class StepProgress:
-    step: str
-    status: str  # running, then ok | failed | cancelled
-    started_at: str = ""  # ISO-8601, as all times in this contract
-    ended_at: str = ""
-    error: str = ""
-
-
-@dataclass
 class Payment:
     payment_id: str
     amount: int
@@ -179,7 +190,33 @@ class Payment:
 
 
 @dataclass
+class ReviewOutcome:
+    verdict: str  # approve | reject
+    reviewer: str = ""
+    reason: str = ""
+    decided_at: str = ""  # ISO-8601, as all times in this contract
+
+
+@dataclass
+class OrderMemo:
+    """What a read of the order needs that a describe does not return: the gateway writes it as it starts the order
+    (free: part of the start); the workflow rewrites it only when the address changes or review is decided."""
+
+    items: list[Item]
+    payment_id: str
+    address: Address
+    deadline: str
+    review_deadline: str
+    trace_id: str = ""
+    span_id: str = ""
+    decision: ReviewOutcome | None = None
+
+
+@dataclass
 class OrderStatus:
+    """The order as a reader sees it: built by the workflow (its query, update answers and result), or by the gateway
+    from the describe, the memo and Postgres. The steps, their attempts and errors come from the attempt log."""
+
     order_id: str
     state: str
     step: str
@@ -189,34 +226,43 @@ class OrderStatus:
     deadline: str
     started_at: str
     review_deadline: str = ""
-    steps: list[StepProgress] = field(default_factory=list)
+    decision: ReviewOutcome | None = None
     payment: Payment | None = None
     shipment_status: str = ""
     shipment_address: Address | None = None
-    dispatch_failures: list[str] = field(default_factory=list)
     reason: str = ""
     ended_at: str = ""
     trace_id: str = ""
     span_id: str = ""
 
 
-def initial_status(inp: OrderInput, start: datetime) -> OrderStatus:
-    """An order's status at its start: what the workflow begins with, and what the gateway puts in the memo as it
-    starts the workflow, so the status reads right before the workflow's first task has run. ReceiveOrder runs
-    from the start: the workflow schedules it in its first task, which then has nothing new to write to the memo."""
-    return OrderStatus(
-        order_id=inp.order_id,
-        state=RECEIVED,
-        step=RECEIVE,
-        address=inp.address,
+def order_memo(inp: OrderInput, start: datetime) -> OrderMemo:
+    return OrderMemo(
         items=inp.items,
         payment_id=inp.payment_id,
+        address=inp.address,
         deadline=(start + timedelta(seconds=inp.budget.total_seconds)).isoformat(),
         review_deadline=(start + timedelta(seconds=inp.budget.review_closes_at_seconds)).isoformat(),
-        started_at=start.isoformat(),
-        steps=[StepProgress(RECEIVE, "running", started_at=start.isoformat())],
         trace_id=inp.trace_id,
         span_id=inp.span_id,
+    )
+
+
+def status_from_memo(order_id: str, memo: OrderMemo, state: str, step: str, started_at: str) -> OrderStatus:
+    """The status as far as the memo tells it; the reader adds what the describe and Postgres say."""
+    return OrderStatus(
+        order_id=order_id,
+        state=state,
+        step=step,
+        address=memo.address,
+        items=memo.items,
+        payment_id=memo.payment_id,
+        deadline=memo.deadline,
+        started_at=started_at,
+        review_deadline=memo.review_deadline,
+        decision=memo.decision,
+        trace_id=memo.trace_id,
+        span_id=memo.span_id,
     )
 
 

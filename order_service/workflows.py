@@ -4,21 +4,19 @@ Deterministic: no I/O, time from workflow.now(). Every order ends COMPLETED, CAN
 FAILED within its budget; a charged order that does not ship is refunded.
 """
 
-import asyncio
-import copy
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     import order_service.contract as contract
     import shipping_service.contract as shipping
     from common import failures
-    from common.step_runner import WORKFLOW_TASK_TIMEOUT, Alarms, OutOfBudget, Stopped, compensate, run_step, wait_until
+    from common.step_runner import Deadline, Stopped, compensate, run_step, wait_until
     from order_service import rules
     from order_service.activities import (
         ChargeInput,
@@ -29,10 +27,10 @@ with workflow.unsafe.imports_passed_through():
         ReceiveInput,
         ValidateInput,
     )
+    from order_service.shipment import ShipmentSteering
 
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
-ShipmentHandle = workflow.ChildWorkflowHandle[Any, shipping.ShipmentResult]
 
 
 def _now() -> str:
@@ -66,58 +64,46 @@ class OrderWorkflow:
         self.deadline = start + timedelta(seconds=budget.total_seconds)
         self.review_closes = start + timedelta(seconds=budget.review_closes_at_seconds)
         self.work_until = self.deadline - timedelta(seconds=budget.compensation_reserve_seconds)
-        # The last moment another dispatch round is worth ordering, and the last for MarkShipped.
-        self.retry_cutoff = self.work_until - timedelta(seconds=1.0)
         self.closing = self.deadline - timedelta(seconds=budget.closing_reserve_seconds)
-        self.status = contract.initial_status(inp, start)
-        # What the memo holds: the gateway puts the initial status there as it starts the order (its own clock's
-        # times until the first step ends); an order started another way has none, and gets it in its first task.
-        self.published = copy.deepcopy(self.status) if contract.STATUS_MEMO_KEY in workflow.info().raw_memo else None
-        self.ending = False
+        self.memo = contract.order_memo(inp, start)
+        self.status = contract.status_from_memo(
+            inp.order_id, self.memo, contract.RECEIVED, contract.RECEIVE, start.isoformat()
+        )
+        # The gateway writes the memo and the listed state as it starts the order; one started another way (the
+        # Temporal CLI, a test) gets them in its first task.
+        info = workflow.info()
+        self.memo_written = contract.ORDER_MEMO_KEY in info.raw_memo
+        self.listed = info.typed_search_attributes.get(contract.ORDER_STATE_ATTRIBUTE)
         self.cancel: contract.CancelRequest | None = None
-        self.decision: tuple[str, contract.ReviewDecision] | None = None
+        self.decision: contract.ReviewOutcome | None = None
         self.charge_started = False
-        self.address_version = 0
-        self.dispatch_failures: list[contract.DispatchFailure] = []
+        self.shipment = ShipmentSteering(inp.order_id, budget.dispatch_retries)
 
     @workflow.run
     async def run(self, inp: contract.OrderInput) -> contract.OrderResult:
-        self.alarms = Alarms(self.review_closes, self.retry_cutoff, self.work_until, self.closing)
-        if workflow.info().typed_search_attributes.get(contract.ORDER_STATE_ATTRIBUTE) != self.status.state:
-            # The gateway sets it as it starts the order; an order started another way gets it here.
-            workflow.upsert_search_attributes([contract.ORDER_STATE_ATTRIBUTE.value_set(self.status.state)])
-        asyncio.ensure_future(self._publish_status())
+        self._enter(contract.RECEIVED, contract.RECEIVE)
+        if not self.memo_written:
+            self._write_memo()
         try:
             await self._lifecycle()
             state, reason = contract.COMPLETED, self.status.reason
         except _Ended as end:
             state, reason = end.state, end.reason
             await self._compensate(state, reason)
-        self.ending = True  # from here the final status is written once, below
         self._enter(state, "", reason)
-        self.status.ended_at = _now()
-        for step in self.status.steps:  # a step the end overtook (review, when cancelled in review)
-            if step.status == "running":
-                step.status, step.ended_at = (
-                    ("cancelled" if state == contract.CANCELLED else "failed"),
-                    self.status.ended_at,
-                )
+        self.status.ended_at = workflow.now().isoformat()
+        if self.memo.decision != self.decision:  # a rejection: written with the end, in the same visibility write
+            self._write_memo()
         workflow.metric_meter().create_counter("orders_ended", "orders by terminal state").add(1, {"state": state})
         await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.upsert_memo({contract.STATUS_MEMO_KEY: self.status})
         return contract.OrderResult(
             inp.order_id, state, reason, self.status.payment, self.status.shipment_status, self.status
         )
 
-    async def _publish_status(self) -> None:
-        """Copies the status into the memo whenever it changed, at most about once a workflow task: the
-        gateway reads it with a describe, which the server answers without a worker round trip."""
-        while True:
-            await workflow.wait_condition(lambda: self.ending or self.status != self.published)
-            if self.ending:
-                return
-            self.published = copy.deepcopy(self.status)
-            workflow.upsert_memo({contract.STATUS_MEMO_KEY: self.published})
+    def _write_memo(self) -> None:
+        self.memo.address, self.memo.decision = self.status.address, self.decision
+        workflow.upsert_memo({contract.ORDER_MEMO_KEY: self.memo})
+        self.memo_written = True
 
     async def _lifecycle(self) -> None:
         inp = self.inp
@@ -172,10 +158,8 @@ class OrderWorkflow:
         if stoppable:
             self._stop_if_cancelled()
         self._enter(state, step)
-        progress = self._step_row(step)
         try:
-            result = await run_step(
-                self.alarms,
+            return await run_step(
                 step,
                 activity,
                 arg,
@@ -185,63 +169,38 @@ class OrderWorkflow:
                 summary=f"{step} for order {self.inp.order_id}",
             )
         except Stopped:
-            progress.status, progress.ended_at = "cancelled", _now()
             self._stop_if_cancelled()
-        except (ActivityError, OutOfBudget) as err:
+            raise  # a stop comes only from a cancel
+        except ActivityError as err:
             state, reason = _describe(err)
-            progress.status, progress.error, progress.ended_at = "failed", reason, _now()
             workflow.logger.warning("step_failed", extra=self._log(error=reason))
             raise _Ended(state, f"{step}: {reason}") from None
-        progress.status, progress.ended_at = "ok", _now()
-        return result
-
-    def _step_row(self, step: str) -> contract.StepProgress:
-        """The status's row for a step starting now; the first step's row is there from the start."""
-        if self.status.steps and self.status.steps[-1].step == step and self.status.steps[-1].status == "running":
-            return self.status.steps[-1]
-        row = contract.StepProgress(step, "running", started_at=_now())
-        self.status.steps.append(row)
-        return row
 
     async def _review(self) -> None:
         self._enter(contract.AWAITING_REVIEW, contract.REVIEW)
-        progress = contract.StepProgress(contract.REVIEW, "running", started_at=_now())
-        self.status.steps.append(progress)
         left = (self.review_closes - workflow.now()).total_seconds()
         workflow.logger.info("review_waiting", extra=self._log(fields={"window_seconds": round(left, 3)}))
-
-        def decided() -> bool:
-            return self.decision is not None or self.cancel is not None
-
+        window = Deadline(self.review_closes)
         try:
-            await wait_until(self.alarms, decided, self.review_closes)
+            await wait_until(window, lambda: self.decision is not None or self.cancel is not None)
         except TimeoutError:
-            progress.status, progress.error, progress.ended_at = "failed", "review window expired", _now()
             workflow.logger.info("review_expired", extra=self._log())
             raise _Ended(contract.REJECTED, "review window expired without approval") from None
-        progress.ended_at = _now()
-        if self.cancel is not None:
-            progress.status = "cancelled"
-            self._stop_if_cancelled()
-        assert self.decision is not None  # decided(), and a cancel has raised above
-        verdict, decision = self.decision
+        window.cancel()
+        self._stop_if_cancelled()
+        assert self.decision is not None  # decided, and a cancel has raised above
+        decision = self.decision
         workflow.logger.info(
-            "review_decided", extra=self._log(fields={"verdict": verdict, "reviewer": decision.reviewer})
+            "review_decided", extra=self._log(fields={"verdict": decision.verdict, "reviewer": decision.reviewer})
         )
-        if verdict == "reject":
-            progress.status, progress.error = "failed", decision.reason
+        if decision.verdict == "reject":
             raise _Ended(contract.REJECTED, f"rejected in review: {decision.reason or 'no reason given'}")
-        progress.status = "ok"
+        self._write_memo()  # the decision, in the same workflow task as the listed state's change below
 
     async def _ship(self) -> None:
-        """Run the child and steer it: forward address changes and cancellation, decide on dispatch retries."""
         inp = self.inp
         self._enter(contract.SHIPPING_STATE, contract.SHIPPING_STEP)
-        progress = contract.StepProgress(contract.SHIPPING_STEP, "running", started_at=_now())
-        self.status.steps.append(progress)
-        address_in_input = self.address_version
-        child = await workflow.start_child_workflow(
-            shipping.WORKFLOW,
+        result = await self.shipment.run(
             shipping.ShipmentInput(
                 order_id=inp.order_id,
                 items=inp.items,
@@ -249,73 +208,16 @@ class OrderWorkflow:
                 ship_by=self.work_until.isoformat(),
                 timing=inp.budget.steps,
             ),
-            id=shipping.workflow_id(inp.order_id),
-            task_queue=inp.shipping_task_queue,
-            task_timeout=WORKFLOW_TASK_TIMEOUT,
-            static_summary=f"Shipment of {inp.summary()}",
-            result_type=shipping.ShipmentResult,
+            inp.shipping_task_queue,
+            f"Shipment of {inp.summary()}",
         )
-        result_task = asyncio.ensure_future(child)
-        # An address that came while the child was being started is forwarded below.
-        sent_address = address_in_input
-        sent_cancel, answered = False, 0
-        while True:
-            # The condition is called only within this iteration's wait: it sees this iteration's values.
-            await workflow.wait_condition(
-                lambda: (
-                    result_task.done()
-                    or self.address_version != sent_address  # noqa: B023
-                    or (self.cancel is not None and not sent_cancel)  # noqa: B023
-                    or len(self.dispatch_failures) > answered  # noqa: B023
-                )
-            )
-            if result_task.done():
-                break
-            if self.address_version != sent_address:
-                sent_address = self.address_version
-                await self._signal_child(child, shipping.UPDATE_ADDRESS, shipping.AddressUpdate(self.status.address))
-            if self.cancel is not None and not sent_cancel:
-                sent_cancel = True
-                await self._signal_child(
-                    child, shipping.CANCEL_SHIPMENT, shipping.CancelShipment(self.cancel.reason or "order cancelled")
-                )
-            while len(self.dispatch_failures) > answered:
-                failure = self.dispatch_failures[answered]
-                answered += 1
-                await self._answer_dispatch_failure(child, failure, sent_cancel)
-        result: shipping.ShipmentResult = result_task.result()
         self.status.shipment_status = result.status
         self.status.shipment_address = result.address
-        progress.ended_at = _now()
         if result.status == shipping.DISPATCHED:
-            progress.status = "ok"
             return
-        progress.status, progress.error = ("cancelled" if self.cancel else "failed"), result.reason
         if self.cancel is not None:
             raise _Ended(contract.CANCELLED, self.cancel.reason or "cancelled by request")
         raise _Ended(contract.FAILED, f"shipping: {result.reason}")
-
-    async def _answer_dispatch_failure(
-        self, child: ShipmentHandle, failure: shipping.DispatchFailure, cancelling: bool
-    ) -> None:
-        """The parent's half of the dispatch protocol (shipping_service/contract.py): another round while
-        rounds and time are left, else cancel the shipment (the order then fails and is refunded)."""
-        if cancelling:
-            return
-        if failure.round <= self.inp.budget.dispatch_retries and not self.alarms.passed(self.retry_cutoff):
-            workflow.logger.info("dispatch_retry_ordered", extra=self._log(fields={"round": failure.round + 1}))
-            await self._signal_child(child, shipping.RETRY_DISPATCH, shipping.RetryDispatch(failure.round + 1))
-        else:
-            reason = f"dispatch failed {failure.round} time(s): {failure.reason}"
-            workflow.logger.warning("dispatch_given_up", extra=self._log(error=reason))
-            await self._signal_child(child, shipping.CANCEL_SHIPMENT, shipping.CancelShipment(reason))
-
-    async def _signal_child(self, child: ShipmentHandle, name: str, arg: object) -> None:
-        try:
-            await child.signal(name, arg)
-        except FailureError as err:
-            # The child closed between the check and the signal; its result decides what comes next.
-            workflow.logger.warning("child_signal_not_delivered", extra=self._log(error=f"{name}: {err}"))
 
     async def _compensate(self, state: str, reason: str) -> None:
         workflow.logger.info("compensation_started", extra=self._log(reason=reason, fields={"outcome": state}))
@@ -351,8 +253,11 @@ class OrderWorkflow:
             + (f" ({left:.1f}s of the budget left)" if state not in contract.TERMINAL_STATES else "")
         )
         if changed:
-            workflow.upsert_search_attributes([contract.ORDER_STATE_ATTRIBUTE.value_set(state)])
             workflow.logger.info("state_changed", extra=self._log(reason=reason or None))
+        listed = contract.listed_state(state)
+        if listed != self.listed:  # around review and at the end: each change rewrites the visibility record
+            self.listed = listed
+            workflow.upsert_search_attributes([contract.ORDER_STATE_ATTRIBUTE.value_set(listed)])
 
     def _log(self, **extra: object) -> dict[str, object]:
         return {"order_id": self.inp.order_id, "state": self.status.state, "step": self.status.step, **extra}
@@ -372,7 +277,7 @@ class OrderWorkflow:
         return rules.review_refusal(
             self.status.state,
             window_closed=workflow.now() >= self.review_closes,
-            decided=self.decision[0] if self.decision else "",
+            decided=self.decision.verdict if self.decision else "",
             cancelling=self.cancel is not None,
         )
 
@@ -386,15 +291,19 @@ class OrderWorkflow:
     def _accept_cancel(self, req: contract.CancelRequest) -> None:
         if self.cancel is None:
             self.cancel = req
+            self.shipment.cancel(req.reason or "order cancelled")
             workflow.logger.info("cancel_requested", extra=self._log(reason=req.reason))
 
     def _accept_address(self, update: contract.AddressUpdate) -> None:
         self.status.address = update.address
-        self.address_version += 1
+        self.shipment.change_address(update.address)
+        self._write_memo()
         workflow.logger.info("address_updated", extra=self._log())
 
     def _accept_decision(self, verdict: str, decision: contract.ReviewDecision) -> None:
-        self.decision = (verdict, decision)
+        self.decision = self.status.decision = contract.ReviewOutcome(
+            verdict, decision.reviewer, decision.reason, workflow.now().isoformat()
+        )
 
     @workflow.update(name=contract.CANCEL_ORDER)
     async def cancel_update(self, req: contract.CancelRequest) -> contract.OrderStatus:
@@ -466,8 +375,7 @@ class OrderWorkflow:
         workflow.logger.warning(
             "dispatch_failed", extra=self._log(error=failure.reason, fields={"round": failure.round})
         )
-        self.dispatch_failures.append(failure)
-        self.status.dispatch_failures.append(f"round {failure.round}: {failure.reason}")
+        self.shipment.dispatch_failed(failure)
 
     @workflow.query(name=contract.STATUS_QUERY)
     def status_query(self) -> contract.OrderStatus:

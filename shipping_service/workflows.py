@@ -13,7 +13,7 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     import shipping_service.contract as contract
     from common import failures
-    from common.step_runner import Alarms, OutOfBudget, compensate, run_step, wait_until
+    from common.step_runner import Deadline, compensate, run_step, wait_until
     from shipping_service.activities import DispatchInput, PackageInput, ShippingActivities
     from shipping_service.contract import CancelInput
 
@@ -41,14 +41,14 @@ class ShippingWorkflow:
         log = {"order_id": inp.order_id}
         # No timer while steps run: each activity's schedule-to-close already ends at ship_by. The deadline's timer
         # starts only if the shipment has to wait for the parent's answer to a failed dispatch.
-        self.alarms = Alarms()
+        ship_by: Deadline | None = None
         try:
             await self._step(
                 contract.PREPARE,
                 ShippingActivities.prepare_package,
                 PackageInput(inp.order_id, inp.items, self.address),
             )
-        except (ActivityError, OutOfBudget) as err:
+        except ActivityError as err:
             return await self._cancel(f"package not prepared: {failures.reason(err)}")
         while True:
             if self.cancel:
@@ -63,7 +63,7 @@ class ShippingWorkflow:
                 )
                 workflow.logger.info("shipment_dispatched", extra={**log, "fields": {"round": self.round}})
                 return contract.ShipmentResult(inp.order_id, contract.DISPATCHED, self.address)
-            except (ActivityError, OutOfBudget) as err:
+            except ActivityError as err:
                 reason = failures.reason(err)
             finally:
                 self.dispatching = False
@@ -74,12 +74,13 @@ class ShippingWorkflow:
             def answered() -> bool:
                 return self.cancel is not None or self.retry_allowed_round > self.round
 
-            if not self.alarms.watches(self.ship_by):
-                self.alarms = Alarms(self.ship_by)
+            ship_by = ship_by or Deadline(self.ship_by)
             try:
-                await wait_until(self.alarms, answered, self.ship_by)
+                await wait_until(ship_by, answered)
             except TimeoutError:
                 return await self._cancel(f"dispatch failed and no retry came before the deadline: {reason}")
+            if self.cancel is None and ship_by.passed():
+                return await self._cancel(f"dispatch failed and the deadline passed: {reason}")
             if self.cancel is None:
                 self.round = self.retry_allowed_round
                 workflow.logger.info("dispatch_retry", extra={**log, "fields": {"round": self.round}})
@@ -106,7 +107,6 @@ class ShippingWorkflow:
         details = f"step **{step}**" + (f", dispatch round {self.round}" if step == contract.DISPATCH else "")
         workflow.set_current_details(details)  # the Web UI shows it; the attempts are the pending activity's
         await run_step(
-            self.alarms,
             step,
             activity,
             arg,

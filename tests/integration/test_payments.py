@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+from datetime import UTC, datetime
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -32,6 +33,7 @@ def env_for(order_id: str, attempt: int = 1, step: str = orders.CHARGE) -> Activ
         workflow_run_id=f"run-{order_id}",  # the attempt log's key: each order's attempts rows of their own
         activity_type=step,
         attempt=attempt,
+        scheduled_time=datetime.now(UTC),  # the step has its time left (common.attempts)
     )
     return env
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+from datetime import UTC, datetime
 
 import grpc
 import pytest
@@ -49,6 +50,7 @@ async def test_concurrent_charges_with_one_payment_id_write_one_row_and_agree(st
             activity_type=orders.CHARGE,
             attempt=n,
             activity_id=f"charge-{n}",
+            scheduled_time=datetime.now(UTC),  # the step has its time left (common.attempts)
         )
         return await env.run(acts.charge_payment, charge)
 

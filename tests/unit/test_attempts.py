@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import dataclasses
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.api.failure.v1 import Failure
@@ -35,6 +35,7 @@ def environment(attempt: int = 1, start_to_close: float = 0.3) -> ActivityEnviro
         attempt=attempt,
         activity_type="ReceiveOrder",
         start_to_close_timeout=timedelta(seconds=start_to_close),
+        scheduled_time=datetime.now(UTC),  # the step has its time left (common.attempts)
     )
     return env
 
@@ -210,3 +211,28 @@ async def test_an_expected_failure_logs_at_info_and_a_failure_of_the_projects_ow
     events = [(r.getMessage().split(" ")[0], r.levelname) for r in caplog.records]
     levels = [(event, level) for event, level in events if event.startswith("attempt_")]
     assert levels == [("attempt_failed", "INFO"), ("attempt_timed_out", "INFO"), ("attempt_failed", "WARNING")]
+
+
+async def test_an_attempt_scheduled_with_no_time_left_calls_no_vendor_and_fails_for_good():
+    pool = RecordingPool()
+    called = False
+
+    async def work():
+        nonlocal called
+        called = True
+
+    async def attempt():
+        return await run_attempt(pool, "orders", "o-1", work)
+
+    env = environment()
+    env.info = dataclasses.replace(
+        env.info,
+        scheduled_time=datetime.now(UTC) - timedelta(seconds=1),
+        schedule_to_close_timeout=timedelta(seconds=1),
+    )
+    with pytest.raises(ApplicationError) as err:
+        await env.run(attempt)
+    assert not called
+    assert err.value.type == "OutOfBudget" and err.value.non_retryable
+    [row] = pool.rows
+    assert row[6] == "error" and "no time left" in row[7]

@@ -1,6 +1,6 @@
 """Proto ↔ contract mapping and request checks, without any server."""
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
 
@@ -90,8 +90,21 @@ def test_fingerprint_tells_same_request_from_different():
     assert same != mapping.fingerprint(mapping.order_input(request(items=[pb.Item(sku="ABC", qty=3)])))
 
 
-def test_status_maps_to_order_message_with_attempts_and_errors():
-    status = orders.OrderStatus(
+def _row(service: str, step: str, attempt: int, outcome: str, message: str = "", **more) -> dict:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return {
+        "service": service,
+        "step": step,
+        "attempt": attempt,
+        "outcome": outcome,
+        "message": message,
+        "ts": at,
+        **more,
+    }
+
+
+def _status(**fields) -> orders.OrderStatus:
+    defaults = dict(
         order_id="o-1",
         state=orders.SHIPPING_STATE,
         step=orders.SHIPPING_STEP,
@@ -100,53 +113,84 @@ def test_status_maps_to_order_message_with_attempts_and_errors():
         payment_id="p-1",
         deadline="2026-01-01T00:00:15+00:00",
         started_at="2026-01-01T00:00:00+00:00",
-        steps=[
-            orders.StepProgress(
-                orders.RECEIVE, "ok", started_at="2026-01-01T00:00:00+00:00", ended_at="2026-01-01T00:00:01+00:00"
-            ),
-            orders.StepProgress(orders.SHIPPING_STEP, "running", started_at="2026-01-01T00:00:02+00:00"),
-        ],
+    )
+    return orders.OrderStatus(**{**defaults, **fields})
+
+
+def test_status_maps_to_order_message_with_attempts_and_errors():
+    status = _status(
+        decision=orders.ReviewOutcome("approve", "ada", decided_at="2026-01-01T00:00:01+00:00"),
         payment=orders.Payment("p-1", 2, "charged"),
     )
-    from datetime import datetime
-
-    at = datetime(2026, 1, 1, tzinfo=UTC)
     attempts = [
-        {
-            "service": "orders",
-            "step": orders.RECEIVE,
-            "attempt": 1,
-            "outcome": "timeout",
-            "message": "timed out",
-            "ts": at,
-        },
-        {"service": "orders", "step": orders.RECEIVE, "attempt": 2, "outcome": "ok", "message": "", "ts": at},
-        {
-            "service": "shipping",
-            "step": "PreparePackage",
-            "attempt": 1,
-            "outcome": "error",
-            "message": "boom",
-            "ts": at,
-            "duration_ms": 250,
-        },
+        _row("orders", orders.RECEIVE, 1, "timeout", "timed out"),
+        _row("orders", orders.RECEIVE, 2, "ok"),
+        _row("orders", orders.VALIDATE, 1, "ok"),
+        _row("orders", orders.CHARGE, 1, "ok"),
+        _row("shipping", "PreparePackage", 1, "error", "boom", duration_ms=250),
     ]
-    order = mapping.order_message(status, attempts, "order-o-1")
+    running = [mapping.Running(orders.SHIPPING_STEP), mapping.Running("PreparePackage", 2, "boom again")]
+    order = mapping.order_message(status, attempts, "order-o-1", running)
     assert order.state == pb.ORDER_STATE_SHIPPING
     assert [(s.name, s.status, s.attempts) for s in order.steps] == [
         (orders.RECEIVE, "ok", 2),
+        (orders.VALIDATE, "ok", 1),
+        (orders.REVIEW, "ok", 0),
+        (orders.CHARGE, "ok", 1),
         (orders.SHIPPING_STEP, "running", 0),
-        ("PreparePackage", "running", 1),
+        ("PreparePackage", "running", 2),
     ]
     assert [(e.step, e.attempt, e.kind) for e in order.recent_errors] == [
         (orders.RECEIVE, 1, "timeout"),
         ("PreparePackage", 1, "error"),
     ]
     assert order.payment.amount == 2 and order.deadline.seconds - order.started_at.seconds == 15
-    prepare = order.steps[2]
-    rounds = [
-        {"service": "shipping", "step": "DispatchCarrier", "attempt": n, "outcome": "error", "message": "x", "ts": at}
-        for n in (1, 2, 1)
+    prepare = order.steps[5]
+    assert (attempts[0]["ts"] - prepare.started_at.ToDatetime(UTC)).total_seconds() == 0.25
+    assert prepare.error == "boom again", "the describe's last failure, newer than the log's"
+    rounds = [_row("shipping", "DispatchCarrier", n, "error", f"x{n}") for n in (1, 2, 1)]
+    dispatch = mapping.order_message(status, rounds, "order-o-1").steps[-1]
+    assert (dispatch.name, dispatch.attempts) == ("DispatchCarrier", 3), "attempts restart each round"
+    assert mapping.dispatch_failures(rounds, "") == ["round 1: x2"], "the round still running is not a failure yet"
+    assert mapping.dispatch_failures(rounds, "cancelled") == ["round 1: x2", "round 2: x1"]
+
+
+def test_an_ended_order_shows_the_step_it_ended_in_and_the_review_as_decided():
+    status = _status(
+        state=orders.CANCELLED, step="", reason="cancelled by request", ended_at="2026-01-01T00:00:05+00:00"
+    )
+    attempts = [_row("orders", orders.RECEIVE, 1, "ok"), _row("orders", orders.VALIDATE, 1, "ok")]
+    order = mapping.order_message(status, attempts, "order-o-1")
+    assert [(s.name, s.status) for s in order.steps] == [
+        (orders.RECEIVE, "ok"),
+        (orders.VALIDATE, "ok"),
+        (orders.REVIEW, "cancelled"),
     ]
-    assert mapping.order_message(status, rounds, "order-o-1").steps[2].attempts == 3, "attempts restart each round"
-    assert (at - prepare.started_at.ToDatetime(UTC)).total_seconds() == 0.25 and prepare.error == "boom"
+    assert order.steps[2].ended_at.ToDatetime(UTC) == datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
+    status.state, status.reason = orders.REJECTED, "rejected in review: no stock"
+    status.decision = orders.ReviewOutcome("reject", "ada", "no stock", "2026-01-01T00:00:03+00:00")
+    review = mapping.order_message(status, attempts, "order-o-1").steps[2]
+    assert (review.status, review.error) == ("failed", "no stock")
+
+
+def test_live_state_comes_from_what_runs_now_then_the_listed_state_then_the_log():
+    charged = [_row("orders", orders.CHARGE, 1, "ok")]
+    charging = [mapping.Running(orders.CHARGE, 3)]
+    assert mapping.live_state(orders.IN_PROGRESS, charging, []) == (orders.CHARGING, orders.CHARGE)
+    shipping_now = [mapping.Running(orders.SHIPPING_STEP), mapping.Running("DispatchCarrier", 2)]
+    assert mapping.live_state(orders.IN_PROGRESS, shipping_now, charged) == (
+        orders.SHIPPING_STATE,
+        orders.SHIPPING_STEP,
+    )
+    assert mapping.live_state(orders.AWAITING_REVIEW, [], []) == (orders.AWAITING_REVIEW, orders.REVIEW)
+    assert mapping.live_state(orders.IN_PROGRESS, [], charged) == (orders.CHARGING, orders.CHARGE), "between steps"
+    assert mapping.live_state(orders.IN_PROGRESS, [], []) == (orders.RECEIVED, orders.RECEIVE)
+    assert mapping.live_state(orders.COMPLETED, [], charged) == (orders.COMPLETED, "")
+
+
+def test_listing_takes_the_listed_states_and_names_the_finer_ones_wrong():
+    assert mapping.listed_state(pb.ORDER_STATE_UNSPECIFIED) is None
+    assert mapping.listed_state(pb.ORDER_STATE_IN_PROGRESS) == orders.IN_PROGRESS
+    assert mapping.listed_state(pb.ORDER_STATE_AWAITING_REVIEW) == orders.AWAITING_REVIEW
+    with pytest.raises(mapping.InvalidArgument, match="state: CHARGING is not listed: list IN_PROGRESS"):
+        mapping.listed_state(pb.ORDER_STATE_CHARGING)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from lab import actions
 from order_service import contract as orders
 from order_service.workflows import OrderWorkflow
 from tests.unit.conftest import new_order
@@ -101,9 +103,14 @@ async def test_dispatch_failure_reaches_parent_and_is_retried(env, run_workers):
         await wait_for_state(handle, orders.AWAITING_REVIEW)
         await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
         result = await handle.result()
-        status = await handle.query(OrderWorkflow.status_query)
+        history = await handle.fetch_history()
     assert result.state == orders.COMPLETED
-    assert len(status.dispatch_failures) == 1 and status.dispatch_failures[0].startswith("round 1")
+    told = [
+        e.workflow_execution_signaled_event_attributes
+        for e in history.events
+        if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert [t.signal_name for t in told] == ["DispatchFailed"], "the child told its parent once"
     assert [d.round for d in script.calls["DispatchCarrier"]] == [1] * 6 + [2]
     await record_history(handle, "dispatch_retried")
 
@@ -184,13 +191,17 @@ async def test_cancel_while_the_charge_keeps_hanging_ends_the_order_at_once(env,
         cancelled = await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("changed my mind"))
         result = await handle.result()
         status = await handle.query(OrderWorkflow.status_query)
+        history = await handle.fetch_history()
     # The situation: the charge was attempted, and every attempt hung without charging.
     assert script.calls[orders.CHARGE] and not script.charged
     assert cancelled.state == result.state == orders.CANCELLED
     assert not script.refunded, "nothing was charged, so nothing is refunded (tests/unit/test_compensation.py charges)"
-    charge = next(s for s in status.steps if s.step == orders.CHARGE)
-    assert charge.status == "cancelled"
-    took = datetime.fromisoformat(status.ended_at) - datetime.fromisoformat(charge.started_at)
+    charge_scheduled = next(
+        e.event_time.ToDatetime(UTC)
+        for e in history.events
+        if e.activity_task_scheduled_event_attributes.activity_type.name == orders.CHARGE
+    )
+    took = datetime.fromisoformat(status.ended_at) - charge_scheduled
     assert took.total_seconds() < 2.0, (
         f"cancel took {took} to end the order (charge attempts: {len(script.calls[orders.CHARGE])})"
     )
@@ -204,10 +215,7 @@ async def test_a_finished_order_has_no_step_running(env, run_workers):
         await wait_for_state(handle, orders.AWAITING_REVIEW)
         await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("in review"))
         status = await handle.query(OrderWorkflow.status_query)
-    assert status.state == orders.CANCELLED
-    review = status.steps[-1]
-    assert (review.step, review.status) == (orders.REVIEW, "cancelled") and review.ended_at
-    assert all(s.status != "running" and s.ended_at for s in status.steps)
+    assert (status.state, status.step) == (orders.CANCELLED, "") and status.ended_at
     assert status.review_deadline and datetime.fromisoformat(status.review_deadline) < datetime.fromisoformat(
         status.deadline
     )
@@ -215,8 +223,8 @@ async def test_a_finished_order_has_no_step_running(env, run_workers):
 
 
 async def test_a_change_that_comes_with_the_first_task_reaches_the_memo_the_gateway_wrote(env, run_workers):
-    """Started as the gateway starts an order (its initial status in the memo), the first task writes no memo of its
-    own, unless something changed in it: an address that came with the start is in the memo while ReceiveOrder runs."""
+    """Started as the gateway starts an order (its memo and listed state written), the first task writes neither again,
+    unless something changed in it: an address that came with the start is in the memo while ReceiveOrder runs."""
     script = Script(**{orders.RECEIVE: ["hang"] * 1000})
     order = new_order()
     moved = orders.Address("Ada", "2 Moved Ave", "Shelbyville", "54321", "US")
@@ -229,20 +237,48 @@ async def test_a_change_that_comes_with_the_first_task_reaches_the_memo_the_gate
             order,
             id=orders.workflow_id(order.order_id),
             task_queue=tq,
-            memo={orders.STATUS_MEMO_KEY: orders.initial_status(order, datetime.now(UTC))},
+            memo={orders.ORDER_MEMO_KEY: orders.order_memo(order, datetime.now(UTC))},
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(orders.ORDER_STATE_ATTRIBUTE, orders.IN_PROGRESS)]
+            ),
             start_signal=orders.UPDATE_ADDRESS,
             start_signal_args=[orders.AddressUpdate(moved)],
         )
 
-        async def memo_address() -> orders.Address:
+        async def memo_address() -> orders.OrderMemo:
             while True:
                 description = await handle.describe()
-                status = await description.memo_value(orders.STATUS_MEMO_KEY, type_hint=orders.OrderStatus)
-                if status.address == moved:
-                    return status
+                memo = await description.memo_value(orders.ORDER_MEMO_KEY, type_hint=orders.OrderMemo)
+                if memo.address == moved:
+                    return memo
                 await asyncio.sleep(0.05)
 
-        status = await asyncio.wait_for(memo_address(), 5)
+        memo = await asyncio.wait_for(memo_address(), 5)
+        history = await handle.fetch_history()
         await handle.terminate()
-    assert status.state == orders.RECEIVED
-    assert [(s.step, s.status) for s in status.steps] == [(orders.RECEIVE, "running")]
+    assert memo.items == order.items and memo.decision is None
+    costs = actions.count(history.events)
+    assert (costs.memo_writes, costs.search_attribute_upserts) == (1, 0), "the address alone was written"
+
+
+async def test_an_order_rewrites_its_visibility_record_only_around_review_and_at_its_end(env, run_workers):
+    """What the order costs Temporal's visibility: the listed state on entering review, on leaving it (with the
+    decision in the memo, in the same workflow task) and at the end; one timer, the review window's."""
+    script = Script()
+    async with AsyncExitStack() as stack:
+        handle = await start(env, run_workers, script, new_order(), stack)
+        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
+        result = await handle.result()
+        history = await handle.fetch_history()
+    assert result.state == orders.COMPLETED
+    listed = [
+        e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields["OrderState"].data
+        for e in history.events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    # Started without the gateway, the first task sets IN_PROGRESS and writes the memo.
+    assert [v.decode().strip('"') for v in listed] == ["IN_PROGRESS", "AWAITING_REVIEW", "IN_PROGRESS", "COMPLETED"]
+    costs = actions.count(history.events)
+    assert costs.visibility_writes == 4 and costs.memo_writes == 2
+    assert costs.timers == 1

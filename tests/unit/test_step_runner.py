@@ -1,6 +1,7 @@
-"""The step runner (common.step_runner.run_step) on its own, in the time-skipping environment: a step past its deadline
-starts no attempt; a stopped step starts no new attempt, cancels the one in flight, and returns only once that
-attempt can no longer act (its start-to-close later, by the workflow's own clock)."""
+"""The step runner (common.step_runner.run_step) on its own, in the time-skipping environment: a step is bounded by its
+own schedule-to-close, with no timer of the workflow's; a stopped step starts no new attempt, cancels the one in
+flight, and returns only once that attempt can no longer act (its start-to-close later, by the workflow's own
+clock). A deadline (common.step_runner.Deadline) is one timer, and a cancelled one is gone."""
 
 import asyncio
 import uuid
@@ -9,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
+from temporalio.exceptions import ActivityError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from common.step_runner import Alarms, OutOfBudget, StepTiming, Stopped, attempt_options, run_step, wait_until
+from common.step_runner import Deadline, StepTiming, Stopped, attempt_options, run_step, wait_until
 
 TIMING = StepTiming()
 
@@ -37,12 +39,11 @@ class StepProbe:
     async def run(self, wait_past_deadline: bool) -> Outcome:
         start = workflow.now()
         until = start + timedelta(seconds=5)
-        alarms = Alarms(until)
         if wait_past_deadline:
             await workflow.sleep(6)
         try:
-            await run_step(alarms, "Hang", hang, 1, until, TIMING, stop=lambda: self.stopped_at is not None)
-        except (OutOfBudget, Stopped) as err:
+            await run_step("Hang", hang, 1, until, TIMING, stop=lambda: self.stopped_at is not None)
+        except (ActivityError, Stopped) as err:
             raised_at = (workflow.now() - start).total_seconds()
             stopped_for = raised_at - self.stopped_at if self.stopped_at is not None else 0.0
             # Long enough for the server to retry an attempt that was not cancelled.
@@ -55,8 +56,8 @@ class StepProbe:
         self.stopped_at = (workflow.now() - workflow.info().start_time).total_seconds()
 
 
-async def run_probe(env, wait_past_deadline: bool, stop_after: float | None) -> tuple[Outcome, int, int]:
-    """The outcome, the attempts the worker ran, and the activities the workflow scheduled."""
+async def run_probe(env, wait_past_deadline: bool, stop_after: float | None) -> tuple[Outcome, int, int, int]:
+    """The outcome, the attempts the worker ran, the activities the workflow scheduled and the timers it started."""
     attempts = 0
 
     @activity.defn(name="Hang")
@@ -82,19 +83,26 @@ async def run_probe(env, wait_past_deadline: bool, stop_after: float | None) -> 
         outcome = await handle.result()
         history = await handle.fetch_history()
     scheduled = sum(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED for e in history.events)
-    return outcome, attempts, scheduled
+    timers = sum(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in history.events)
+    return outcome, attempts, scheduled, timers
 
 
-async def test_a_step_whose_deadline_has_passed_starts_no_attempt(env):
-    outcome, attempts, scheduled = await run_probe(env, wait_past_deadline=True, stop_after=None)
-    assert (outcome.raised, attempts, scheduled) == ("OutOfBudget", 0, 0)
-    assert outcome.raised_at_seconds < 6 + TIMING.attempt_timeout_seconds / 2, (
-        "it raised at once, waiting for no attempt"
-    )
+async def test_a_step_is_bounded_by_its_schedule_to_close_and_starts_no_timer(env):
+    outcome, attempts, scheduled, timers = await run_probe(env, wait_past_deadline=False, stop_after=None)
+    assert (outcome.raised, scheduled) == ("ActivityError", 1)
+    assert 5 <= outcome.raised_at_seconds < 5 + TIMING.attempt_timeout_seconds, "it failed at its deadline"
+    assert attempts > 1, "attempts were retried until the deadline"
+    assert timers == 1, "only the probe's own sleep after the step: the step's wait needs no timer"
+
+
+async def test_a_step_whose_deadline_has_passed_gets_the_smallest_slice(env):
+    outcome, _, scheduled, _ = await run_probe(env, wait_past_deadline=True, stop_after=None)
+    assert (outcome.raised, scheduled) == ("ActivityError", 1)
+    assert outcome.raised_at_seconds < 6 + TIMING.attempt_timeout_seconds / 2, "it failed at once"
 
 
 async def test_a_stopped_step_cancels_its_attempt_and_waits_out_its_start_to_close(env):
-    outcome, attempts, scheduled = await run_probe(env, wait_past_deadline=False, stop_after=0.1)
+    outcome, attempts, scheduled, _ = await run_probe(env, wait_past_deadline=False, stop_after=0.1)
     assert (outcome.raised, scheduled) == ("Stopped", 1)
     # The attempt in flight was cancelled: the server started no other one, though the step had time left.
     assert attempts == 1
@@ -110,12 +118,13 @@ class WaitProbe:
     @workflow.run
     async def run(self, deadline_seconds: float) -> tuple[str, float]:
         start = workflow.now()
-        until = start + timedelta(seconds=deadline_seconds)
+        deadline = Deadline(start + timedelta(seconds=deadline_seconds))
         try:
-            await wait_until(Alarms(until), lambda: self.ready, until)
+            await wait_until(deadline, lambda: self.ready)
             outcome = "ready"
         except TimeoutError:
             outcome = "timed out"
+        deadline.cancel()
         return outcome, (workflow.now() - start).total_seconds()
 
     @workflow.signal
@@ -130,6 +139,10 @@ async def wait_probe(env, deadline_seconds: float, signal: bool) -> tuple[str, f
         if signal:
             await handle.signal(WaitProbe.go)
         outcome, seconds = await handle.result()
+        history = await handle.fetch_history()
+    kinds = [e.event_type for e in history.events]
+    if outcome == "ready":
+        assert EventType.EVENT_TYPE_TIMER_CANCELED in kinds, "the deadline's timer was cancelled, not left live"
     return outcome, seconds
 
 
@@ -156,6 +169,6 @@ def test_an_attempt_is_cut_at_its_start_to_close_and_nothing_is_scheduled_past_t
     tight = attempt_options(now, now + timedelta(seconds=0.3), TIMING)
     assert tight["start_to_close_timeout"] == tight["schedule_to_close_timeout"] == timedelta(seconds=0.3)
     assert tight["retry_policy"].maximum_attempts == 0  # unlimited, within the schedule-to-close
-    # Past the deadline: the smallest slice, which the step runner never schedules (it raises OutOfBudget first).
+    # Past the deadline: the smallest slice, in which the worker calls no vendor (common.attempts).
     late = attempt_options(now, now - timedelta(seconds=1), TIMING)
     assert late["schedule_to_close_timeout"] == timedelta(seconds=0.05)

@@ -36,6 +36,10 @@ class _OrderStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderState
     ORDER_STATE_CANCELLED: _OrderState.ValueType  # 7
     ORDER_STATE_REJECTED: _OrderState.ValueType  # 8
     ORDER_STATE_FAILED: _OrderState.ValueType  # 9
+    ORDER_STATE_IN_PROGRESS: _OrderState.ValueType  # 10
+    """Listing only (ListOrders): an order past its start, not awaiting review and not ended. A read shows
+    which of RECEIVED, VALIDATING, CHARGING or SHIPPING it is in.
+    """
 
 class OrderState(_OrderState, metaclass=_OrderStateEnumTypeWrapper): ...
 
@@ -49,6 +53,10 @@ ORDER_STATE_COMPLETED: OrderState.ValueType  # 6
 ORDER_STATE_CANCELLED: OrderState.ValueType  # 7
 ORDER_STATE_REJECTED: OrderState.ValueType  # 8
 ORDER_STATE_FAILED: OrderState.ValueType  # 9
+ORDER_STATE_IN_PROGRESS: OrderState.ValueType  # 10
+"""Listing only (ListOrders): an order past its start, not awaiting review and not ended. A read shows
+which of RECEIVED, VALIDATING, CHARGING or SHIPPING it is in.
+"""
 Global___OrderState: _TypeAlias = OrderState  # noqa: Y015
 
 @_typing.final
@@ -141,7 +149,7 @@ class Shipment(_message.Message):
     ADDRESS_FIELD_NUMBER: _builtins.int
     DISPATCH_FAILURES_FIELD_NUMBER: _builtins.int
     status: _builtins.str
-    """"", "dispatched" or "cancelled"."""
+    """"", "preparing", "prepared", "dispatched" or "cancelled"."""
     @_builtins.property
     def address(self) -> Global___Address: ...
     @_builtins.property
@@ -175,7 +183,7 @@ class Step(_message.Message):
     ENDED_AT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     status: _builtins.str
-    """"running", "ok" or "failed"."""
+    """"running", "ok", "failed" or "cancelled"."""
     attempts: _builtins.int
     error: _builtins.str
     @_builtins.property
@@ -665,7 +673,7 @@ class ListOrdersRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     state: Global___OrderState.ValueType
-    """ORDER_STATE_UNSPECIFIED lists every state."""
+    """ORDER_STATE_UNSPECIFIED lists every state; otherwise IN_PROGRESS, AWAITING_REVIEW or an end state."""
     page_size: _builtins.int
     """At most 100; 0 means 20."""
     page_token: _builtins.str
