@@ -99,7 +99,7 @@ class Deadline:
     replay (with the right time) found out of budget, a nondeterminism error.
 
     Only waits that no activity bounds need one (review, a shipment waiting for its parent's answer): a step's
-    own schedule-to-close ends it at its deadline. Cancel it when the wait is over, so at most one is live.
+    own schedule-to-close ends it at its deadline. A workflow starts one at most.
     """
 
     def __init__(self, at: datetime) -> None:
@@ -113,9 +113,6 @@ class Deadline:
 
     def passed(self) -> bool:
         return self._passed
-
-    def cancel(self) -> None:
-        self._timer.cancel()
 
 
 async def run_step(

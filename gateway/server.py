@@ -181,15 +181,39 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
 
     async def _order(self, order_id: str) -> pb.Order:
         """The order as Temporal and Postgres have it now, with no worker asked: a describe (and the shipment's while
-        it ships) beside one Postgres read."""
+        it ships) beside one Postgres read; for an ended order, its result."""
         handle = self._handle(order_id)
         backends = self._check_ready()
         (description, running), (facts, attempts) = await asyncio.gather(
             self._describe(handle), backends.reader.order(order_id)
         )
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            # An ended order reads as it ended: its result (Temporal keeps it), as WaitOrder answers.
+            final = await self._final_status(handle, wait=False)
+            if final is not None:
+                _link_to_order_trace(final.trace_id, final.span_id)
+                return mapping.order_message(final, attempts, handle.id)
         status = await self._status(handle, description, running, facts, attempts)
         _link_to_order_trace(status.trace_id, status.span_id)
         return mapping.order_message(status, attempts, handle.id, running)
+
+    async def _final_status(self, handle: WorkflowHandle[Any, Any], wait: bool) -> orders.OrderStatus | None:
+        """The status the order ended with, from its close event's result (`wait`: once it has ended): None for an
+        order that has not ended, or that ended without one (terminated, timed out, failed)."""
+        events = handle.fetch_history_events(
+            wait_new_event=wait, event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+        )
+        async for event in events:
+            if event.HasField("workflow_execution_completed_event_attributes"):
+                payloads = event.workflow_execution_completed_event_attributes.result.payloads
+                [result] = await self._check_ready().client.data_converter.decode(payloads, [orders.OrderResult])
+                if result.status is not None:
+                    # Ended when the workflow closed, as a describe tells it (the workflow knows only when it chose to).
+                    status: orders.OrderStatus = result.status
+                    status.ended_at = event.event_time.ToDatetime(UTC).isoformat()
+                    return status
+            break
+        return None
 
     async def _as_message(self, status: orders.OrderStatus, order_id: str) -> pb.Order:
         """The order as `status` has it, with the attempt log read now."""
@@ -385,16 +409,9 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
     async def WaitOrder(self, request: pb.WaitOrderRequest, context: Context) -> pb.WaitOrderResponse:
         """One long poll for the workflow's close event (Temporal answers it when the order ends). The order's result
         carries its final status; a close without one (terminated, timed out) is read with a describe."""
-        events = self._handle(request.order_id).fetch_history_events(
-            wait_new_event=True, event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
-        )
-        async for event in events:
-            if event.HasField("workflow_execution_completed_event_attributes"):
-                payloads = event.workflow_execution_completed_event_attributes.result.payloads
-                [result] = await self._check_ready().client.data_converter.decode(payloads, [orders.OrderResult])
-                if result.status is not None:
-                    return pb.WaitOrderResponse(order=await self._as_message(result.status, request.order_id))
-            break
+        final = await self._final_status(self._handle(request.order_id), wait=True)
+        if final is not None:
+            return pb.WaitOrderResponse(order=await self._as_message(final, request.order_id))
         return pb.WaitOrderResponse(order=await self._order(request.order_id))
 
     @_rpc

@@ -180,13 +180,15 @@ class OrderWorkflow:
         self._enter(contract.AWAITING_REVIEW, contract.REVIEW)
         left = (self.review_closes - workflow.now()).total_seconds()
         workflow.logger.info("review_waiting", extra=self._log(fields={"window_seconds": round(left, 3)}))
+        # Not cancelled once decided: it fires only in an order still running at the window's close. A cancel would
+        # add an event to every order, and a CancelTimer in the task a non-determinism error fails (an unversioned
+        # deploy) makes the server refuse that failure, so the execution hangs instead of failing.
         window = Deadline(self.review_closes)
         try:
             await wait_until(window, lambda: self.decision is not None or self.cancel is not None)
         except TimeoutError:
             workflow.logger.info("review_expired", extra=self._log())
             raise _Ended(contract.REJECTED, "review window expired without approval") from None
-        window.cancel()
         self._stop_if_cancelled()
         assert self.decision is not None  # decided, and a cancel has raised above
         decision = self.decision

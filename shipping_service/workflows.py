@@ -3,6 +3,7 @@
 Deterministic: no I/O, time from workflow.now(), decisions on dispatch retries left to the parent.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -13,7 +14,7 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     import shipping_service.contract as contract
     from common import failures
-    from common.step_runner import Deadline, compensate, run_step, wait_until
+    from common.step_runner import Deadline, Stopped, compensate, run_step, wait_until
     from shipping_service.activities import DispatchInput, PackageInput, ShippingActivities
     from shipping_service.contract import CancelInput
 
@@ -43,13 +44,18 @@ class ShippingWorkflow:
         # starts only if the shipment has to wait for the parent's answer to a failed dispatch.
         ship_by: Deadline | None = None
         try:
+            # A cancel stops the packing at once; a dispatch, once started, runs its round out.
             await self._step(
                 contract.PREPARE,
                 ShippingActivities.prepare_package,
                 PackageInput(inp.order_id, inp.items, self.address),
+                stop=lambda: self.cancel is not None,
             )
         except ActivityError as err:
             return await self._cancel(f"package not prepared: {failures.reason(err)}")
+        except Stopped:
+            assert self.cancel is not None  # the only reason to stop
+            return await self._cancel(self.cancel.reason)
         while True:
             if self.cancel:
                 return await self._cancel(self.cancel.reason)
@@ -102,7 +108,12 @@ class ShippingWorkflow:
             self.cancel = cancel
 
     async def _step(
-        self, step: str, activity: MethodAsyncSingleParam[Any, Arg, None], arg: Arg, max_attempts: int = 0
+        self,
+        step: str,
+        activity: MethodAsyncSingleParam[Any, Arg, None],
+        arg: Arg,
+        max_attempts: int = 0,
+        stop: Callable[[], bool] = lambda: False,
     ) -> None:
         details = f"step **{step}**" + (f", dispatch round {self.round}" if step == contract.DISPATCH else "")
         workflow.set_current_details(details)  # the Web UI shows it; the attempts are the pending activity's
@@ -113,6 +124,7 @@ class ShippingWorkflow:
             self.ship_by,
             self.inp.timing,
             max_attempts,
+            stop=stop,
             summary=f"{step} for order {self.inp.order_id}",
         )
 

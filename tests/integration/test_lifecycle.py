@@ -394,7 +394,8 @@ async def listed(stack, state: int, order_id: str, present: bool = True, timeout
 
 
 async def test_list_orders_by_state_while_steps_run(stack):
-    """VALIDATING and CHARGING last as long as their step; the OrderState search attribute shows them."""
+    """VALIDATING and CHARGING last as long as their step: a read shows them (from the describe), while a listing
+    finds both IN_PROGRESS, and is refused a finer state with the field named."""
     validating, charging = new_order_id("validating"), new_order_id("charging")
     stack.flaky.script(validating, ValidateOrder=["hang"] * 8 + ["ok"])
     stack.flaky.script(charging, ChargePayment=["hang"] * 8 + ["ok"])
@@ -402,10 +403,20 @@ async def test_list_orders_by_state_while_steps_run(stack):
     await stack.gateway.StartOrder(start_request(charging))
     await wait_review(stack, charging)
     await stack.gateway.ApproveOrder(pb.ApproveOrderRequest(order_id=charging, reviewer="test"))
-    for order_id, state in ((validating, pb.ORDER_STATE_VALIDATING), (charging, pb.ORDER_STATE_CHARGING)):
-        await wait_for(stack, order_id, lambda o, state=state: o.state == state)
-        await listed(stack, state, order_id)
+    for order_id, state, step in (
+        (validating, pb.ORDER_STATE_VALIDATING, "ValidateOrder"),
+        (charging, pb.ORDER_STATE_CHARGING, "ChargePayment"),
+    ):
+        order = await wait_for(stack, order_id, lambda o, state=state: o.state == state)
+        assert order.current_step == step
+        running = {s.name: s for s in order.steps}[step]
+        assert running.status == "running" and running.attempts >= 1, "the attempt comes from the pending activity"
+        await listed(stack, pb.ORDER_STATE_IN_PROGRESS, order_id)
     await listed(stack, pb.ORDER_STATE_AWAITING_REVIEW, charging, present=False)
+    with pytest.raises(grpc.aio.AioRpcError) as finer:
+        await stack.gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_CHARGING))
+    assert finer.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "state: CHARGING is not listed: list IN_PROGRESS" in (finer.value.details() or "")
     await wait_review(stack, validating)
     await stack.gateway.RejectOrder(pb.RejectOrderRequest(order_id=validating, reviewer="test"))
     assert (await wait_terminal(stack, charging)).state == pb.ORDER_STATE_COMPLETED

@@ -116,7 +116,7 @@ async def run(gateway: pb_grpc.OrderGatewayServiceStub, order_id: str) -> pb.Ord
 
 
 async def test_status_and_listings_are_served_while_no_worker_runs(stack, infra):
-    """The status lives in the workflow's memo: reading it, or listing by it, needs the server, not a worker."""
+    """A read comes from the describe, the memo and Postgres, a listing from visibility: neither needs a worker."""
     admin_url, temporal_address = infra
     order_tq = f"orders-alone-{uuid.uuid4().hex[:6]}"
     order_pool = await db.connect(db.url_for_role(admin_url, "order_service"))
@@ -139,10 +139,10 @@ async def test_status_and_listings_are_served_while_no_worker_runs(stack, infra)
             assert seen.state == pb.ORDER_STATE_AWAITING_REVIEW and seen.current_step == "ManualReview"
             assert [s.name for s in seen.steps][:2] == ["ReceiveOrder", "ValidateOrder"]
 
-            # A database row ahead of its workflow: listings go by the workflow's state.
+            # A database row ahead of its workflow: listings go by the workflow's listed state.
             await stack.admin.execute("UPDATE orders.orders SET state = 'CHARGING' WHERE order_id = $1", order_id)
-            charging = await gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_CHARGING, page_size=100))
-            assert order_id not in [o.order_id for o in charging.orders]
+            moving = await gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_IN_PROGRESS, page_size=100))
+            assert order_id not in [o.order_id for o in moving.orders]
             everything = await gateway.ListOrders(pb.ListOrdersRequest(page_size=100))
             assert {o.order_id: o.state for o in everything.orders}[order_id] == pb.ORDER_STATE_AWAITING_REVIEW
     finally:

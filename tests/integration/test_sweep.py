@@ -69,7 +69,7 @@ async def test_a_charged_order_whose_workflow_was_terminated_before_dispatch_is_
     assert order.state == pb.ORDER_STATE_FAILED and "settled by the sweep" in order.reason and order.ended_at.seconds
     listed = await stack.gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_FAILED, page_size=100))
     assert {o.order_id: o.state for o in listed.orders}.get(order_id) == pb.ORDER_STATE_FAILED
-    shipping_now = await stack.gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_SHIPPING, page_size=100))
+    shipping_now = await stack.gateway.ListOrders(pb.ListOrdersRequest(state=pb.ORDER_STATE_IN_PROGRESS, page_size=100))
     assert order_id not in [o.order_id for o in shipping_now.orders]
 
     # Settled once: another sweep leaves it be.
