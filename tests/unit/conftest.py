@@ -11,7 +11,7 @@ from order_service import contract as orders
 from order_service.workflows import OrderWorkflow
 from shipping_service.workflows import ShippingWorkflow
 from tests.conftest import venv_bin
-from tests.unit.fakes import Script
+from tests.unit.fakes import HEARTBEAT_THROTTLE, Script
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -48,9 +48,16 @@ def run_workers(env):
         order.shipping_task_queue = f"ship-{suffix}"
         orders_tq = f"orders-{suffix}"
         acts = script.activities()
+        throttle = {"default_heartbeat_throttle_interval": HEARTBEAT_THROTTLE}
         workers = [
-            Worker(env.client, task_queue=orders_tq, workflows=[OrderWorkflow], activities=acts),
-            Worker(env.client, task_queue=order.shipping_task_queue, workflows=[ShippingWorkflow], activities=acts),
+            Worker(env.client, task_queue=orders_tq, workflows=[OrderWorkflow], activities=acts, **throttle),
+            Worker(
+                env.client,
+                task_queue=order.shipping_task_queue,
+                workflows=[ShippingWorkflow],
+                activities=acts,
+                **throttle,
+            ),
         ]
         return orders_tq, workers
 
