@@ -1,17 +1,20 @@
+import asyncio
 import uuid
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
+from temporalio import workflow
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from order_service import contract as orders
 from order_service.workflows import OrderWorkflow
 from shipping_service.workflows import ShippingWorkflow
 from tests.conftest import venv_bin
-from tests.unit.fakes import Script
+from tests.unit.fakes import HEARTBEAT_THROTTLE, Script
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -26,6 +29,35 @@ async def env():
             )
         )
         yield env
+
+
+@workflow.defn(name="ClockProbe", sandboxed=False)
+class ClockProbe:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.sleep(timedelta(days=1))
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def clock_left_free(request):
+    """After a test on the shared time-skipping server: that server still skips time. A test that leaves an activity
+    pending for good (an order terminated, or cancelled, with an attempt in flight; a hang that never hears its
+    cancel) stops it skipping for the rest of the session, and every later test then waits out its timers in real
+    time (issue 31)."""
+    yield
+    if "env" not in request.fixturenames:
+        return
+    env = request.getfixturevalue("env")
+    queue = f"clock-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        env.client, task_queue=queue, workflows=[ClockProbe], workflow_runner=UnsandboxedWorkflowRunner()
+    ):
+        handle = await env.client.start_workflow(ClockProbe.run, id=queue, task_queue=queue)
+        try:
+            await asyncio.wait_for(handle.result(), 5)
+        except TimeoutError:
+            await handle.terminate()
+            pytest.fail("the time-skipping server no longer skips time: this test left an activity or a task pending")
 
 
 def new_order(**overrides) -> orders.OrderInput:
@@ -48,9 +80,16 @@ def run_workers(env):
         order.shipping_task_queue = f"ship-{suffix}"
         orders_tq = f"orders-{suffix}"
         acts = script.activities()
+        throttle = {"default_heartbeat_throttle_interval": HEARTBEAT_THROTTLE}
         workers = [
-            Worker(env.client, task_queue=orders_tq, workflows=[OrderWorkflow], activities=acts),
-            Worker(env.client, task_queue=order.shipping_task_queue, workflows=[ShippingWorkflow], activities=acts),
+            Worker(env.client, task_queue=orders_tq, workflows=[OrderWorkflow], activities=acts, **throttle),
+            Worker(
+                env.client,
+                task_queue=order.shipping_task_queue,
+                workflows=[ShippingWorkflow],
+                activities=acts,
+                **throttle,
+            ),
         ]
         return orders_tq, workers
 

@@ -2,6 +2,7 @@
 
 import asyncio
 from collections import defaultdict
+from datetime import timedelta
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -11,6 +12,22 @@ from order_service.activities import ChargeInput, FinalizeInput, MarkShippedInpu
 from shipping_service import contract as shipping
 from shipping_service.activities import DispatchInput, PackageInput
 from shipping_service.contract import CancelInput
+
+# For the test workers (tests/unit/conftest.py, tests/unit/test_step_runner.py): a hang() hears a cancel within this.
+HEARTBEAT_THROTTLE = timedelta(milliseconds=20)
+
+
+async def hang() -> None:
+    """An attempt that never ends on its own: only its start-to-close (the server times it out) or a cancel ends it.
+
+    It heartbeats so that the worker hears of a cancel the workflow requested, and the attempt ends as cancelled while
+    the workflow still runs. An attempt that keeps running after a cancel holds the time-skipping server's clock for
+    good (an activity whose cancel was requested is never timed out there, and its end is not recorded once the
+    workflow has closed): every later test in the session then waits out its timers in real time. The workflows
+    cancel with TRY_CANCEL and do not wait for the attempt to end, so this changes nothing they see."""
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(HEARTBEAT_THROTTLE.total_seconds())
 
 
 class Script:
@@ -37,7 +54,7 @@ class Script:
         if outcome == "fail":
             raise RuntimeError("Forced failure for testing")
         if outcome == "hang":
-            await asyncio.sleep(300)
+            await hang()
         if outcome == "invalid":
             raise ApplicationError("No items to validate", type="ValueError", non_retryable=True)
 

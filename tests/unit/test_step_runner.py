@@ -14,6 +14,8 @@ from temporalio.exceptions import ActivityError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from common.step_runner import Deadline, StepTiming, Stopped, attempt_options, run_step, wait_until
+from tests.unit.fakes import HEARTBEAT_THROTTLE
+from tests.unit.fakes import hang as hang_until_cut
 
 TIMING = StepTiming()
 
@@ -27,7 +29,7 @@ class Outcome:
 
 @activity.defn(name="Hang")
 async def hang(n: int) -> None:
-    await asyncio.sleep(300)
+    await hang_until_cut()
 
 
 @workflow.defn(name="StepProbe", sandboxed=False)
@@ -64,7 +66,7 @@ async def run_probe(env, wait_past_deadline: bool, stop_after: float | None) -> 
     async def counted_hang(n: int) -> None:
         nonlocal attempts
         attempts += 1
-        await asyncio.sleep(300)
+        await hang_until_cut()
 
     queue = f"steps-{uuid.uuid4().hex[:8]}"
     async with Worker(
@@ -73,6 +75,7 @@ async def run_probe(env, wait_past_deadline: bool, stop_after: float | None) -> 
         workflows=[StepProbe],
         activities=[counted_hang],
         workflow_runner=UnsandboxedWorkflowRunner(),
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     ):
         handle = await env.client.start_workflow(StepProbe.run, wait_past_deadline, id=queue, task_queue=queue)
         if stop_after is not None:
