@@ -234,7 +234,7 @@ async def test_a_change_that_comes_with_the_first_task_reaches_the_memo_the_gate
             start_signal_args=[orders.AddressUpdate(moved)],
         )
 
-        async def memo_address() -> orders.Address:
+        async def memo_address() -> orders.OrderStatus:
             while True:
                 description = await handle.describe()
                 status = await description.memo_value(orders.STATUS_MEMO_KEY, type_hint=orders.OrderStatus)
