@@ -23,6 +23,7 @@ from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from stack import deploy as rolling
 from stack import local
+from stack.supervise import ProcessSpec
 
 STATE = local.ROOT / ".stack"
 PIDS = STATE / "pids.json"
@@ -95,7 +96,7 @@ def up() -> bool:
     return True
 
 
-async def make_current(plan: dict) -> str:
+async def make_current(plan: dict[str, ProcessSpec]) -> str:
     """The build `up` started becomes current (a stack started again on newer code routes new orders to it)."""
     return await rolling.make_plan_current(await Client.connect(f"127.0.0.1:{TEMPORAL_PORT}"), plan)
 

@@ -27,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from common import versioning
 from order_service import contract as orders
 from shipping_service import contract as shipping
+from stack.supervise import ProcessSpec
 
 # Each worker service: its deployment, and the variable naming its task queue with the default. Shipping first.
 WORKERS = {
@@ -58,7 +59,7 @@ class Deploy:
 
     async def run(self) -> dict[str, float]:
         """Runs every stage; returns each stage's seconds."""
-        plan = json.loads(self.plan_file.read_text())
+        plan: dict[str, ProcessSpec] = json.loads(self.plan_file.read_text())
         old = {name: spec for name, spec in plan.items() if spec.get("worker")}
         old_builds = {spec["env"].get("WORKER_BUILD_ID", "") for spec in old.values()}
         if not old:
@@ -116,7 +117,7 @@ class Deploy:
     def _new_name(self, name: str) -> str:
         return f"{name.split('@')[0]}@{self.build}"
 
-    def _new_spec(self, spec: dict) -> dict:
+    def _new_spec(self, spec: ProcessSpec) -> ProcessSpec:
         env = {**spec["env"], "WORKER_BUILD_ID": self.build}
         for var in ("METRICS_LISTEN", "HEALTH_LISTEN"):
             if env.get(var):
@@ -129,7 +130,7 @@ class Deploy:
             "log": str(log.with_name(f"{log.stem.split('@')[0]}@{self.build}.log")),
         }
 
-    def _write_plan(self, plan: dict) -> None:
+    def _write_plan(self, plan: dict[str, ProcessSpec]) -> None:
         partial = self.plan_file.with_name(self.plan_file.name + ".partial")
         partial.write_text(json.dumps(plan))
         partial.chmod(0o600)  # it holds PAYLOAD_KEY
@@ -142,7 +143,7 @@ class Deploy:
                 return False
         return True
 
-    def _pids(self, names: dict) -> list[int]:
+    def _pids(self, names: dict[str, ProcessSpec]) -> list[int]:
         state = json.loads((self.plan_file.parent / "supervised.json").read_text())
         return [state[name]["pid"] for name in names if name in state]
 
@@ -156,7 +157,7 @@ class Deploy:
                 pass
         return True
 
-    async def _until(self, timeout: float, check: Callable, failure: str) -> None:
+    async def _until(self, timeout: float, check: Callable[[], Awaitable[bool]], failure: str) -> None:
         await until(timeout, check, failure)
 
     def _stage(self, name: str, detail: str) -> None:
@@ -169,7 +170,7 @@ class Deploy:
         self.report(line)
 
 
-async def make_plan_current(client: Client, plan: dict, timeout: float = POLL_TIMEOUT_SECONDS) -> str:
+async def make_plan_current(client: Client, plan: dict[str, ProcessSpec], timeout: float = POLL_TIMEOUT_SECONDS) -> str:
     """Makes the build of the plan's workers current in each deployment once it polls (./dev up, on a stack that may
     keep an older build current); returns the build id."""
     build = ""

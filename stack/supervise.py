@@ -21,6 +21,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 POLL_SECONDS = 0.2
 MAX_DELAY_SECONDS = 10.0
@@ -28,7 +29,18 @@ MAX_DELAY_SECONDS = 10.0
 STEADY_SECONDS = 30.0
 
 
-def log(event: str, **fields) -> None:
+class ProcessSpec(TypedDict):
+    """One process of PLAN.json; "worker" names which service's workers it runs (stack/deploy.py replaces them)."""
+
+    args: list[str]
+    env: dict[str, str]
+    log: str
+    cwd: NotRequired[str]
+    stdout: NotRequired[bool]
+    worker: NotRequired[str]
+
+
+def log(event: str, **fields: object) -> None:
     print(
         json.dumps(
             {
@@ -44,10 +56,10 @@ def log(event: str, **fields) -> None:
 
 
 class Supervisor:
-    def __init__(self, plan: dict, state_file: Path, plan_file: Path | None = None):
+    def __init__(self, plan: dict[str, ProcessSpec], state_file: Path, plan_file: Path | None = None):
         self.plan, self.state_file, self.plan_file = plan, state_file, plan_file
         self.reload_asked = False
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts = {name: 0 for name in plan}
         self.streak = {name: 0 for name in plan}  # restarts since the process last stayed up a while
         self.started: dict[str, float] = {}
@@ -126,10 +138,10 @@ class Supervisor:
         for name in reversed(list(self.procs)):
             self.stop_one(name)
 
-    def stop(self, *_) -> None:
+    def stop(self, *_: object) -> None:
         self.stopping = True
 
-    def ask_reload(self, *_) -> None:
+    def ask_reload(self, *_: object) -> None:
         self.reload_asked = True
 
 

@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.compose)
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+def pytest_terminal_summary(terminalreporter) -> None:
     if NOT_RUN:
         terminalreporter.write_line(f"compose suite NOT RUN: {NOT_RUN[0]}", red=True)
     for what, value in MEASURED.items():
@@ -63,7 +63,7 @@ class Stack:
             args += ["--filter", f"label=com.docker.compose.service={service}"]
         return sorted(compose.docker(*args).stdout.split())
 
-    def inspect(self, container: str) -> dict:  # type: ignore[type-arg]
+    def inspect(self, container: str) -> dict:
         return json.loads(compose.docker("inspect", container).stdout)[0]
 
     def crash(self, container: str) -> int:
@@ -119,7 +119,7 @@ def built(engine: None) -> bool:
 
 
 @pytest.fixture(scope="session")
-def stack(built: bool):  # type: ignore[no-untyped-def]
+def stack(built: bool):
     """Every service up and healthy, the tracing profile's OTLP receiver and the codec server included."""
     from common import codec
 

@@ -64,14 +64,14 @@ def orders(*args: str) -> str:
     return finished(orders_started(*args))
 
 
-def status(order_id: str) -> dict:  # type: ignore[type-arg]
+def status(order_id: str) -> dict:
     """The order as `orders status -o json` prints it, over the generated stubs (quicker to poll than the CLI)."""
     with grpc.insecure_channel(GATEWAY) as channel:
         answer = pb_grpc.OrderGatewayServiceStub(channel).GetOrder(pb.GetOrderRequest(order_id=order_id), timeout=10)
     return json_format.MessageToDict(answer.order, preserving_proto_field_name=True)
 
 
-def wait_for(order_id: str, states: set[str], timeout: float = 60) -> dict:  # type: ignore[type-arg]
+def wait_for(order_id: str, states: set[str], timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         order = status(order_id)
@@ -181,7 +181,7 @@ class ShippingStopped:
         compose.docker("start", self.container)
 
 
-def grpcurl_started(method: str, request: dict) -> subprocess.Popen[str]:  # type: ignore[type-arg]
+def grpcurl_started(method: str, request: dict) -> subprocess.Popen[str]:
     """grpcurl calling the gateway container, started (a cancel answers once the order has ended)."""
     command = [venv_bin("grpcurl"), "-plaintext", "-max-time", "60", "-d", json.dumps(request), GATEWAY]
     command.append(f"orderlife.gateway.v1.OrderGatewayService/{method}")
@@ -230,7 +230,7 @@ def test_an_address_changed_before_dispatch_is_where_it_ships(stack: Stack):
     assert order["shipment"]["status"] == "dispatched" and order["shipment"]["address"]["line1"] == "2 New St", order
 
 
-async def orders_flowing(seconds: float, during, lanes: int = 4) -> list[soak.Order]:  # type: ignore[no-untyped-def]
+async def orders_flowing(seconds: float, during, lanes: int = 4) -> list[soak.Order]:
     """`lanes` clients place orders one after another for `seconds` (the soak's clients: each waits for its order's
     end and tries a call again on UNAVAILABLE and the like; a share cancel or change the address), a reviewer
     approves them, and `during()` runs meanwhile. Returns the orders placed."""

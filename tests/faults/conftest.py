@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
@@ -29,6 +30,10 @@ from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from stack import local
 from tests.support import consistency
+
+if TYPE_CHECKING:
+    # What pb_grpc.OrderGatewayServiceStub(channel) gives on a grpc.aio channel; only the generated .pyi has it.
+    from orderlife.gateway.v1.gateway_pb2_grpc import OrderGatewayServiceAsyncStub
 
 pytestmark = pytest.mark.faults
 # The replay suite's key, so histories recorded here can be committed and replayed.
@@ -43,10 +48,10 @@ class FaultStack:
     stack: local.LocalStack
     admin: asyncpg.Pool | None = None
     client: Client | None = None
-    gateway: pb_grpc.OrderGatewayServiceStub | None = None
+    gateway: "OrderGatewayServiceAsyncStub | None" = None
 
     @property
-    def procs(self) -> dict[str, subprocess.Popen]:
+    def procs(self) -> dict[str, subprocess.Popen[bytes]]:
         return self.stack.procs
 
     @property
@@ -62,7 +67,8 @@ class FaultStack:
         return self.stack.logs
 
     def start(self, name: str, **env: str) -> None:
-        self.stack.start(name, **env)
+        # attempts given (as its default), so that no variable in env can be taken for it
+        self.stack.start(name, attempts=3, **env)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs[name]
@@ -149,6 +155,7 @@ async def drive(stack: FaultStack, order_id: str, timeout: float = 60) -> pb.Ord
     """Starts an order, approves it at review, and follows it until it ends."""
     until = time.monotonic() + timeout
     gw = stack.gateway
+    assert gw is not None, "the faults fixture connects the gateway"
     await _retrying(lambda: gw.StartOrder(request(order_id), timeout=10), until)
     approved = False
     while True:
@@ -180,6 +187,7 @@ async def batch_with_fault(stack: FaultStack, name: str, fault, size: int = 20, 
     await fault()
     ended_orders = await orders
     ended = {o.order_id: pb.OrderState.Name(o.state).removeprefix("ORDER_STATE_") for o in ended_orders}
+    assert stack.admin is not None and stack.client is not None, "the faults fixture connects them"
     found = await consistency.problems(stack.admin, stack.client, ended)
     # Asked of Temporal, not of the gateway the orders were driven through: each workflow closed, and when.
     closed = {}

@@ -18,12 +18,12 @@ import asyncio
 import base64
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -36,7 +36,7 @@ from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from stack import local
 from stack.deploy import Deploy, make_plan_current
-from tests.faults.conftest import KEY, drive
+from tests.faults.conftest import KEY, FaultStack, drive
 from tests.support import consistency
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
@@ -51,7 +51,7 @@ PAST_REVIEW = "SELECT count(*) FROM orders.orders WHERE order_id LIKE 'deploy-%'
 CHANGED_ORDER_WORKER = [sys.executable, "-m", "tests.faults.changed_order_worker"]
 
 
-def start_stack(state: Path, versioned: bool) -> tuple[local.LocalStack, object, Path]:
+def start_stack(state: Path, versioned: bool) -> tuple[local.LocalStack, subprocess.Popen[bytes], Path]:
     stack = local.LocalStack(
         state,
         env={
@@ -125,7 +125,7 @@ async def test_a_deploy_of_an_incompatible_build_under_steady_load(tmp_path, ver
         admin = await db.connect(stack.admin_url)
         client = await Client.connect(stack.temporal_address, data_converter=codec.data_converter(KEY))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.gateway_port}") as channel:
-            gateway = SimpleNamespace(gateway=pb_grpc.OrderGatewayServiceStub(channel))
+            gateway = FaultStack(stack, gateway=pb_grpc.OrderGatewayServiceStub(channel))
             started: dict[str, float] = {}
             stage_at: dict[str, float] = {}
 
@@ -179,12 +179,10 @@ async def test_a_deploy_of_an_incompatible_build_under_steady_load(tmp_path, ver
             )
             states = {o.order_id: pb.OrderState.Name(o.state).removeprefix("ORDER_STATE_") for o in ended}
 
-            after_sweep = dict(
-                await admin.fetch("SELECT order_id, state FROM orders.orders WHERE order_id = ANY($1)", list(states))
-            )
-            for order_id, row_state in after_sweep.items():
-                if row_state in consistency.TERMINAL:
-                    states[order_id] = row_state
+            rows = await admin.fetch("SELECT order_id, state FROM orders.orders WHERE order_id = ANY($1)", list(states))
+            for row in rows:
+                if row["state"] in consistency.TERMINAL:
+                    states[row["order_id"]] = row["state"]
 
             problems = await consistency.problems(admin, client, states)
             # The consistency rules want a workflow COMPLETED. An order whose workflow failed (a non-determinism

@@ -12,15 +12,18 @@ import uuid
 from collections import defaultdict
 from concurrent import futures
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from temporalio import activity
 from temporalio.client import Client
 
+from client.connection import details_of
 from common import codec, db, logs, telemetry, temporal, vendor_stubs, versioning
 from common.settings import TemporalSettings
 from gateway import server
@@ -36,6 +39,10 @@ from shipping_service import worker as shipping_worker
 from shipping_service.activities import ShippingActivities
 from shipping_service.repository import ShippingRepository
 from stack import local
+
+if TYPE_CHECKING:
+    # What pb_grpc.OrderGatewayServiceStub(channel) gives on a grpc.aio channel; only the generated .pyi has it.
+    from orderlife.gateway.v1.gateway_pb2_grpc import OrderGatewayServiceAsyncStub
 
 pytestmark = pytest.mark.integration
 REAL_FLAKY_CALL = vendor_stubs.flaky_call
@@ -53,6 +60,7 @@ class FlakyScript:
 
     async def __call__(self) -> None:
         info = activity.info()
+        assert info.workflow_id is not None, "flaky_call() runs in a workflow's activities"
         order_id = info.workflow_id.split("-", 1)[1]
         plan = self.plans.get(order_id)
         if plan is None:
@@ -89,7 +97,7 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
 
 @dataclass
 class Stack:
-    gateway: pb_grpc.OrderGatewayServiceStub
+    gateway: "OrderGatewayServiceAsyncStub"
     client: Client
     admin: asyncpg.Pool
     flaky: FlakyScript
@@ -115,6 +123,7 @@ def otlp():
     os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = "100000"
     os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "200"
     provider = telemetry.setup_tracing("integration")
+    assert provider is not None, "the OTLP endpoint set above enables tracing"
     yield receiver, provider
     provider.shutdown()  # exports what is left while the receiver still listens
     grpc_server.stop(0)
@@ -198,12 +207,22 @@ def versioned_builds(suffix: str) -> tuple[versioning.Versioning, versioning.Ver
     )
 
 
+Detail = TypeVar("Detail", bound=Message)
+
+
+def detail(err: grpc.RpcError, kind: type[Detail]) -> Detail:
+    """The google.rpc detail of that kind (ErrorInfo, RetryInfo, BadRequest) the gateway's error carries."""
+    found = details_of(err).get(kind.__name__)
+    assert isinstance(found, kind), f"no {kind.__name__} in {err}"
+    return found
+
+
 def new_order_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def start_request(order_id: str, **overrides) -> pb.StartOrderRequest:
-    fields = dict(
+    fields: dict[str, Any] = dict(
         order_id=order_id,
         payment_id=f"pay-{order_id}",
         items=[pb.Item(sku="ABC", qty=1), pb.Item(sku="XYZ", qty=2)],
@@ -245,6 +264,6 @@ async def approve_in_time(stack: Stack, order_id: str, reviewer: str) -> bool:
     except grpc.aio.AioRpcError as err:
         assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err
         too_late = ("review window has closed", "not awaiting review", "already ended REJECTED")
-        assert any(reason in err.details() for reason in too_late), err
+        assert any(reason in (err.details() or "") for reason in too_late), err
         return False
     return True

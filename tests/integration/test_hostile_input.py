@@ -11,6 +11,7 @@ from collections import Counter
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from temporalio.api.enums.v1 import EventType
@@ -209,7 +210,7 @@ async def test_start_order_with_hostile_input(stack, fuzz):
         assert "InvalidData" not in ended.reason and "ValueError" not in ended.reason, ended
 
 
-def _subclass_names(kind: type) -> set[str]:
+def _subclass_names(kind: type[Exception]) -> set[str]:
     return {kind.__name__} | {name for sub in kind.__subclasses__() for name in _subclass_names(sub)}
 
 
@@ -235,6 +236,7 @@ async def test_every_other_rpc_with_hostile_input(stack, fuzz, rpc):
         limit=st.integers(-1000, 1000),
     )
     def check(order_id, text, address, state, limit):
+        request: Message
         if rpc == "ApproveOrder":
             request = pb.ApproveOrderRequest(order_id=order_id, reviewer=text)
         elif rpc == "RejectOrder":
@@ -242,9 +244,10 @@ async def test_every_other_rpc_with_hostile_input(stack, fuzz, rpc):
         elif rpc == "CancelOrder":
             request = pb.CancelOrderRequest(order_id=order_id, reason=text)
         elif rpc == "UpdateAddress":
-            request = pb.UpdateAddressRequest(order_id=order_id)
+            update = pb.UpdateAddressRequest(order_id=order_id)
             if address is not None:
-                request.address.CopyFrom(address)
+                update.address.CopyFrom(address)
+            request = update
         elif rpc == "ListOrders":
             request = pb.ListOrdersRequest(state=state, page_size=limit)
         else:

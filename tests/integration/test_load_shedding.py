@@ -8,14 +8,14 @@ import dataclasses
 import grpc
 import pytest
 import pytest_asyncio
+from google.rpc.error_details_pb2 import ErrorInfo, RetryInfo
 from temporalio.service import RPCError
 
-from client.connection import details_of
 from gateway import admission, server
 from order_service import contract as orders
 from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
-from tests.integration.conftest import new_order_id, start_request, wait_review
+from tests.integration.conftest import detail, new_order_id, start_request, wait_review
 
 pytestmark = pytest.mark.integration
 LIMIT = 2
@@ -56,17 +56,16 @@ async def test_starts_past_the_limit_are_refused_with_a_retry_hint_and_start_not
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await limited.StartOrder(start_request(shed))
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "GATEWAY_MAX_ORDERS_IN_FLIGHT=2" in refused.value.details()
-    details = details_of(refused.value)
-    assert details["ErrorInfo"].reason == "TOO_MANY_ORDERS_IN_FLIGHT"
+    assert "GATEWAY_MAX_ORDERS_IN_FLIGHT=2" in (refused.value.details() or "")
+    assert detail(refused.value, ErrorInfo).reason == "TOO_MANY_ORDERS_IN_FLIGHT"
     # First in line, with two orders admitted in the window: a turn every 300 s.
-    assert details["RetryInfo"].retry_delay.ToTimedelta().total_seconds() == 300
-    assert "try again in 300.0s" in refused.value.details()
+    assert detail(refused.value, RetryInfo).retry_delay.ToTimedelta().total_seconds() == 300
+    assert "try again in 300.0s" in (refused.value.details() or "")
     # A second order refused is second in line: told to come back twice as late.
     behind = new_order_id("behind")
     with pytest.raises(grpc.aio.AioRpcError) as refused_behind:
         await limited.StartOrder(start_request(behind))
-    assert details_of(refused_behind.value)["RetryInfo"].retry_delay.ToTimedelta().total_seconds() == 600
+    assert detail(refused_behind.value, RetryInfo).retry_delay.ToTimedelta().total_seconds() == 600
     with pytest.raises(RPCError):
         await stack.client.get_workflow_handle(orders.workflow_id(shed)).describe()
     assert await stack.admin.fetchval("SELECT count(*) FROM orders.orders WHERE order_id = $1", shed) == 0

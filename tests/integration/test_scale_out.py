@@ -4,6 +4,7 @@ spread across all four, and no step runs twice."""
 import asyncio
 import dataclasses
 import uuid
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -22,6 +23,10 @@ from shipping_service.activities import ShippingActivities
 from shipping_service.repository import ShippingRepository
 from tests.integration.conftest import new_order_id, start_request, versioned_builds
 from tests.support import consistency
+
+if TYPE_CHECKING:
+    # What pb_grpc.OrderGatewayServiceStub(channel) gives on a grpc.aio channel; only the generated .pyi has it.
+    from orderlife.gateway.v1.gateway_pb2_grpc import OrderGatewayServiceAsyncStub
 
 pytestmark = pytest.mark.integration
 ORDERS = 16
@@ -104,7 +109,7 @@ async def test_two_workers_per_queue_share_the_orders_and_run_nothing_twice(stac
     assert await consistency.problems(stack.admin, stack.client, {i: "COMPLETED" for i in ids}) == []
 
 
-async def run(gateway: pb_grpc.OrderGatewayServiceStub, order_id: str) -> pb.Order:
+async def run(gateway: "OrderGatewayServiceAsyncStub", order_id: str) -> pb.Order:
     await gateway.StartOrder(start_request(order_id))
     approved = False
     async for update in gateway.WatchOrder(pb.WatchOrderRequest(order_id=order_id)):

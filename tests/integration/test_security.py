@@ -97,7 +97,10 @@ def test_every_rpc_is_checked():
 async def test_bytes_that_are_no_request_are_refused_for_the_token_before_they_are_parsed(guarded):
     address, cert = guarded
     async with connection.channel(address, cert, aio=True) as channel:
-        start = channel.unary_unary(f"/{server.SERVICE_NAME}/StartOrder")  # bytes in, bytes out
+        # Bytes in, bytes out.
+        start: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            f"/{server.SERVICE_NAME}/StartOrder"
+        )
         for garbage in (os.urandom(64), b"\xff" * 10):
             assert await code_of(functools.partial(start, garbage)) == grpc.StatusCode.UNAUTHENTICATED
 
@@ -120,12 +123,18 @@ async def test_every_rpc_but_health_needs_the_token(guarded):
                 grpc.StatusCode.OK,
             ), name
 
-        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        # types-grpcio-reflection is wrong twice here: its stub takes no grpc.aio channel (the generated one does),
+        # and it imports Incomplete from binascii (an exception class), so ServerReflectionInfo is not callable.
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]
         listing = reflection_pb2.ServerReflectionRequest(list_services="")
         assert (
-            await code_of(lambda: reflection.ServerReflectionInfo(iter([listing]))) == grpc.StatusCode.UNAUTHENTICATED
+            await code_of(lambda: reflection.ServerReflectionInfo(iter([listing])))  # type: ignore[operator]
+            == grpc.StatusCode.UNAUTHENTICATED
         )
-        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        # types-grpcio-health-checking declares HealthStub without the methods its __init__ sets (common/health.py).
+        health = await health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
+            health_pb2.HealthCheckRequest()
+        )
         assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 

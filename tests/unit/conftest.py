@@ -80,16 +80,15 @@ def run_workers(env):
         order.shipping_task_queue = f"ship-{suffix}"
         orders_tq = f"orders-{suffix}"
         acts = script.activities()
-        throttle = {"default_heartbeat_throttle_interval": HEARTBEAT_THROTTLE}
         workers = [
-            Worker(env.client, task_queue=orders_tq, workflows=[OrderWorkflow], activities=acts, **throttle),
             Worker(
                 env.client,
-                task_queue=order.shipping_task_queue,
-                workflows=[ShippingWorkflow],
+                task_queue=queue,
+                workflows=[workflow],
                 activities=acts,
-                **throttle,
-            ),
+                default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+            )
+            for queue, workflow in ((orders_tq, OrderWorkflow), (order.shipping_task_queue, ShippingWorkflow))
         ]
         return orders_tq, workers
 

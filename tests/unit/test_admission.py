@@ -12,9 +12,9 @@ from gateway.admission import Admission, Overloaded
 
 
 class Counts:
-    """What the visibility count answers: the running orders."""
+    """What the visibility count answers: the running orders (None: visibility is down)."""
 
-    def __init__(self, running: int):
+    def __init__(self, running: int | None):
         self.running = running
         self.asked = 0
 

@@ -4,7 +4,9 @@ import asyncio
 import contextlib
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
+import asyncpg
 import pytest
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
@@ -28,6 +30,11 @@ class RecordingPool:
         self.rows.append(args)
 
 
+def attempt_of(pool: RecordingPool, work):
+    """run_attempt for order o-1, with the fake as its pool (run_attempt uses only acquire() and execute())."""
+    return run_attempt(cast(asyncpg.Pool, pool), "orders", "o-1", work)
+
+
 def environment(attempt: int = 1, start_to_close: float = 0.3) -> ActivityEnvironment:
     env = ActivityEnvironment()
     env.info = dataclasses.replace(
@@ -47,7 +54,7 @@ async def test_hang_is_cut_before_start_to_close_and_recorded_as_timeout():
         await asyncio.sleep(300)
 
     async def attempt():
-        return await run_attempt(pool, "orders", "o-1", hang)
+        return await attempt_of(pool, hang)
 
     started = asyncio.get_running_loop().time()
     with pytest.raises(ApplicationError) as err:
@@ -65,7 +72,7 @@ async def test_a_failure_of_the_projects_own_code_is_recorded_and_reraised_as_it
         raise RuntimeError("Forced failure for testing")
 
     async def attempt():
-        return await run_attempt(pool, "orders", "o-1", fail)
+        return await attempt_of(pool, fail)
 
     with pytest.raises(RuntimeError):
         await environment().run(attempt)
@@ -81,7 +88,7 @@ async def test_a_stubs_failure_goes_to_temporal_as_a_benign_error_with_its_type_
         raise RuntimeError("Forced failure for testing")  # as the brief's flaky_call() fails
 
     async def attempt():
-        return await run_attempt(pool, "orders", "o-1", lambda: call_stub(stub()))
+        return await attempt_of(pool, lambda: call_stub(stub()))
 
     with pytest.raises(ApplicationError) as err:
         await environment().run(attempt)
@@ -98,7 +105,7 @@ async def test_success_returns_the_result_and_records_ok():
         return 42
 
     async def attempt():
-        return await run_attempt(pool, "orders", "o-1", work)
+        return await attempt_of(pool, work)
 
     assert await environment().run(attempt) == 42
     assert pool.rows[0][6] == "ok"
@@ -116,7 +123,7 @@ async def test_a_success_logged_by_the_steps_own_write_gets_no_second_row_and_a_
         return 7
 
     async def attempt(fail: bool):
-        return await run_attempt(pool, "orders", "o-1", lambda: work(fail))
+        return await attempt_of(pool, lambda: work(fail))
 
     assert await environment().run(attempt, False) == 7
     sql, params = carried[0]
@@ -141,7 +148,7 @@ async def test_an_attempt_cancelled_after_its_steps_write_logged_it_is_logged_ag
         raise asyncio.CancelledError
 
     async def attempt():
-        return await run_attempt(pool, "orders", "o-1", work)
+        return await attempt_of(pool, work)
 
     with pytest.raises(asyncio.CancelledError):
         await environment().run(attempt)
@@ -155,7 +162,7 @@ async def test_stub_hang_is_cut_leaving_time_for_the_writes():
         await within_hang_cut(asyncio.sleep(300))
 
     async def attempt():
-        return await run_attempt(pool, "orders", "o-1", stub_then_write)
+        return await attempt_of(pool, stub_then_write)
 
     started = asyncio.get_running_loop().time()
     with pytest.raises(ApplicationError) as err:
@@ -202,7 +209,7 @@ async def test_an_expected_failure_logs_at_info_and_a_failure_of_the_projects_ow
         raise KeyError("payment_id")
 
     async def attempt(work):
-        return await run_attempt(RecordingPool(), "orders", "o-1", work)
+        return await attempt_of(RecordingPool(), work)
 
     caplog.set_level("INFO", logger="temporalio.activity")
     for work in (lambda: call_stub(vendor_fails()), hang, own_code_fails):
@@ -222,7 +229,7 @@ async def test_an_attempt_scheduled_with_no_time_left_calls_no_vendor_and_fails_
         called = True
 
     async def attempt():
-        return await run_attempt(pool, "orders", "o-1", work)
+        return await attempt_of(pool, work)
 
     env = environment()
     env.info = dataclasses.replace(

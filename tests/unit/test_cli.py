@@ -17,7 +17,7 @@ from orderlife.gateway.v1 import gateway_pb2 as pb
 from orderlife.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
 
-def _order(order_id: str, state: int = pb.ORDER_STATE_AWAITING_REVIEW) -> pb.Order:
+def _order(order_id: str, state: pb.OrderState.ValueType = pb.ORDER_STATE_AWAITING_REVIEW) -> pb.Order:
     return pb.Order(
         order_id=order_id,
         workflow_id=f"order-{order_id}",
@@ -60,7 +60,8 @@ class FakeGateway(pb_grpc.OrderGatewayServiceServicer):
 @pytest.fixture(scope="module")
 def fake():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    servicer = FakeGateway()
+    # The stubs declare every method abstract; the generated base class answers UNIMPLEMENTED for those not here.
+    servicer = FakeGateway()  # type: ignore[abstract]
     pb_grpc.add_OrderGatewayServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -185,6 +186,7 @@ def test_output_closed_early_ends_quietly(gateway):
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert watch.stdout is not None and watch.stderr is not None
     assert watch.stdout.readline().startswith("order slow")
     watch.stdout.close()
     assert watch.wait(timeout=30) == cli.EXIT["closed"]

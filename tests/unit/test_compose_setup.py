@@ -1,6 +1,8 @@
 """`./dev compose`'s set-up refusals (stack/compose.py): one clear line for a machine it cannot run on, without
 touching any engine (everything the checks ask of the machine is replaced here)."""
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,8 +17,8 @@ def no_engine(monkeypatch):
 
 
 def machine(monkeypatch, root: bool, installed: set[str]) -> None:
-    monkeypatch.setattr(compose.os, "geteuid", lambda: 0 if root else 1000)
-    monkeypatch.setattr(compose.shutil, "which", lambda name: f"/usr/bin/{name}" if name in installed else None)
+    monkeypatch.setattr(os, "geteuid", lambda: 0 if root else 1000)
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}" if name in installed else None)
 
 
 def refusal(monkeypatch, command: str) -> str:

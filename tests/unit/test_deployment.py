@@ -24,8 +24,15 @@ IMAGES = {
 # Variables the project's code reads, found in the source rather than listed by hand.
 
 
+def first_group(pattern: str, text: str) -> str:
+    """The first group of the line that matches pattern, failing the test if none does."""
+    found = re.search(pattern, text, re.M)
+    assert found, f"no line matches {pattern!r}"
+    return found.group(1)
+
+
 def locked_version(package: str) -> str:
-    return re.search(rf"^{package}==(\S+)", (ROOT / "requirements-dev.lock").read_text(), re.M).group(1)
+    return first_group(rf"^{package}==(\S+)", (ROOT / "requirements-dev.lock").read_text())
 
 
 READ_BY_CODE = {
@@ -79,12 +86,12 @@ def test_each_image_is_pinned_multi_stage_non_root_and_runs_a_real_entry_point(s
     assert SERVICES[service]["build"] == {"context": ".", "dockerfile": f"{package}/Dockerfile"}
     bases = re.findall(r"^FROM (\S+)", dockerfile, re.M)
     # The base is an ARG (docker-compose.standins.yml swaps in a stand-in); its default is the pinned upstream one.
-    default_base = re.search(r"^ARG PYTHON_BASE=(\S+)", dockerfile, re.M).group(1)
+    default_base = first_group(r"^ARG PYTHON_BASE=(\S+)", dockerfile)
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-bookworm", default_base), default_base
     assert len(bases) >= 2 and set(bases) == {"${PYTHON_BASE}"}, bases
     user = re.findall(r"^USER (\S+)", dockerfile, re.M)
     assert user and user[-1] not in ("root", "0"), user
-    command = re.search(r'^CMD \["python", "-m", "(\w+)"\]', dockerfile, re.M).group(1)
+    command = first_group(r'^CMD \["python", "-m", "(\w+)"\]', dockerfile)
     assert command == package and (ROOT / command / "__main__.py").exists()
     health = re.search(r'^HEALTHCHECK .*CMD \["python", "-m", "([\w.]+)", "127\.0\.0\.1:(\d+)"\]', dockerfile, re.M)
     assert health and (ROOT / Path(*health.group(1).split("."))).with_suffix(".py").exists()

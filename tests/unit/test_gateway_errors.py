@@ -90,5 +90,7 @@ def test_a_client_reads_back_the_details_an_aio_stub_raises():
         details=status.message,
     )
     read = details_of(raised)
-    assert read["ErrorInfo"].reason == "TOO_MANY_ORDERS_IN_FLIGHT"
-    assert read["RetryInfo"].retry_delay.ToTimedelta().total_seconds() == 2.5
+    info, retry = read["ErrorInfo"], read["RetryInfo"]
+    assert isinstance(info, error_details_pb2.ErrorInfo) and isinstance(retry, error_details_pb2.RetryInfo)
+    assert info.reason == "TOO_MANY_ORDERS_IN_FLIGHT"
+    assert retry.retry_delay.ToTimedelta().total_seconds() == 2.5

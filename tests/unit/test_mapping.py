@@ -1,6 +1,7 @@
 """Proto ↔ contract mapping and request checks, without any server."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ ADDRESS = pb.Address(name="Ada", line1="1 Loop Rd", city="Springfield", postal_c
 
 
 def request(**overrides) -> pb.StartOrderRequest:
-    fields = dict(order_id="o-1", payment_id="p-1", items=[pb.Item(sku="ABC", qty=2)], address=ADDRESS)
+    fields: dict[str, Any] = dict(order_id="o-1", payment_id="p-1", items=[pb.Item(sku="ABC", qty=2)], address=ADDRESS)
     fields.update(overrides)
     return pb.StartOrderRequest(**fields)
 

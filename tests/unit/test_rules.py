@@ -33,16 +33,18 @@ def test_a_cancel_after_dispatch_is_refused():
 
 def test_an_address_change_follows_the_cancel_rules_then_its_own():
     assert rules.address_refusal(contract.SHIPPING_STATE, "", False, ADDRESS) is None
-    assert rules.address_refusal(contract.COMPLETED, "", False, ADDRESS)[0] == contract.ORDER_ENDED
-    assert rules.address_refusal(contract.SHIPPING_STATE, shipping.DISPATCHED, False, ADDRESS)[0] == (
-        contract.ALREADY_DISPATCHED
-    )
+    ended = rules.address_refusal(contract.COMPLETED, "", False, ADDRESS)
+    assert ended is not None and ended[0] == contract.ORDER_ENDED
+    dispatched = rules.address_refusal(contract.SHIPPING_STATE, shipping.DISPATCHED, False, ADDRESS)
+    assert dispatched is not None and dispatched[0] == contract.ALREADY_DISPATCHED
     assert rules.address_refusal(contract.CHARGING, "", True, ADDRESS) == (
         contract.BEING_CANCELLED,
         "order is being cancelled",
     )
     nowhere = contract.Address("", "1 Loop Rd", "Springfield", "12345", "USA")
-    reason, message = rules.address_refusal(contract.CHARGING, "", False, nowhere)
+    refusal = rules.address_refusal(contract.CHARGING, "", False, nowhere)
+    assert refusal is not None
+    reason, message = refusal
     assert reason == contract.INVALID_ADDRESS
     assert (
         message == "address.name: is required; address.country: is 'USA'; must be a two-letter ISO 3166 code such as US"

@@ -24,7 +24,7 @@ def test_a_workflow_run_shares_the_contract_modules_with_the_worker(module, shar
     # Each run imports its workflow module afresh; the contracts are passed through, not run again
     # (`from order_service import contract` inside its own package used to re-run it: about 5 ms of CPU a run).
     importer = Importer(SandboxRestrictions.default, RestrictionContext(), workflow_module_name=module)
-    scope = {"importer": importer}
+    scope: dict[str, object] = {"importer": importer}
     exec(f"with importer.applied():\n    import {module} as run_module\n", scope)
     assert scope["run_module"] is not sys.modules[module]
     for name, contract in shared.items():

@@ -27,9 +27,12 @@ class Outcome:
     raised_at_seconds: float
 
 
-@activity.defn(name="Hang")
-async def hang(n: int) -> None:
-    await hang_until_cut()
+class Steps:
+    """The step the probe runs, as the services declare theirs: a method (run_step takes an activity method)."""
+
+    @activity.defn(name="Hang")
+    async def hang(self, n: int) -> None:
+        await hang_until_cut()
 
 
 @workflow.defn(name="StepProbe", sandboxed=False)
@@ -44,7 +47,7 @@ class StepProbe:
         if wait_past_deadline:
             await workflow.sleep(6)
         try:
-            await run_step("Hang", hang, 1, until, TIMING, stop=lambda: self.stopped_at is not None)
+            await run_step("Hang", Steps.hang, 1, until, TIMING, stop=lambda: self.stopped_at is not None)
         except (ActivityError, Stopped) as err:
             raised_at = (workflow.now() - start).total_seconds()
             stopped_for = raised_at - self.stopped_at if self.stopped_at is not None else 0.0
