@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TypeVar
 
 import asyncpg
@@ -48,6 +49,14 @@ DO UPDATE SET outcome = excluded.outcome, message = excluded.message, duration_m
 )
 
 
+class Outcome(StrEnum):
+    """An attempt's outcome in the step_attempts table."""
+
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
 @dataclass
 class _Running:
     order_id: str
@@ -77,11 +86,11 @@ def _attempt_cte(schema: str, first: int) -> tuple[str, list[object]]:
         return "", []
     run.logged = True
     info = activity.info()
-    p = [f"${first + i}" for i in range(7)]
+    p = [f"${first + i}" for i in range(8)]
     cte = f""",
     attempt_logged AS (
         INSERT INTO {schema}.step_attempts {_COLUMNS}
-        VALUES ({p[0]}, {p[1]}, {p[2]}, {p[3]}, {p[4]}, {p[5]}::int, 'ok', '', {p[6]}::int)
+        VALUES ({p[0]}, {p[1]}, {p[2]}, {p[3]}, {p[4]}, {p[5]}::int, {p[6]}, '', {p[7]}::int)
         ON CONFLICT DO NOTHING
     )"""
     return cte, [
@@ -91,6 +100,7 @@ def _attempt_cte(schema: str, first: int) -> tuple[str, list[object]]:
         info.workflow_run_id,
         info.activity_id,
         info.attempt,
+        Outcome.OK,
         _elapsed_ms(run.started),
     ]
 
@@ -120,11 +130,11 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
         log.info("attempt_timed_out", extra={**context, "error": message})
         span.add_event("attempt_timed_out", {"waited_seconds": waited})
         span.set_status(Status(StatusCode.ERROR, message))
-        await _record(pool, schema, order_id, "timeout", message, started)
+        await _record(pool, schema, order_id, Outcome.TIMEOUT, message, started)
         raise ApplicationError(message, type="AttemptTimeout", category=ApplicationErrorCategory.BENIGN) from None
     except asyncio.CancelledError:
         if running.logged:  # the step's write logged the attempt ok, but Temporal will see it fail
-            await asyncio.shield(_record(pool, schema, order_id, "error", "cancelled after its write", started))
+            await asyncio.shield(_record(pool, schema, order_id, Outcome.ERROR, "cancelled after its write", started))
         raise
     except Exception as err:
         if isinstance(err, ApplicationError):
@@ -135,16 +145,16 @@ async def run_attempt(pool: asyncpg.Pool, schema: str, order_id: str, work: Call
         log.log(logging.INFO if expected else logging.WARNING, "attempt_failed", extra={**context, "error": message})
         span.record_exception(err)
         span.set_status(Status(StatusCode.ERROR, message))
-        await _record(pool, schema, order_id, "error", message, started)
+        await _record(pool, schema, order_id, Outcome.ERROR, message, started)
         if isinstance(err, PERMANENT_DB_ERRORS):
             raise ApplicationError(message, type="InvalidData", non_retryable=True) from err
         raise
     finally:
         _running.reset(token)
     if running.logged:
-        _count("ok", started)
+        _count(Outcome.OK, started)
     else:
-        await _record(pool, schema, order_id, "ok", "", started)
+        await _record(pool, schema, order_id, Outcome.OK, "", started)
     log.info("attempt_succeeded", extra=context)
     return result
 
@@ -183,7 +193,7 @@ def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _count(outcome: str, started: float) -> None:
+def _count(outcome: Outcome, started: float) -> None:
     info = activity.info()
     trace.get_current_span().set_attribute("order.attempt_outcome", outcome)
     labels = {"step": info.activity_type, "outcome": outcome}
@@ -194,7 +204,9 @@ def _count(outcome: str, started: float) -> None:
     )
 
 
-async def _record(pool: asyncpg.Pool, schema: str, order_id: str, outcome: str, message: str, started: float) -> None:
+async def _record(
+    pool: asyncpg.Pool, schema: str, order_id: str, outcome: Outcome, message: str, started: float
+) -> None:
     """Best effort: the attempt log is for people; losing a row (Postgres is down) must not fail the step."""
     _count(outcome, started)
     info = activity.info()

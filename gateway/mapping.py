@@ -10,6 +10,7 @@ from typing import TypeVar
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 
+from common.attempts import Outcome
 from common.validation import Problem, id_problem
 from gateway.repository import AttemptRow, OrderFacts
 from order_service import contract as orders
@@ -19,17 +20,17 @@ from shipping_service import contract as shipping
 RECENT_ERRORS = 10
 T = TypeVar("T")
 
-STATE_TO_PROTO = {
-    orders.RECEIVED: pb.ORDER_STATE_RECEIVED,
-    orders.VALIDATING: pb.ORDER_STATE_VALIDATING,
-    orders.AWAITING_REVIEW: pb.ORDER_STATE_AWAITING_REVIEW,
-    orders.CHARGING: pb.ORDER_STATE_CHARGING,
-    orders.SHIPPING_STATE: pb.ORDER_STATE_SHIPPING,
-    orders.COMPLETED: pb.ORDER_STATE_COMPLETED,
-    orders.CANCELLED: pb.ORDER_STATE_CANCELLED,
-    orders.REJECTED: pb.ORDER_STATE_REJECTED,
-    orders.FAILED: pb.ORDER_STATE_FAILED,
-    orders.IN_PROGRESS: pb.ORDER_STATE_IN_PROGRESS,
+STATE_TO_PROTO: dict[str, pb.OrderState.ValueType] = {
+    orders.OrderState.RECEIVED: pb.ORDER_STATE_RECEIVED,
+    orders.OrderState.VALIDATING: pb.ORDER_STATE_VALIDATING,
+    orders.OrderState.AWAITING_REVIEW: pb.ORDER_STATE_AWAITING_REVIEW,
+    orders.OrderState.CHARGING: pb.ORDER_STATE_CHARGING,
+    orders.OrderState.SHIPPING: pb.ORDER_STATE_SHIPPING,
+    orders.OrderState.COMPLETED: pb.ORDER_STATE_COMPLETED,
+    orders.OrderState.CANCELLED: pb.ORDER_STATE_CANCELLED,
+    orders.OrderState.REJECTED: pb.ORDER_STATE_REJECTED,
+    orders.OrderState.FAILED: pb.ORDER_STATE_FAILED,
+    orders.OrderState.IN_PROGRESS: pb.ORDER_STATE_IN_PROGRESS,
 }
 PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
 ENDED = frozenset(STATE_TO_PROTO[state] for state in orders.TERMINAL_STATES)
@@ -133,7 +134,7 @@ def visibility_query(state: str | None) -> str:
     if state is None:
         return query
     by_state = f"{orders.ORDER_STATE_ATTRIBUTE.name}='{state}'"
-    if state == orders.FAILED:
+    if state == orders.OrderState.FAILED:
         return f"{query} AND ({by_state} OR NOT ({_UNSETTLED}))"
     return f"{query} AND {by_state} AND {_UNSETTLED}"
 
@@ -154,27 +155,29 @@ def order_summary(execution: WorkflowExecution, end: tuple[str, str] | None = No
     )
 
 
-def live_state(listed: str, running: Sequence[Running], attempts: list[AttemptRow]) -> tuple[str, str]:
+def live_state(listed: str, running: Sequence[Running], attempts: list[AttemptRow]) -> tuple[orders.OrderState, str]:
     """The state and step of an order from its listed state and what runs now; between two steps, the last step the
     attempt log shows."""
     if listed in orders.TERMINAL_STATES:
-        return listed, ""
+        return orders.OrderState(listed), ""
+    steps = {str(step): state for step, state in orders.STEP_STATES.items()}
     for now in running:  # the order's own activity, or its shipment, comes before the shipment's activity
-        if now.step in orders.STEP_STATES:
-            return orders.STEP_STATES[now.step], now.step
-    if listed == orders.AWAITING_REVIEW:
-        return orders.AWAITING_REVIEW, orders.REVIEW
+        if now.step in steps:
+            return steps[now.step], now.step
+    if listed == orders.OrderState.AWAITING_REVIEW:
+        return orders.OrderState.AWAITING_REVIEW, orders.Step.REVIEW
     for a in reversed(attempts):
-        if a["step"] in orders.STEP_STATES:
-            return orders.STEP_STATES[a["step"]], a["step"]
-        return orders.SHIPPING_STATE, orders.SHIPPING_STEP  # the shipment's, the only other steps logged
-    return orders.RECEIVED, orders.RECEIVE
+        if a["step"] in steps:
+            return steps[a["step"]], a["step"]
+        return orders.OrderState.SHIPPING, orders.Step.SHIPPING  # the shipment's, the only other steps logged
+    return orders.OrderState.RECEIVED, orders.Step.RECEIVE
 
 
 def add_facts(status: orders.OrderStatus, facts: OrderFacts) -> None:
     """The payment and the shipment as their services recorded them."""
     if facts.payment is not None:
-        status.payment = orders.Payment(*facts.payment)
+        payment_id, amount, paid = facts.payment
+        status.payment = orders.Payment(payment_id, amount, orders.PaymentStatus(paid))
     status.shipment_status = facts.shipment_status
     if facts.shipment_address is not None:
         status.shipment_address = orders.Address(**facts.shipment_address)
@@ -192,7 +195,8 @@ def settled(
     if end is None:
         status.reason = unsettled_reason(workflow_status)
         return
-    status.state, status.reason, ended_at = end
+    state, status.reason, ended_at = end
+    status.state = orders.OrderState(state)
     status.step, status.ended_at = "", ended_at.isoformat()
     if "by the sweep" not in status.reason:  # the order's own end was written; its workflow failed after it
         status.reason = "; ".join(filter(None, [status.reason, f"workflow {workflow_status.name} after the end"]))
@@ -228,7 +232,7 @@ def order_message(
             step=a["step"], attempt=a["attempt"], kind=a["outcome"], message=a["message"], time=timestamp(a["ts"])
         )
         for a in attempts
-        if a["outcome"] != "ok"
+        if a["outcome"] != Outcome.OK
     ][-RECENT_ERRORS:]
     payment = status.payment
     return pb.Order(
@@ -270,7 +274,7 @@ def _steps(status: orders.OrderStatus, attempts: list[AttemptRow], running: Sequ
             began = a["ts"] - timedelta(milliseconds=a.get("duration_ms", 0))
             step = steps[a["step"]] = pb.Step(name=a["step"], status="running", started_at=timestamp(began))
         last[a["step"]] = a["ts"]
-        if a["outcome"] == "ok":
+        if a["outcome"] == Outcome.OK:
             step.status, step.error = "ok", ""
             step.ended_at.FromDatetime(a["ts"])
         elif step.status != "ok":
@@ -281,54 +285,54 @@ def _steps(status: orders.OrderStatus, attempts: list[AttemptRow], running: Sequ
         step = steps.setdefault(now.step, pb.Step(name=now.step, status="running", started_at=timestamp(now.since)))
         step.status, step.attempts = "running", max(step.attempts, now.attempt)
         step.error = now.last_failure or step.error
-    review = _review_step(status, steps.get(orders.VALIDATE))
+    review = _review_step(status, steps.get(orders.Step.VALIDATE))
     if review is not None:
-        steps[orders.REVIEW] = review
+        steps[orders.Step.REVIEW] = review
     shipment = _shipment_step(status, steps)
     if shipment is not None:
-        steps[orders.SHIPPING_STEP] = shipment
-    order = [orders.RECEIVE, orders.VALIDATE, orders.REVIEW, orders.CHARGE]
-    order += [orders.SHIPPING_STEP, shipping.PREPARE, shipping.DISPATCH, orders.MARK_SHIPPED]
+        steps[orders.Step.SHIPPING] = shipment
+    order: list[str] = [orders.Step.RECEIVE, orders.Step.VALIDATE, orders.Step.REVIEW, orders.Step.CHARGE]
+    order += [orders.Step.SHIPPING, shipping.Step.PREPARE, shipping.Step.DISPATCH, orders.Step.MARK_SHIPPED]
     shown = [steps[name] for name in order if name in steps]
     ended = status.state in orders.TERMINAL_STATES
     for step in shown:
         if ended and step.status == "running":
-            step.status = "cancelled" if status.state == orders.CANCELLED else "failed"
+            step.status = "cancelled" if status.state == orders.OrderState.CANCELLED else "failed"
             step.ended_at.CopyFrom(timestamp(last.get(step.name) or status.ended_at) or step.started_at)
     return shown
 
 
 def _review_step(status: orders.OrderStatus, validate: pb.Step | None) -> pb.Step | None:
     validated = validate is not None and validate.status == "ok"
-    if status.decision is None and status.state != orders.AWAITING_REVIEW and not validated:
+    if status.decision is None and status.state != orders.OrderState.AWAITING_REVIEW and not validated:
         return None
-    step = pb.Step(name=orders.REVIEW, status="running", started_at=validate.ended_at if validate else None)
+    step = pb.Step(name=orders.Step.REVIEW, status="running", started_at=validate.ended_at if validate else None)
     decision = status.decision
     if decision is not None:
         step.status = "ok" if decision.verdict == "approve" else "failed"
         step.error = "" if decision.verdict == "approve" else decision.reason or "rejected"
         step.ended_at.FromDatetime(datetime.fromisoformat(decision.decided_at))
-    elif status.state == orders.REJECTED:
+    elif status.state == orders.OrderState.REJECTED:
         step.error = status.reason  # the window expired (or the order was rejected before review)
     return step
 
 
 def _shipment_step(status: orders.OrderStatus, steps: dict[str, pb.Step]) -> pb.Step | None:
     """The order's shipping step: the shipment, from its start (the charge's end) until dispatched or cancelled."""
-    started = steps.get(orders.SHIPPING_STEP)
-    child = [steps[name] for name in (shipping.PREPARE, shipping.DISPATCH) if name in steps]
+    started = steps.get(orders.Step.SHIPPING)
+    child = [steps[name] for name in (shipping.Step.PREPARE, shipping.Step.DISPATCH) if name in steps]
     if started is None and not child and not status.shipment_status:
         return None
-    charge = steps.get(orders.CHARGE)
-    step = started or pb.Step(name=orders.SHIPPING_STEP, status="running")
+    charge = steps.get(orders.Step.CHARGE)
+    step = started or pb.Step(name=orders.Step.SHIPPING, status="running")
     if not step.started_at.seconds:
         step.started_at.CopyFrom(charge.ended_at if charge and charge.ended_at.seconds else child[0].started_at)
-    if status.shipment_status == shipping.DISPATCHED:
+    if status.shipment_status == shipping.ShipmentStatus.DISPATCHED:
         step.status = "ok"
-        if dispatch := steps.get(shipping.DISPATCH):
+        if dispatch := steps.get(shipping.Step.DISPATCH):
             step.ended_at.CopyFrom(dispatch.ended_at)
-    elif status.shipment_status == shipping.CANCELLED:
-        step.status = "cancelled" if status.state == orders.CANCELLED else "failed"
+    elif status.shipment_status == shipping.ShipmentStatus.CANCELLED:
+        step.status = "cancelled" if status.state == orders.OrderState.CANCELLED else "failed"
         step.error = status.reason
         step.ended_at.CopyFrom(timestamp(status.ended_at) or (child[-1].ended_at if child else step.started_at))
     return step
@@ -339,12 +343,12 @@ def dispatch_failures(attempts: list[AttemptRow], shipment_status: str) -> list[
     failed when another round followed it or the shipment was cancelled after it."""
     rounds: list[list[AttemptRow]] = []
     for a in attempts:
-        if a["step"] == shipping.DISPATCH:
+        if a["step"] == shipping.Step.DISPATCH:
             if not rounds or a["attempt"] <= rounds[-1][-1]["attempt"]:
                 rounds.append([])
             rounds[-1].append(a)
-    failed = [r for n, r in enumerate(rounds) if r[-1]["outcome"] != "ok"]
-    if failed and failed[-1] is rounds[-1] and shipment_status != shipping.CANCELLED:
+    failed = [r for n, r in enumerate(rounds) if r[-1]["outcome"] != Outcome.OK]
+    if failed and failed[-1] is rounds[-1] and shipment_status != shipping.ShipmentStatus.CANCELLED:
         failed.pop()  # the round still running, or whose failure the parent has not answered yet
     return [f"round {rounds.index(r) + 1}: {r[-1]['message']}" for r in failed]
 

@@ -227,7 +227,7 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         raw = description.raw_description
         running = [_running(a) for a in raw.pending_activities]
         for child in raw.pending_children:
-            running.append(Running(orders.SHIPPING_STEP))
+            running.append(Running(orders.Step.SHIPPING))
             try:
                 shipment = self._check_ready().client.get_workflow_handle(child.workflow_id)
                 running += [
@@ -322,7 +322,9 @@ class OrderGateway(pb_grpc.OrderGatewayServiceServicer):
         # a read before the workflow's first task needs no query, and the workflow need not write them again.
         started = datetime.now(UTC)
         memo = orders.order_memo(inp, started)
-        status = orders.status_from_memo(inp.order_id, memo, orders.RECEIVED, orders.RECEIVE, started.isoformat())
+        status = orders.status_from_memo(
+            inp.order_id, memo, orders.OrderState.RECEIVED, orders.Step.RECEIVE, started.isoformat()
+        )
         backends = self._check_ready()
         await backends.admission.admit(inp.order_id)
         try:
@@ -491,7 +493,7 @@ class ReviewQueue:
         self.current = None
 
     async def _waiting(self) -> list[pb.Order]:
-        query = mapping.visibility_query(orders.AWAITING_REVIEW) + " AND ExecutionStatus='Running'"
+        query = mapping.visibility_query(orders.OrderState.AWAITING_REVIEW) + " AND ExecutionStatus='Running'"
         decoded: dict[str, tuple[bytes, pb.Order]] = {}
         async for execution in self.client.list_workflows(query, page_size=100, rpc_timeout=RPC_TIMEOUT):
             fields = execution.raw_info.memo.fields
@@ -504,7 +506,11 @@ class ReviewQueue:
             if memo is not None:
                 order_id = execution.id.removeprefix(orders.workflow_id(""))
                 status = orders.status_from_memo(
-                    order_id, memo, orders.AWAITING_REVIEW, orders.REVIEW, execution.start_time.isoformat()
+                    order_id,
+                    memo,
+                    orders.OrderState.AWAITING_REVIEW,
+                    orders.Step.REVIEW,
+                    execution.start_time.isoformat(),
                 )
                 decoded[execution.id] = (sealed, mapping.order_message(status, [], execution.id))
         self.decoded = decoded

@@ -32,8 +32,6 @@ with workflow.unsafe.imports_passed_through():
     from common.attempts import within_hang_cut
     from common.step_runner import attempt_options
     from order_service.contract import (
-        AWAITING_REVIEW,
-        IN_PROGRESS,
         ORDER_MEMO_KEY,
         ORDER_STATE_ATTRIBUTE,
         Address,
@@ -41,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         Item,
         OrderInput,
         OrderMemo,
+        OrderState,
         ReviewOutcome,
         order_memo,
     )
@@ -97,7 +96,7 @@ class BareOrderWorkflow:
     def __init__(self, order: BareOrder) -> None:
         self.approved = False
         self.shows_status = order.shows_status
-        self.listed = IN_PROGRESS
+        self.listed = OrderState.IN_PROGRESS
 
     @workflow.signal(name=APPROVE)
     def approve(self) -> None:
@@ -109,14 +108,14 @@ class BareOrderWorkflow:
 
     @approve_in_review.validator
     def only_in_review(self) -> None:
-        if not self.shows_status or self.listed != AWAITING_REVIEW:
+        if not self.shows_status or self.listed != OrderState.AWAITING_REVIEW:
             raise ApplicationError("not awaiting review")
 
-    def show(self, listed: str, order_id: str = "") -> None:
+    def show(self, listed: OrderState, order_id: str = "") -> None:
         """The design's listed state in OrderState; on leaving review, the decision in the memo as well."""
         if not self.shows_status:
             return
-        if self.listed == AWAITING_REVIEW and listed == IN_PROGRESS:
+        if self.listed == OrderState.AWAITING_REVIEW and listed == OrderState.IN_PROGRESS:
             memo = first_memo(order_id, workflow.info().workflow_start_time)
             memo.decision = ReviewOutcome("approve", "bench", decided_at=workflow.now().isoformat())
             workflow.upsert_memo({ORDER_MEMO_KEY: memo})
@@ -126,7 +125,7 @@ class BareOrderWorkflow:
     @workflow.run
     async def run(self, order: BareOrder) -> str:
         state = await self.lifecycle(order)
-        self.show(state)
+        self.show(OrderState(state))
         return state
 
     async def lifecycle(self, order: BareOrder) -> str:
@@ -140,7 +139,7 @@ class BareOrderWorkflow:
         try:
             await run_step("ReceiveOrder", left())
             await run_step("ValidateOrder", left())
-            self.show(AWAITING_REVIEW)
+            self.show(OrderState.AWAITING_REVIEW)
             review_closes = started + timedelta(seconds=budget.review_closes_at_seconds)
             try:
                 await workflow.wait_condition(
@@ -148,7 +147,7 @@ class BareOrderWorkflow:
                 )
             except TimeoutError:
                 return "REJECTED"
-            self.show(IN_PROGRESS, order.order_id)
+            self.show(OrderState.IN_PROGRESS, order.order_id)
             await run_step("ChargePayment", left())
             await workflow.execute_child_workflow(
                 BareShippingWorkflow.run,

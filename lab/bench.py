@@ -51,11 +51,10 @@ from lab import report as report_file
 from lab.baseline import BareOrder, BareOrderWorkflow
 from lab.report import met, table
 from order_service.contract import (
-    AWAITING_REVIEW,
-    IN_PROGRESS,
     ORDER_MEMO_KEY,
     ORDER_STATE_ATTRIBUTE,
     Budget,
+    OrderState,
     workflow_id,
 )
 from orderlife.gateway.v1 import gateway_pb2 as pb
@@ -340,7 +339,9 @@ async def baseline_order(client: Client, task_queue: str, in_flight: set[str], s
         memo = baseline.first_memo(order_id, datetime.now(UTC))
         shown: dict[str, Any] = {
             "memo": {ORDER_MEMO_KEY: memo},
-            "search_attributes": TypedSearchAttributes([SearchAttributePair(ORDER_STATE_ATTRIBUTE, IN_PROGRESS)]),
+            "search_attributes": TypedSearchAttributes(
+                [SearchAttributePair(ORDER_STATE_ATTRIBUTE, OrderState.IN_PROGRESS)]
+            ),
         }
     else:
         shown = {"start_signal": baseline.APPROVE}
@@ -372,7 +373,7 @@ class BareReviewer:
         self.client = client
         self.query = (
             f"WorkflowType='BareOrderWorkflow' AND TaskQueue='{task_queue}' AND "
-            f"{ORDER_STATE_ATTRIBUTE.name}='{AWAITING_REVIEW}' AND ExecutionStatus='Running'"
+            f"{ORDER_STATE_ATTRIBUTE.name}='{OrderState.AWAITING_REVIEW}' AND ExecutionStatus='Running'"
         )
         self.decided: set[str] = set()
         self.busy: dict[str, asyncio.Task[None]] = {}

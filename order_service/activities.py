@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 from common import vendor_stubs
 from common.attempts import call_stub, run_attempt
 from order_service import contract
-from order_service.repository import SCHEMA, OrderConflict, OrdersRepository, PaymentConflict, check_payment
+from order_service.repository import SCHEMA, Event, OrderConflict, OrdersRepository, PaymentConflict, check_payment
 
 T = TypeVar("T")
 
@@ -50,7 +50,7 @@ class MarkShippedInput:
 @dataclass
 class FinalizeInput:
     order_id: str
-    state: str
+    state: contract.OrderState
     reason: str = ""
     # The order as received: its row is written now if it ended before ReceiveOrder wrote it.
     received: ReceiveInput | None = None
@@ -71,7 +71,7 @@ class OrderActivities:
     async def _attempt(self, order_id: str, work: Callable[[], Awaitable[T]]) -> T:
         return await run_attempt(self.repo.pool, SCHEMA, order_id, work)
 
-    @activity.defn(name=contract.RECEIVE)
+    @activity.defn(name=contract.Step.RECEIVE)
     async def receive_order(self, inp: ReceiveInput) -> None:
         async def work() -> None:
             await call_stub(vendor_stubs.order_received(inp.order_id))
@@ -82,18 +82,18 @@ class OrderActivities:
 
         await self._attempt(inp.order_id, work)
 
-    @activity.defn(name=contract.VALIDATE)
+    @activity.defn(name=contract.Step.VALIDATE)
     async def validate_order(self, inp: ValidateInput) -> None:
         async def work() -> None:
             await call_stub(vendor_stubs.order_validated(_order(inp.order_id, inp.items)))
             problems = contract.item_problems(inp.items)
             if problems:
                 raise ValueError("; ".join(f"{field}: {problem}" for field, problem in problems))
-            await self.repo.set_state(inp.order_id, contract.AWAITING_REVIEW, "validated")
+            await self.repo.set_state(inp.order_id, contract.OrderState.AWAITING_REVIEW, Event.VALIDATED)
 
         await self._attempt(inp.order_id, work)
 
-    @activity.defn(name=contract.CHARGE)
+    @activity.defn(name=contract.Step.CHARGE)
     async def charge_payment(self, inp: ChargeInput) -> contract.Payment:
         async def work() -> contract.Payment:
             try:
@@ -110,7 +110,7 @@ class OrderActivities:
 
         return await self._attempt(inp.order_id, work)
 
-    @activity.defn(name=contract.MARK_SHIPPED)
+    @activity.defn(name=contract.Step.MARK_SHIPPED)
     async def mark_shipped(self, inp: MarkShippedInput) -> None:
         async def work() -> None:
             await call_stub(vendor_stubs.order_shipped({"order_id": inp.order_id, "address": asdict(inp.address)}))
@@ -120,11 +120,11 @@ class OrderActivities:
 
     # Compensation and bookkeeping: no stub in the brief, so no flaky_call(); plain retried DB writes.
 
-    @activity.defn(name=contract.REFUND)
+    @activity.defn(name=contract.Step.REFUND)
     async def refund_payment(self, inp: OrderRef) -> contract.Payment | None:
         return await self._attempt(inp.order_id, lambda: self.repo.refund(inp.order_id))
 
-    @activity.defn(name=contract.FINALIZE)
+    @activity.defn(name=contract.Step.FINALIZE)
     async def finalize_order(self, inp: FinalizeInput) -> None:
         await self._attempt(
             inp.order_id, lambda: self.repo.finalize(inp.order_id, inp.state, inp.reason, _as_received(inp.received))

@@ -3,6 +3,7 @@ rules that data follows (the gateway and the workflow check the same ones)."""
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from temporalio.common import SearchAttributeKey
 
@@ -44,44 +45,55 @@ ALREADY_DECIDED = "ALREADY_DECIDED"
 INVALID_ADDRESS = "INVALID_ADDRESS"
 CANCEL_TOO_LATE = "CANCEL_TOO_LATE"
 
-# Steps, as they appear in status, logs and the step_attempts table.
-RECEIVE = "ReceiveOrder"
-VALIDATE = "ValidateOrder"
-REVIEW = "ManualReview"
-CHARGE = "ChargePayment"
-SHIPPING_STEP = "Shipping"
-MARK_SHIPPED = "MarkShipped"
-REFUND = "RefundPayment"
-FINALIZE = "FinalizeOrder"
 
-# States. The last four are terminal.
-RECEIVED = "RECEIVED"
-VALIDATING = "VALIDATING"
-AWAITING_REVIEW = "AWAITING_REVIEW"
-CHARGING = "CHARGING"
-SHIPPING_STATE = "SHIPPING"
-COMPLETED = "COMPLETED"
-CANCELLED = "CANCELLED"
-REJECTED = "REJECTED"
-FAILED = "FAILED"
-TERMINAL_STATES = (COMPLETED, CANCELLED, REJECTED, FAILED)
-# In the OrderState search attribute only: an order past its start and not in review or ended.
-IN_PROGRESS = "IN_PROGRESS"
-LISTED_STATES = (IN_PROGRESS, AWAITING_REVIEW, *TERMINAL_STATES)
+class Step(StrEnum):
+    """The order's steps, as they appear in status, logs and the step_attempts table (the activities' names)."""
+
+    RECEIVE = "ReceiveOrder"
+    VALIDATE = "ValidateOrder"
+    REVIEW = "ManualReview"
+    CHARGE = "ChargePayment"
+    SHIPPING = "Shipping"  # the shipment, a child workflow of its own
+    MARK_SHIPPED = "MarkShipped"
+    REFUND = "RefundPayment"
+    FINALIZE = "FinalizeOrder"
+
+
+class OrderState(StrEnum):
+    RECEIVED = "RECEIVED"
+    VALIDATING = "VALIDATING"
+    AWAITING_REVIEW = "AWAITING_REVIEW"
+    CHARGING = "CHARGING"
+    SHIPPING = "SHIPPING"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+    # In the OrderState search attribute only: an order past its start and not in review or ended.
+    IN_PROGRESS = "IN_PROGRESS"
+
+
+TERMINAL_STATES = (OrderState.COMPLETED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.FAILED)
+LISTED_STATES = (OrderState.IN_PROGRESS, OrderState.AWAITING_REVIEW, *TERMINAL_STATES)
 # The state a running step puts the order in (the shipment's steps and MarkShipped are all SHIPPING).
 STEP_STATES = {
-    RECEIVE: RECEIVED,
-    VALIDATE: VALIDATING,
-    REVIEW: AWAITING_REVIEW,
-    CHARGE: CHARGING,
-    SHIPPING_STEP: SHIPPING_STATE,
-    MARK_SHIPPED: SHIPPING_STATE,
+    Step.RECEIVE: OrderState.RECEIVED,
+    Step.VALIDATE: OrderState.VALIDATING,
+    Step.REVIEW: OrderState.AWAITING_REVIEW,
+    Step.CHARGE: OrderState.CHARGING,
+    Step.SHIPPING: OrderState.SHIPPING,
+    Step.MARK_SHIPPED: OrderState.SHIPPING,
 }
 
 
-def listed_state(state: str) -> str:
+class PaymentStatus(StrEnum):
+    CHARGED = "charged"
+    REFUNDED = "refunded"
+
+
+def listed_state(state: str) -> OrderState:
     """The OrderState search attribute's value for an order in `state`."""
-    return state if state in LISTED_STATES else IN_PROGRESS
+    return OrderState(state) if state in LISTED_STATES else OrderState.IN_PROGRESS
 
 
 MAX_ITEMS = 100
@@ -186,7 +198,7 @@ class ReviewDecision:
 class Payment:
     payment_id: str
     amount: int
-    status: str  # charged | refunded
+    status: PaymentStatus
 
 
 @dataclass
@@ -218,8 +230,8 @@ class OrderStatus:
     from the describe, the memo and Postgres. The steps, their attempts and errors come from the attempt log."""
 
     order_id: str
-    state: str
-    step: str
+    state: OrderState
+    step: str  # a Step, or "" once ended
     address: Address
     items: list[Item]
     payment_id: str
@@ -248,7 +260,7 @@ def order_memo(inp: OrderInput, start: datetime) -> OrderMemo:
     )
 
 
-def status_from_memo(order_id: str, memo: OrderMemo, state: str, step: str, started_at: str) -> OrderStatus:
+def status_from_memo(order_id: str, memo: OrderMemo, state: OrderState, step: str, started_at: str) -> OrderStatus:
     """The status as far as the memo tells it; the reader adds what the describe and Postgres say."""
     return OrderStatus(
         order_id=order_id,
@@ -269,7 +281,7 @@ def status_from_memo(order_id: str, memo: OrderMemo, state: str, step: str, star
 @dataclass
 class OrderResult:
     order_id: str
-    state: str
+    state: OrderState
     reason: str = ""
     payment: Payment | None = None
     shipment_status: str = ""

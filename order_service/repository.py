@@ -2,19 +2,30 @@
 
 import json
 from dataclasses import asdict
+from enum import StrEnum
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from common import db
 from common.attempts import logged_write
-from order_service.contract import Address, Item, Payment
+from order_service.contract import TERMINAL_STATES, Address, Item, OrderState, Payment, PaymentStatus
 
 SCHEMA = "orders"
 
 
 class PaymentConflict(Exception):
     """A payment id already used for another order or amount."""
+
+
+class Event(StrEnum):
+    """The business events an order's own steps write (its end writes one named after its end state)."""
+
+    RECEIVED = "received"
+    VALIDATED = "validated"
+    CHARGED = "charged"
+    REFUNDED = "refunded"
+    SHIPPED = "shipped"
 
 
 class OrderConflict(Exception):
@@ -32,12 +43,12 @@ class OrdersRepository:
             """
                 WITH inserted AS (
                     INSERT INTO orders.orders (order_id, payment_id, items, address, state)
-                    VALUES ($1, $2, $3, $4, 'RECEIVED')
+                    VALUES ($1, $2, $3, $4, $6)
                     ON CONFLICT DO NOTHING
                     RETURNING order_id
                 ), event AS (
                     INSERT INTO orders.events (order_id, type, payload)
-                    SELECT order_id, 'received', $5::jsonb FROM inserted
+                    SELECT order_id, $7, $5::jsonb FROM inserted
                     ON CONFLICT (order_id, type) DO NOTHING
                 ){attempt}
                 SELECT count(*) FROM inserted
@@ -47,6 +58,8 @@ class OrdersRepository:
             json.dumps([asdict(i) for i in items]),
             json.dumps(asdict(address)),
             json.dumps({"payment_id": payment_id}),
+            OrderState.RECEIVED,
+            Event.RECEIVED,
         )
         async with db.connection(self.pool) as conn:
             inserted = await conn.fetchval(sql, *args)
@@ -61,7 +74,7 @@ class OrdersRepository:
                 if row is None or row["order_id"] != order_id or row["payment_id"] != payment_id:
                     raise OrderConflict(f"payment_id {payment_id!r} is already used by another order")
 
-    async def set_state(self, order_id: str, state: str, event: str, reason: str = "") -> None:
+    async def set_state(self, order_id: str, state: OrderState, event: str, reason: str = "") -> None:
         """Record a state; an order that never got its row (ReceiveOrder failed) has nothing to update."""
         sql, args = logged_write(
             SCHEMA,
@@ -86,7 +99,7 @@ class OrdersRepository:
             await conn.execute(sql, *args)
 
     async def finalize(
-        self, order_id: str, state: str, reason: str, received: tuple[str, list[Item], Address] | None
+        self, order_id: str, state: OrderState, reason: str, received: tuple[str, list[Item], Address] | None
     ) -> None:
         """Record the end state. An order that ended before ReceiveOrder wrote its row (cancelled at once, or
         ReceiveOrder out of budget) gets its row now, in its end state, unless another order holds its payment id
@@ -129,7 +142,7 @@ class OrdersRepository:
             """
                 WITH inserted AS (
                     INSERT INTO orders.payments (payment_id, order_id, amount, status)
-                    VALUES ($1, $2, $3, 'charged')
+                    VALUES ($1, $2, $3, $4)
                     ON CONFLICT DO NOTHING
                     RETURNING payment_id, order_id, amount, status
                 ), payment AS (
@@ -139,11 +152,11 @@ class OrdersRepository:
                 ), matching AS (
                     SELECT * FROM payment WHERE order_id = $2 AND amount = $3
                 ), moved_on AS (
-                    UPDATE orders.orders SET state = 'SHIPPING', updated_at = now()
+                    UPDATE orders.orders SET state = $5, updated_at = now()
                     WHERE order_id = $2 AND EXISTS (SELECT FROM matching)
                 ), event AS (
                     INSERT INTO orders.events (order_id, type, payload)
-                    SELECT order_id, 'charged', jsonb_build_object('payment_id', payment_id, 'amount', amount)
+                    SELECT order_id, $6, jsonb_build_object('payment_id', payment_id, 'amount', amount)
                     FROM matching
                     ON CONFLICT (order_id, type) DO NOTHING
                 ){attempt}
@@ -152,6 +165,9 @@ class OrdersRepository:
             payment_id,
             order_id,
             amount,
+            PaymentStatus.CHARGED,
+            OrderState.SHIPPING,
+            Event.CHARGED,
         )
         async with db.connection(self.pool) as conn:
             # The row just inserted, or the one already there (receive() holds every order to its payment id). The
@@ -164,40 +180,45 @@ class OrdersRepository:
                 )
         assert row is not None  # inserted, or there already
         check_payment(row, order_id, amount)
-        return Payment(row["payment_id"], row["amount"], row["status"])
+        return Payment(row["payment_id"], row["amount"], PaymentStatus(row["status"]))
 
     async def refund(self, order_id: str) -> Payment | None:
         """Mark the order's charge refunded; None when nothing was charged. Repeats change nothing."""
         async with db.connection(self.pool) as conn, conn.transaction():
             row = await conn.fetchrow(
                 """
-                UPDATE orders.payments SET status = 'refunded', refunded_at = coalesce(refunded_at, now())
+                UPDATE orders.payments SET status = $2, refunded_at = coalesce(refunded_at, now())
                 WHERE order_id = $1
                 RETURNING *
                 """,
                 order_id,
+                PaymentStatus.REFUNDED,
             )
             if row is None:
                 return None
-            await self._event(conn, order_id, "refunded", {"payment_id": row["payment_id"], "amount": row["amount"]})
-        return Payment(row["payment_id"], row["amount"], row["status"])
+            await self._event(
+                conn, order_id, Event.REFUNDED, {"payment_id": row["payment_id"], "amount": row["amount"]}
+            )
+        return Payment(row["payment_id"], row["amount"], PaymentStatus(row["status"]))
 
     async def mark_shipped(self, order_id: str, address: Address) -> None:
         sql, args = logged_write(
             SCHEMA,
             """
                 WITH updated AS (
-                    UPDATE orders.orders SET state = 'COMPLETED', address = $2, reason = '', updated_at = now()
+                    UPDATE orders.orders SET state = $3, address = $2, reason = '', updated_at = now()
                     WHERE order_id = $1 RETURNING order_id
                 ), event AS (
                     INSERT INTO orders.events (order_id, type, payload)
-                    SELECT order_id, 'shipped', '{}'::jsonb FROM updated
+                    SELECT order_id, $4, '{}'::jsonb FROM updated
                     ON CONFLICT (order_id, type) DO NOTHING
                 ){attempt}
                 SELECT
             """,
             order_id,
             json.dumps(asdict(address)),
+            OrderState.COMPLETED,
+            Event.SHIPPED,
         )
         async with db.connection(self.pool) as conn:
             await conn.execute(sql, *args)
@@ -210,13 +231,14 @@ class OrdersRepository:
                 """
                 SELECT o.order_id, o.items, o.address, p.status AS payment_status
                 FROM orders.orders o LEFT JOIN orders.payments p USING (order_id)
-                WHERE o.state NOT IN ('COMPLETED', 'CANCELLED', 'REJECTED', 'FAILED')
+                WHERE o.state <> ALL($4)
                   AND (o.order_id = ANY($3) OR o.created_at < now() - make_interval(secs => $1))
                 ORDER BY o.created_at LIMIT $2
                 """,
                 older_than_seconds,
                 limit,
                 among,
+                list(TERMINAL_STATES),
             )
 
     @staticmethod

@@ -11,16 +11,18 @@ import shipping_service.contract as shipping
 Refusal = tuple[str, str] | None
 
 
-def cancel_refusal(state: str, shipment_status: str) -> Refusal:
+def cancel_refusal(state: contract.OrderState, shipment_status: str) -> Refusal:
     """A cancel is honoured until dispatch."""
     if state in contract.TERMINAL_STATES:
         return contract.ORDER_ENDED, f"order already ended {state}"
-    if shipment_status == shipping.DISPATCHED:
+    if shipment_status == shipping.ShipmentStatus.DISPATCHED:
         return contract.ALREADY_DISPATCHED, "order was already dispatched"
     return None
 
 
-def address_refusal(state: str, shipment_status: str, cancelling: bool, address: contract.Address) -> Refusal:
+def address_refusal(
+    state: contract.OrderState, shipment_status: str, cancelling: bool, address: contract.Address
+) -> Refusal:
     """An address change is honoured until dispatch, unless the order is being cancelled, and only with an address
     a carrier can use."""
     if refusal := cancel_refusal(state, shipment_status):
@@ -31,10 +33,10 @@ def address_refusal(state: str, shipment_status: str, cancelling: bool, address:
     return (contract.INVALID_ADDRESS, problems) if problems else None
 
 
-def review_refusal(state: str, window_closed: bool, decided: str, cancelling: bool) -> Refusal:
+def review_refusal(state: contract.OrderState, window_closed: bool, decided: str, cancelling: bool) -> Refusal:
     """A decision (approve or reject) is taken once, while the order awaits review and its window is open, and not
     while it is being cancelled. `decided` is the verdict already given ("" if none)."""
-    if state != contract.AWAITING_REVIEW:
+    if state != contract.OrderState.AWAITING_REVIEW:
         return contract.NOT_AWAITING_REVIEW, f"order is not awaiting review (state {state})"
     if window_closed:
         return contract.REVIEW_WINDOW_CLOSED, "the review window has closed"

@@ -82,7 +82,7 @@ class SettleInput:
 @dataclass
 class Settled:
     order_id: str
-    state: str
+    state: contract.OrderState
     reason: str
 
 
@@ -121,11 +121,14 @@ class SweepActivities:
     async def settle(self, inp: SettleInput) -> Settled:
         order = inp.order
         ended = f"workflow {order.workflow_status} without its final write; settled by the sweep"
-        if inp.shipment_status == shipping.DISPATCHED:
-            state, reason = contract.COMPLETED, f"dispatched; {ended}"
+        if inp.shipment_status == shipping.ShipmentStatus.DISPATCHED:
+            state, reason = contract.OrderState.COMPLETED, f"dispatched; {ended}"
         else:
             refunded = await self.repo.refund(order.order_id) if order.charged else None
-            state, reason = contract.FAILED, f"{ended}" + (f"; refunded {refunded.amount}" if refunded else "")
+            state, reason = (
+                contract.OrderState.FAILED,
+                f"{ended}" + (f"; refunded {refunded.amount}" if refunded else ""),
+            )
         await self.repo.finalize(order.order_id, state, reason, None)
         activity.logger.warning(
             "order_settled",
@@ -178,7 +181,7 @@ class SweepWorkflow:
             if order.charged and order.address is not None:
                 # Cancelled unless dispatched; the answer says which, and both are final.
                 shipment = await workflow.execute_activity(
-                    shipping.CANCEL,
+                    shipping.Step.CANCEL,
                     shipping.CancelInput(order.order_id, order.items, order.address, "order settled by the sweep"),
                     result_type=str,
                     task_queue=inp.shipping_task_queue,

@@ -40,15 +40,15 @@ def _now() -> str:
 class _Ended(Exception):
     """Stops the lifecycle with a terminal state; compensation follows from what already happened."""
 
-    def __init__(self, state: str, reason: str):
+    def __init__(self, state: contract.OrderState, reason: str):
         super().__init__(reason)
         self.state = state
         self.reason = reason
 
 
-def _describe(err: BaseException) -> tuple[str, str]:
+def _describe(err: BaseException) -> tuple[contract.OrderState, str]:
     """(terminal state, reason) for a step that failed for good (common.failures says which)."""
-    return (contract.REJECTED if failures.rejects(err) else contract.FAILED), failures.reason(err)
+    return (contract.OrderState.REJECTED if failures.rejects(err) else contract.OrderState.FAILED), failures.reason(err)
 
 
 # Pinned by its worker (common/versioning.py): an execution finishes on the build it started on, so a deploy never
@@ -67,7 +67,7 @@ class OrderWorkflow:
         self.closing = self.deadline - timedelta(seconds=budget.closing_reserve_seconds)
         self.memo = contract.order_memo(inp, start)
         self.status = contract.status_from_memo(
-            inp.order_id, self.memo, contract.RECEIVED, contract.RECEIVE, start.isoformat()
+            inp.order_id, self.memo, contract.OrderState.RECEIVED, contract.Step.RECEIVE, start.isoformat()
         )
         # The gateway writes the memo and the listed state as it starts the order; one started another way (the
         # Temporal CLI, a test) gets them in its first task.
@@ -81,12 +81,12 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, inp: contract.OrderInput) -> contract.OrderResult:
-        self._enter(contract.RECEIVED, contract.RECEIVE)
+        self._enter(contract.OrderState.RECEIVED, contract.Step.RECEIVE)
         if not self.memo_written:
             self._write_memo()
         try:
             await self._lifecycle()
-            state, reason = contract.COMPLETED, self.status.reason
+            state, reason = contract.OrderState.COMPLETED, self.status.reason
         except _Ended as end:
             state, reason = end.state, end.reason
             await self._compensate(state, reason)
@@ -108,15 +108,15 @@ class OrderWorkflow:
     async def _lifecycle(self) -> None:
         inp = self.inp
         await self._step(
-            contract.RECEIVE,
-            contract.RECEIVED,
+            contract.Step.RECEIVE,
+            contract.OrderState.RECEIVED,
             OrderActivities.receive_order,
             ReceiveInput(inp.order_id, inp.payment_id, inp.items, inp.address),
             self.review_closes,
         )
         await self._step(
-            contract.VALIDATE,
-            contract.VALIDATING,
+            contract.Step.VALIDATE,
+            contract.OrderState.VALIDATING,
             OrderActivities.validate_order,
             ValidateInput(inp.order_id, inp.items),
             self.review_closes,
@@ -124,8 +124,8 @@ class OrderWorkflow:
         await self._review()
         self.charge_started = True
         self.status.payment = await self._step(
-            contract.CHARGE,
-            contract.CHARGING,
+            contract.Step.CHARGE,
+            contract.OrderState.CHARGING,
             OrderActivities.charge_payment,
             ChargeInput(inp.order_id, inp.payment_id, inp.items),
             self.work_until,
@@ -134,8 +134,8 @@ class OrderWorkflow:
         await self._ship()
         try:
             await self._step(
-                contract.MARK_SHIPPED,
-                contract.SHIPPING_STATE,
+                contract.Step.MARK_SHIPPED,
+                contract.OrderState.SHIPPING,
                 OrderActivities.mark_shipped,
                 MarkShippedInput(inp.order_id, self.status.address),
                 self.closing,
@@ -143,18 +143,18 @@ class OrderWorkflow:
         except _Ended as end:
             # The parcel is with the carrier and the charge stands; only the bookkeeping step is late.
             self.status.reason = f"shipped; {end.reason}"
-            await self._finalize(contract.COMPLETED, self.status.reason)
+            await self._finalize(contract.OrderState.COMPLETED, self.status.reason)
 
     async def _step(
         self,
         step: str,
-        state: str,
+        state: contract.OrderState,
         activity: MethodAsyncSingleParam[Any, Arg, Result],
         arg: Arg,
         until: datetime,
     ) -> Result:
         """One flaky step until `until`; a cancel stops it at once (the attempt in flight is waited for)."""
-        stoppable = step != contract.MARK_SHIPPED  # once dispatched, the order ships whatever came before
+        stoppable = step != contract.Step.MARK_SHIPPED  # once dispatched, the order ships whatever came before
         if stoppable:
             self._stop_if_cancelled()
         self._enter(state, step)
@@ -177,7 +177,7 @@ class OrderWorkflow:
             raise _Ended(state, f"{step}: {reason}") from None
 
     async def _review(self) -> None:
-        self._enter(contract.AWAITING_REVIEW, contract.REVIEW)
+        self._enter(contract.OrderState.AWAITING_REVIEW, contract.Step.REVIEW)
         left = (self.review_closes - workflow.now()).total_seconds()
         workflow.logger.info("review_waiting", extra=self._log(fields={"window_seconds": round(left, 3)}))
         # Not cancelled once decided: it fires only in an order still running at the window's close. A cancel would
@@ -188,7 +188,7 @@ class OrderWorkflow:
             await wait_until(window, lambda: self.decision is not None or self.cancel is not None)
         except TimeoutError:
             workflow.logger.info("review_expired", extra=self._log())
-            raise _Ended(contract.REJECTED, "review window expired without approval") from None
+            raise _Ended(contract.OrderState.REJECTED, "review window expired without approval") from None
         self._stop_if_cancelled()
         assert self.decision is not None  # decided, and a cancel has raised above
         decision = self.decision
@@ -196,12 +196,12 @@ class OrderWorkflow:
             "review_decided", extra=self._log(fields={"verdict": decision.verdict, "reviewer": decision.reviewer})
         )
         if decision.verdict == "reject":
-            raise _Ended(contract.REJECTED, f"rejected in review: {decision.reason or 'no reason given'}")
+            raise _Ended(contract.OrderState.REJECTED, f"rejected in review: {decision.reason or 'no reason given'}")
         self._write_memo()  # the decision, in the same workflow task as the listed state's change below
 
     async def _ship(self) -> None:
         inp = self.inp
-        self._enter(contract.SHIPPING_STATE, contract.SHIPPING_STEP)
+        self._enter(contract.OrderState.SHIPPING, contract.Step.SHIPPING)
         result = await self.shipment.run(
             shipping.ShipmentInput(
                 order_id=inp.order_id,
@@ -215,33 +215,33 @@ class OrderWorkflow:
         )
         self.status.shipment_status = result.status
         self.status.shipment_address = result.address
-        if result.status == shipping.DISPATCHED:
+        if result.status == shipping.ShipmentStatus.DISPATCHED:
             return
         if self.cancel is not None:
-            raise _Ended(contract.CANCELLED, self.cancel.reason or "cancelled by request")
-        raise _Ended(contract.FAILED, f"shipping: {result.reason}")
+            raise _Ended(contract.OrderState.CANCELLED, self.cancel.reason or "cancelled by request")
+        raise _Ended(contract.OrderState.FAILED, f"shipping: {result.reason}")
 
-    async def _compensate(self, state: str, reason: str) -> None:
+    async def _compensate(self, state: contract.OrderState, reason: str) -> None:
         workflow.logger.info("compensation_started", extra=self._log(reason=reason, fields={"outcome": state}))
         if self.charge_started:
             # The charge may have landed even if its result never came back: refund whatever is recorded.
-            self._enter(self.status.state, contract.REFUND)
+            self._enter(self.status.state, contract.Step.REFUND)
             refunded = await compensate(OrderActivities.refund_payment, OrderRef(self.inp.order_id))
             if refunded is not None:
                 self.status.payment = refunded
                 workflow.logger.info("payment_refunded", extra=self._log(fields={"amount": refunded.amount}))
         await self._finalize(state, reason)
 
-    async def _finalize(self, state: str, reason: str) -> None:
-        self._enter(self.status.state, contract.FINALIZE)
+    async def _finalize(self, state: contract.OrderState, reason: str) -> None:
+        self._enter(self.status.state, contract.Step.FINALIZE)
         received = ReceiveInput(self.inp.order_id, self.inp.payment_id, self.inp.items, self.inp.address)
         await compensate(OrderActivities.finalize_order, FinalizeInput(self.inp.order_id, state, reason, received))
 
     def _stop_if_cancelled(self) -> None:
         if self.cancel is not None:
-            raise _Ended(contract.CANCELLED, self.cancel.reason or "cancelled by request")
+            raise _Ended(contract.OrderState.CANCELLED, self.cancel.reason or "cancelled by request")
 
-    def _enter(self, state: str, step: str, reason: str = "") -> None:
+    def _enter(self, state: contract.OrderState, step: str, reason: str = "") -> None:
         changed = state != self.status.state
         self.status.state, self.status.step = state, step
         if reason:
@@ -313,8 +313,8 @@ class OrderWorkflow:
         update answers with the order's status, so the caller needs no describe to show it.)"""
         self._accept_cancel(req)
         await workflow.wait_condition(lambda: self.status.state in contract.TERMINAL_STATES)
-        if self.status.state != contract.CANCELLED:
-            dispatched = self.status.state == contract.COMPLETED
+        if self.status.state != contract.OrderState.CANCELLED:
+            dispatched = self.status.state == contract.OrderState.COMPLETED
             why = self.status.reason or ("the parcel was dispatched first" if dispatched else "")
             self._refuse(
                 (

@@ -42,7 +42,7 @@ class ShippingActivities:
     async def _attempt(self, order_id: str, work: Callable[[], Awaitable[T]]) -> T:
         return await run_attempt(self.repo.pool, SCHEMA, order_id, work)
 
-    @activity.defn(name=contract.PREPARE)
+    @activity.defn(name=contract.Step.PREPARE)
     async def prepare_package(self, inp: PackageInput) -> None:
         async def work() -> None:
             await call_stub(vendor_stubs.package_prepared(_order(inp.order_id, inp.items, inp.address)))
@@ -50,7 +50,7 @@ class ShippingActivities:
 
         await self._attempt(inp.order_id, work)
 
-    @activity.defn(name=contract.DISPATCH)
+    @activity.defn(name=contract.Step.DISPATCH)
     async def dispatch_carrier(self, inp: DispatchInput) -> None:
         async def work() -> None:
             # The carrier gets the address current when this attempt was scheduled.
@@ -64,7 +64,7 @@ class ShippingActivities:
         await self._attempt(inp.order_id, work)
 
     # Compensation: no stub in the brief, so no flaky_call(); a plain retried DB write.
-    @activity.defn(name=contract.CANCEL)
+    @activity.defn(name=contract.Step.CANCEL)
     async def cancel_shipment(self, inp: CancelInput) -> str:
         return await self._attempt(
             inp.order_id, lambda: self.repo.cancel(inp.order_id, inp.items, inp.address, inp.reason)

@@ -10,6 +10,7 @@ order_service/workflows.py (`dispatch_failed`, `_answer_dispatch_failure`).
 """
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from common.step_runner import StepTiming
 from common.validation import Problem, id_problem, text_problem
@@ -24,14 +25,23 @@ CANCEL_SHIPMENT = "CancelShipment"
 # The signal the shipment sends its parent when a dispatch round fails.
 DISPATCH_FAILED = "DispatchFailed"
 
-# Activities.
-PREPARE = "PreparePackage"
-DISPATCH = "DispatchCarrier"
-CANCEL = "CancelShipment"
 
-# Shipment outcomes.
-DISPATCHED = "dispatched"
-CANCELLED = "cancelled"
+class Step(StrEnum):
+    """The shipment's activities, as they appear in status, logs and the step_attempts table."""
+
+    PREPARE = "PreparePackage"
+    DISPATCH = "DispatchCarrier"
+    CANCEL = "CancelShipment"
+
+
+class ShipmentStatus(StrEnum):
+    """A shipment's status in the shipments table; a shipment ends DISPATCHED or CANCELLED."""
+
+    PREPARING = "preparing"
+    PREPARED = "prepared"
+    DISPATCHED = "dispatched"
+    CANCELLED = "cancelled"
+
 
 MAX_QTY = 50
 
@@ -122,6 +132,6 @@ class CancelInput:
 @dataclass
 class ShipmentResult:
     order_id: str
-    status: str  # dispatched | cancelled
+    status: ShipmentStatus  # DISPATCHED or CANCELLED
     address: Address
     reason: str = ""

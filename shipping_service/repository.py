@@ -8,7 +8,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from common import db
 from common.attempts import logged_write
-from shipping_service.contract import Address, Item
+from shipping_service.contract import Address, Item, ShipmentStatus
 
 SCHEMA = "shipping"
 
@@ -28,10 +28,10 @@ class ShippingRepository:
             """
                 WITH shipment AS (
                     INSERT INTO shipping.shipments (order_id, status, items, address)
-                    VALUES ($1, 'prepared', $2, $3)
+                    VALUES ($1, $4, $2, $3)
                     ON CONFLICT (order_id) DO NOTHING
                 ), event AS (
-                    INSERT INTO shipping.events (order_id, type, payload) VALUES ($1, 'prepared', '{}')
+                    INSERT INTO shipping.events (order_id, type, payload) VALUES ($1, $4, '{}')
                     ON CONFLICT (order_id, type) DO NOTHING
                 ){attempt}
                 SELECT
@@ -39,6 +39,7 @@ class ShippingRepository:
             order_id,
             json.dumps([asdict(i) for i in items]),
             json.dumps(asdict(address)),
+            ShipmentStatus.PREPARED,
         )
         async with db.connection(self.pool) as conn:
             await conn.execute(sql, *args)
@@ -49,13 +50,13 @@ class ShippingRepository:
             """
                 WITH updated AS (
                     UPDATE shipping.shipments
-                    SET status = 'dispatched', address = $2, dispatch_rounds = $3, carrier_message = $4,
+                    SET status = $6, address = $2, dispatch_rounds = $3, carrier_message = $4,
                         updated_at = now()
-                    WHERE order_id = $1 AND status IN ('prepared', 'dispatched')
+                    WHERE order_id = $1 AND status IN ($6, $7)
                     RETURNING order_id
                 ), event AS (
                     INSERT INTO shipping.events (order_id, type, payload)
-                    SELECT order_id, 'dispatched', $5::jsonb FROM updated
+                    SELECT order_id, $6, $5::jsonb FROM updated
                     ON CONFLICT (order_id, type) DO NOTHING
                 ){attempt}
                 SELECT count(*) FROM updated
@@ -65,29 +66,35 @@ class ShippingRepository:
             dispatch_round,
             carrier_message,
             json.dumps({"address": asdict(address), "round": dispatch_round}),
+            ShipmentStatus.DISPATCHED,
+            ShipmentStatus.PREPARED,
         )
         async with db.connection(self.pool) as conn:
             found = await conn.fetchval(sql, *args)
         if not found:
             raise ShipmentCancelled(f"shipment for order {order_id!r} is cancelled or was never prepared")
 
-    async def cancel(self, order_id: str, items: list[Item], address: Address, reason: str) -> str:
+    async def cancel(self, order_id: str, items: list[Item], address: Address, reason: str) -> ShipmentStatus:
         """Cancel unless already dispatched; returns the shipment's status afterwards."""
         async with db.connection(self.pool) as conn, conn.transaction():
             await conn.execute(
                 """
                 INSERT INTO shipping.shipments (order_id, status, items, address)
-                VALUES ($1, 'cancelled', $2, $3)
-                ON CONFLICT (order_id) DO UPDATE SET status = 'cancelled', updated_at = now()
-                WHERE shipments.status <> 'dispatched'
+                VALUES ($1, $4, $2, $3)
+                ON CONFLICT (order_id) DO UPDATE SET status = $4, updated_at = now()
+                WHERE shipments.status <> $5
                 """,
                 order_id,
                 json.dumps([asdict(i) for i in items]),
                 json.dumps(asdict(address)),
+                ShipmentStatus.CANCELLED,
+                ShipmentStatus.DISPATCHED,
             )
-            status: str = await conn.fetchval("SELECT status FROM shipping.shipments WHERE order_id = $1", order_id)
-            if status == "cancelled":
-                await self._event(conn, order_id, "cancelled", {"reason": reason})
+            status = ShipmentStatus(
+                await conn.fetchval("SELECT status FROM shipping.shipments WHERE order_id = $1", order_id)
+            )
+            if status == ShipmentStatus.CANCELLED:
+                await self._event(conn, order_id, status, {"reason": reason})
             return status
 
     @staticmethod

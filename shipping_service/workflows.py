@@ -46,7 +46,7 @@ class ShippingWorkflow:
         try:
             # A cancel stops the packing at once; a dispatch, once started, runs its round out.
             await self._step(
-                contract.PREPARE,
+                contract.Step.PREPARE,
                 ShippingActivities.prepare_package,
                 PackageInput(inp.order_id, inp.items, self.address),
                 stop=lambda: self.cancel is not None,
@@ -62,13 +62,13 @@ class ShippingWorkflow:
             try:
                 self.dispatching = True
                 await self._step(
-                    contract.DISPATCH,
+                    contract.Step.DISPATCH,
                     ShippingActivities.dispatch_carrier,
                     DispatchInput(inp.order_id, inp.items, self.address, self.round),
                     max_attempts=inp.dispatch_attempts_per_round,
                 )
                 workflow.logger.info("shipment_dispatched", extra={**log, "fields": {"round": self.round}})
-                return contract.ShipmentResult(inp.order_id, contract.DISPATCHED, self.address)
+                return contract.ShipmentResult(inp.order_id, contract.ShipmentStatus.DISPATCHED, self.address)
             except ActivityError as err:
                 reason = failures.reason(err)
             finally:
@@ -115,7 +115,7 @@ class ShippingWorkflow:
         max_attempts: int = 0,
         stop: Callable[[], bool] = lambda: False,
     ) -> None:
-        details = f"step **{step}**" + (f", dispatch round {self.round}" if step == contract.DISPATCH else "")
+        details = f"step **{step}**" + (f", dispatch round {self.round}" if step == contract.Step.DISPATCH else "")
         workflow.set_current_details(details)  # the Web UI shows it; the attempts are the pending activity's
         await run_step(
             step,
@@ -140,7 +140,7 @@ class ShippingWorkflow:
         status = await compensate(
             ShippingActivities.cancel_shipment, CancelInput(self.inp.order_id, self.inp.items, self.address, reason)
         )
-        if status == contract.DISPATCHED:
-            return contract.ShipmentResult(self.inp.order_id, contract.DISPATCHED, self.address)
+        if status == contract.ShipmentStatus.DISPATCHED:
+            return contract.ShipmentResult(self.inp.order_id, contract.ShipmentStatus.DISPATCHED, self.address)
         workflow.logger.info("shipment_cancelled", extra={"order_id": self.inp.order_id, "reason": reason})
-        return contract.ShipmentResult(self.inp.order_id, contract.CANCELLED, self.address, reason)
+        return contract.ShipmentResult(self.inp.order_id, contract.ShipmentStatus.CANCELLED, self.address, reason)

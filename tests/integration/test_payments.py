@@ -25,7 +25,7 @@ async def received_order(stack, items=None) -> tuple[OrdersRepository, str]:
     return repo, order_id
 
 
-def env_for(order_id: str, attempt: int = 1, step: str = orders.CHARGE) -> ActivityEnvironment:
+def env_for(order_id: str, attempt: int = 1, step: str = orders.Step.CHARGE) -> ActivityEnvironment:
     env = ActivityEnvironment()
     env.info = dataclasses.replace(
         env.info,
@@ -53,8 +53,10 @@ async def test_repeated_charge_returns_the_first_result_and_charges_once(stack):
     charge = ChargeInput(order_id, f"pay-{order_id}", [orders.Item("ABC", 2)])
     first = await env_for(order_id, 1).run(acts.charge_payment, charge)
     again = await env_for(order_id, 2).run(acts.charge_payment, charge)
-    assert first == again == orders.Payment(f"pay-{order_id}", 2, "charged")
-    assert stack.flaky.calls[(order_id, orders.CHARGE)] == 1, "the stub ran once; the repeat was answered from the row"
+    assert first == again == orders.Payment(f"pay-{order_id}", 2, orders.PaymentStatus.CHARGED)
+    assert stack.flaky.calls[(order_id, orders.Step.CHARGE)] == 1, (
+        "the stub ran once; the repeat was answered from the row"
+    )
     assert await payment_rows(stack, f"pay-{order_id}") == [{"order_id": order_id, "amount": 2, "status": "charged"}]
 
 
@@ -107,11 +109,11 @@ async def test_a_steps_write_logs_its_attempt_and_a_conflict_found_after_it_repl
     stack.flaky.script(third)
     acts = OrderActivities(repo)
     items = [orders.Item("ABC", 2)]
-    await env_for(second, step=orders.RECEIVE).run(
+    await env_for(second, step=orders.Step.RECEIVE).run(
         acts.receive_order, ReceiveInput(second, f"pay-{second}", items, ADDRESS)
     )
     with pytest.raises(ApplicationError) as refused:
-        await env_for(third, step=orders.RECEIVE).run(
+        await env_for(third, step=orders.Step.RECEIVE).run(
             acts.receive_order, ReceiveInput(third, f"pay-{first}", items, ADDRESS)
         )
     assert refused.value.type == "OrderConflict"
@@ -119,8 +121,8 @@ async def test_a_steps_write_logs_its_attempt_and_a_conflict_found_after_it_repl
         "SELECT order_id, step, outcome, message FROM orders.step_attempts WHERE order_id = ANY($1)", [second, third]
     )
     assert sorted((r["order_id"] == third, r["step"], r["outcome"]) for r in log) == [
-        (False, orders.RECEIVE, "ok"),
-        (True, orders.RECEIVE, "error"),
+        (False, orders.Step.RECEIVE, "ok"),
+        (True, orders.Step.RECEIVE, "error"),
     ]
     [refused_row] = [r for r in log if r["order_id"] == third]
     assert f"payment_id 'pay-{first}' is already used" in refused_row["message"]
@@ -140,7 +142,7 @@ async def test_refund_is_idempotent_and_needs_a_charge(stack):
     await repo.record_charge(f"pay-{order_id}", order_id, 2)
     first = await env_for(order_id).run(acts.refund_payment, OrderRef(order_id))
     again = await env_for(order_id).run(acts.refund_payment, OrderRef(order_id))
-    assert first == again == orders.Payment(f"pay-{order_id}", 2, "refunded")
+    assert first == again == orders.Payment(f"pay-{order_id}", 2, orders.PaymentStatus.REFUNDED)
     events = await stack.admin.fetch(
         "SELECT type FROM orders.events WHERE order_id = $1 AND type = 'refunded'", order_id
     )

@@ -47,7 +47,7 @@ async def test_concurrent_charges_with_one_payment_id_write_one_row_and_agree(st
         env.info = dataclasses.replace(
             env.info,
             workflow_id=orders.workflow_id(order_id),
-            activity_type=orders.CHARGE,
+            activity_type=orders.Step.CHARGE,
             attempt=n,
             activity_id=f"charge-{n}",
             scheduled_time=datetime.now(UTC),  # the step has its time left (common.attempts)
@@ -55,7 +55,7 @@ async def test_concurrent_charges_with_one_payment_id_write_one_row_and_agree(st
         return await env.run(acts.charge_payment, charge)
 
     results = await asyncio.gather(*(attempt(n) for n in range(1, 51)))
-    assert all(r == orders.Payment(f"pay-{order_id}", 3, "charged") for r in results), results
+    assert all(r == orders.Payment(f"pay-{order_id}", 3, orders.PaymentStatus.CHARGED) for r in results), results
     rows = await stack.admin.fetch(
         "SELECT amount, status FROM orders.payments WHERE payment_id = $1", f"pay-{order_id}"
     )

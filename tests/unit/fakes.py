@@ -59,48 +59,48 @@ class Script:
             raise ApplicationError("No items to validate", type="ValueError", non_retryable=True)
 
     def activities(self) -> list:
-        @activity.defn(name=orders.RECEIVE)
+        @activity.defn(name=orders.Step.RECEIVE)
         async def receive(inp: ReceiveInput) -> None:
-            await self.play(orders.RECEIVE, inp)
+            await self.play(orders.Step.RECEIVE, inp)
 
-        @activity.defn(name=orders.VALIDATE)
+        @activity.defn(name=orders.Step.VALIDATE)
         async def validate(inp: ValidateInput) -> None:
-            await self.play(orders.VALIDATE, inp)
+            await self.play(orders.Step.VALIDATE, inp)
 
-        @activity.defn(name=orders.CHARGE)
+        @activity.defn(name=orders.Step.CHARGE)
         async def charge(inp: ChargeInput) -> orders.Payment:
-            await self.play(orders.CHARGE, inp)
+            await self.play(orders.Step.CHARGE, inp)
             self.charged = True
-            return orders.Payment(inp.payment_id, sum(i.qty for i in inp.items), "charged")
+            return orders.Payment(inp.payment_id, sum(i.qty for i in inp.items), orders.PaymentStatus.CHARGED)
 
-        @activity.defn(name=orders.MARK_SHIPPED)
+        @activity.defn(name=orders.Step.MARK_SHIPPED)
         async def mark_shipped(inp: MarkShippedInput) -> None:
-            await self.play(orders.MARK_SHIPPED, inp)
+            await self.play(orders.Step.MARK_SHIPPED, inp)
 
-        @activity.defn(name=orders.REFUND)
+        @activity.defn(name=orders.Step.REFUND)
         async def refund(inp: OrderRef) -> orders.Payment | None:
-            await self.play(orders.REFUND, inp)
+            await self.play(orders.Step.REFUND, inp)
             if not self.charged:
                 return None
             self.refunded = True
-            return orders.Payment("p", 1, "refunded")
+            return orders.Payment("p", 1, orders.PaymentStatus.REFUNDED)
 
-        @activity.defn(name=orders.FINALIZE)
+        @activity.defn(name=orders.Step.FINALIZE)
         async def finalize(inp: FinalizeInput) -> None:
-            await self.play(orders.FINALIZE, inp)
+            await self.play(orders.Step.FINALIZE, inp)
 
-        @activity.defn(name=shipping.PREPARE)
+        @activity.defn(name=shipping.Step.PREPARE)
         async def prepare(inp: PackageInput) -> None:
-            await self.play(shipping.PREPARE, inp)
+            await self.play(shipping.Step.PREPARE, inp)
 
-        @activity.defn(name=shipping.DISPATCH)
+        @activity.defn(name=shipping.Step.DISPATCH)
         async def dispatch(inp: DispatchInput) -> None:
-            await self.play(shipping.DISPATCH, inp)
+            await self.play(shipping.Step.DISPATCH, inp)
             self.shipment = "dispatched"
 
-        @activity.defn(name=shipping.CANCEL)
+        @activity.defn(name=shipping.Step.CANCEL)
         async def cancel(inp: CancelInput) -> str:
-            await self.play(shipping.CANCEL, inp)
+            await self.play(shipping.Step.CANCEL, inp)
             if self.shipment != "dispatched":
                 self.shipment = "cancelled"
             return self.shipment

@@ -17,7 +17,7 @@ HANGS = ["hang"] * 1000
 
 
 async def approve(handle) -> None:
-    await wait_for_state(handle, orders.AWAITING_REVIEW)
+    await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
     await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
 
 
@@ -26,13 +26,13 @@ async def test_a_charge_that_went_through_and_then_hung_is_refunded_on_cancel(en
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
         await approve(handle)
-        await wait_for_state(handle, orders.CHARGING)
+        await wait_for_state(handle, orders.OrderState.CHARGING)
         while not script.charged:
-            await wait_for_state(handle, orders.CHARGING, timeout=1)
+            await wait_for_state(handle, orders.OrderState.CHARGING, timeout=1)
         cancelled = await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("changed my mind"))
         result = await handle.result()
     assert script.charged, "the charge went through"
-    assert cancelled.state == result.state == orders.CANCELLED
+    assert cancelled.state == result.state == orders.OrderState.CANCELLED
     assert script.refunded
 
 
@@ -41,11 +41,11 @@ async def test_a_charge_that_lands_after_the_cancel_is_waited_for_and_refunded(e
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
         await approve(handle)
-        await wait_for_state(handle, orders.CHARGING)
+        await wait_for_state(handle, orders.OrderState.CHARGING)
         cancelled = await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("changed my mind"))
         result = await handle.result()
     assert script.charged, "the charge attempt in flight went through after the cancel"
-    assert cancelled.state == result.state == orders.CANCELLED
+    assert cancelled.state == result.state == orders.OrderState.CANCELLED
     assert script.refunded
 
 
@@ -55,8 +55,8 @@ async def test_a_charge_whose_result_is_lost_every_time_is_refunded_when_the_ord
         handle = await start(env, run_workers, script, new_order(), stack)
         await approve(handle)
         result = await handle.result()
-    assert script.charged and len(script.calls[orders.CHARGE]) > 1
-    assert result.state == orders.FAILED and result.reason.startswith("ChargePayment")
+    assert script.charged and len(script.calls[orders.Step.CHARGE]) > 1
+    assert result.state == orders.OrderState.FAILED and result.reason.startswith("ChargePayment")
     assert script.refunded
 
 
@@ -66,17 +66,17 @@ async def test_a_charge_that_failed_after_charging_and_then_succeeded_ships_with
         handle = await start(env, run_workers, script, new_order(), stack)
         await approve(handle)
         result = await handle.result()
-    assert len(script.calls[orders.CHARGE]) == 2
-    assert result.state == orders.COMPLETED and result.payment.status == "charged"
+    assert len(script.calls[orders.Step.CHARGE]) == 2
+    assert result.state == orders.OrderState.COMPLETED and result.payment.status == "charged"
     assert not script.refunded and script.shipment == "dispatched"
 
 
 # The step an order is in when the cancel comes (that step's attempts hang), and how it must end.
 BOUNDARIES = [
-    (orders.RECEIVE, orders.RECEIVED, False),
-    (orders.VALIDATE, orders.VALIDATING, False),
-    (orders.CHARGE, orders.CHARGING, False),
-    ("PreparePackage", orders.SHIPPING_STATE, True),
+    (orders.Step.RECEIVE, orders.OrderState.RECEIVED, False),
+    (orders.Step.VALIDATE, orders.OrderState.VALIDATING, False),
+    (orders.Step.CHARGE, orders.OrderState.CHARGING, False),
+    ("PreparePackage", orders.OrderState.SHIPPING, True),
 ]
 
 
@@ -85,12 +85,12 @@ async def test_a_cancel_in_each_step_before_dispatch_ends_the_order_cancelled(en
     script = Script(**{step: HANGS})
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        if state in (orders.CHARGING, orders.SHIPPING_STATE):
+        if state in (orders.OrderState.CHARGING, orders.OrderState.SHIPPING):
             await approve(handle)
         await wait_for_state(handle, state)
         cancelled = await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("changed my mind"))
         result = await handle.result()
-    assert cancelled.state == result.state == orders.CANCELLED
+    assert cancelled.state == result.state == orders.OrderState.CANCELLED
     assert script.charged == charged and script.refunded == charged
     assert "DispatchCarrier" not in script.calls
     if charged:
@@ -103,9 +103,9 @@ async def test_a_cancel_after_dispatch_is_refused_and_the_order_ships(env, run_w
         handle = await start(env, run_workers, script, new_order(), stack)
         await approve(handle)
         while script.shipment != "dispatched":
-            await wait_for_state(handle, orders.SHIPPING_STATE, timeout=1)
+            await wait_for_state(handle, orders.OrderState.SHIPPING, timeout=1)
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("too late"))
         result = await handle.result()
     assert "dispatched" in str(refused.value.cause)
-    assert result.state == orders.COMPLETED and not script.refunded
+    assert result.state == orders.OrderState.COMPLETED and not script.refunded

@@ -107,8 +107,8 @@ def _row(service: str, step: str, attempt: int, outcome: str, message: str = "",
 def _status(**fields) -> orders.OrderStatus:
     defaults = dict(
         order_id="o-1",
-        state=orders.SHIPPING_STATE,
-        step=orders.SHIPPING_STEP,
+        state=orders.OrderState.SHIPPING,
+        step=orders.Step.SHIPPING,
         address=orders.Address("Ada", "1 Loop Rd", "Springfield", "12345", "US"),
         items=[orders.Item("ABC", 2)],
         payment_id="p-1",
@@ -121,28 +121,28 @@ def _status(**fields) -> orders.OrderStatus:
 def test_status_maps_to_order_message_with_attempts_and_errors():
     status = _status(
         decision=orders.ReviewOutcome("approve", "ada", decided_at="2026-01-01T00:00:01+00:00"),
-        payment=orders.Payment("p-1", 2, "charged"),
+        payment=orders.Payment("p-1", 2, orders.PaymentStatus.CHARGED),
     )
     attempts = [
-        _row("orders", orders.RECEIVE, 1, "timeout", "timed out"),
-        _row("orders", orders.RECEIVE, 2, "ok"),
-        _row("orders", orders.VALIDATE, 1, "ok"),
-        _row("orders", orders.CHARGE, 1, "ok"),
+        _row("orders", orders.Step.RECEIVE, 1, "timeout", "timed out"),
+        _row("orders", orders.Step.RECEIVE, 2, "ok"),
+        _row("orders", orders.Step.VALIDATE, 1, "ok"),
+        _row("orders", orders.Step.CHARGE, 1, "ok"),
         _row("shipping", "PreparePackage", 1, "error", "boom", duration_ms=250),
     ]
-    running = [mapping.Running(orders.SHIPPING_STEP), mapping.Running("PreparePackage", 2, "boom again")]
+    running = [mapping.Running(orders.Step.SHIPPING), mapping.Running("PreparePackage", 2, "boom again")]
     order = mapping.order_message(status, attempts, "order-o-1", running)
     assert order.state == pb.ORDER_STATE_SHIPPING
     assert [(s.name, s.status, s.attempts) for s in order.steps] == [
-        (orders.RECEIVE, "ok", 2),
-        (orders.VALIDATE, "ok", 1),
-        (orders.REVIEW, "ok", 0),
-        (orders.CHARGE, "ok", 1),
-        (orders.SHIPPING_STEP, "running", 0),
+        (orders.Step.RECEIVE, "ok", 2),
+        (orders.Step.VALIDATE, "ok", 1),
+        (orders.Step.REVIEW, "ok", 0),
+        (orders.Step.CHARGE, "ok", 1),
+        (orders.Step.SHIPPING, "running", 0),
         ("PreparePackage", "running", 2),
     ]
     assert [(e.step, e.attempt, e.kind) for e in order.recent_errors] == [
-        (orders.RECEIVE, 1, "timeout"),
+        (orders.Step.RECEIVE, 1, "timeout"),
         ("PreparePackage", 1, "error"),
     ]
     assert order.payment.amount == 2 and order.deadline.seconds - order.started_at.seconds == 15
@@ -158,40 +158,52 @@ def test_status_maps_to_order_message_with_attempts_and_errors():
 
 def test_an_ended_order_shows_the_step_it_ended_in_and_the_review_as_decided():
     status = _status(
-        state=orders.CANCELLED, step="", reason="cancelled by request", ended_at="2026-01-01T00:00:05+00:00"
+        state=orders.OrderState.CANCELLED, step="", reason="cancelled by request", ended_at="2026-01-01T00:00:05+00:00"
     )
-    attempts = [_row("orders", orders.RECEIVE, 1, "ok"), _row("orders", orders.VALIDATE, 1, "ok")]
+    attempts = [_row("orders", orders.Step.RECEIVE, 1, "ok"), _row("orders", orders.Step.VALIDATE, 1, "ok")]
     order = mapping.order_message(status, attempts, "order-o-1")
     assert [(s.name, s.status) for s in order.steps] == [
-        (orders.RECEIVE, "ok"),
-        (orders.VALIDATE, "ok"),
-        (orders.REVIEW, "cancelled"),
+        (orders.Step.RECEIVE, "ok"),
+        (orders.Step.VALIDATE, "ok"),
+        (orders.Step.REVIEW, "cancelled"),
     ]
     assert order.steps[2].ended_at.ToDatetime(UTC) == datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
-    status.state, status.reason = orders.REJECTED, "rejected in review: no stock"
+    status.state, status.reason = orders.OrderState.REJECTED, "rejected in review: no stock"
     status.decision = orders.ReviewOutcome("reject", "ada", "no stock", "2026-01-01T00:00:03+00:00")
     review = mapping.order_message(status, attempts, "order-o-1").steps[2]
     assert (review.status, review.error) == ("failed", "no stock")
 
 
 def test_live_state_comes_from_what_runs_now_then_the_listed_state_then_the_log():
-    charged = [_row("orders", orders.CHARGE, 1, "ok")]
-    charging = [mapping.Running(orders.CHARGE, 3)]
-    assert mapping.live_state(orders.IN_PROGRESS, charging, []) == (orders.CHARGING, orders.CHARGE)
-    shipping_now = [mapping.Running(orders.SHIPPING_STEP), mapping.Running("DispatchCarrier", 2)]
-    assert mapping.live_state(orders.IN_PROGRESS, shipping_now, charged) == (
-        orders.SHIPPING_STATE,
-        orders.SHIPPING_STEP,
+    charged = [_row("orders", orders.Step.CHARGE, 1, "ok")]
+    charging = [mapping.Running(orders.Step.CHARGE, 3)]
+    assert mapping.live_state(orders.OrderState.IN_PROGRESS, charging, []) == (
+        orders.OrderState.CHARGING,
+        orders.Step.CHARGE,
     )
-    assert mapping.live_state(orders.AWAITING_REVIEW, [], []) == (orders.AWAITING_REVIEW, orders.REVIEW)
-    assert mapping.live_state(orders.IN_PROGRESS, [], charged) == (orders.CHARGING, orders.CHARGE), "between steps"
-    assert mapping.live_state(orders.IN_PROGRESS, [], []) == (orders.RECEIVED, orders.RECEIVE)
-    assert mapping.live_state(orders.COMPLETED, [], charged) == (orders.COMPLETED, "")
+    shipping_now = [mapping.Running(orders.Step.SHIPPING), mapping.Running("DispatchCarrier", 2)]
+    assert mapping.live_state(orders.OrderState.IN_PROGRESS, shipping_now, charged) == (
+        orders.OrderState.SHIPPING,
+        orders.Step.SHIPPING,
+    )
+    assert mapping.live_state(orders.OrderState.AWAITING_REVIEW, [], []) == (
+        orders.OrderState.AWAITING_REVIEW,
+        orders.Step.REVIEW,
+    )
+    assert mapping.live_state(orders.OrderState.IN_PROGRESS, [], charged) == (
+        orders.OrderState.CHARGING,
+        orders.Step.CHARGE,
+    ), "between steps"
+    assert mapping.live_state(orders.OrderState.IN_PROGRESS, [], []) == (
+        orders.OrderState.RECEIVED,
+        orders.Step.RECEIVE,
+    )
+    assert mapping.live_state(orders.OrderState.COMPLETED, [], charged) == (orders.OrderState.COMPLETED, "")
 
 
 def test_listing_takes_the_listed_states_and_names_the_finer_ones_wrong():
     assert mapping.listed_state(pb.ORDER_STATE_UNSPECIFIED) is None
-    assert mapping.listed_state(pb.ORDER_STATE_IN_PROGRESS) == orders.IN_PROGRESS
-    assert mapping.listed_state(pb.ORDER_STATE_AWAITING_REVIEW) == orders.AWAITING_REVIEW
+    assert mapping.listed_state(pb.ORDER_STATE_IN_PROGRESS) == orders.OrderState.IN_PROGRESS
+    assert mapping.listed_state(pb.ORDER_STATE_AWAITING_REVIEW) == orders.OrderState.AWAITING_REVIEW
     with pytest.raises(mapping.InvalidArgument, match="state: CHARGING is not listed: list IN_PROGRESS"):
         mapping.listed_state(pb.ORDER_STATE_CHARGING)

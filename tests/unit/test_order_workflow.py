@@ -53,17 +53,19 @@ async def record_history(handle, name: str) -> None:
 
 
 async def test_happy_path_with_retries_completes(env, run_workers):
-    script = Script(**{orders.RECEIVE: ["fail", "hang"], orders.CHARGE: ["hang", "fail"], "DispatchCarrier": ["fail"]})
+    script = Script(
+        **{orders.Step.RECEIVE: ["fail", "hang"], orders.Step.CHARGE: ["hang", "fail"], "DispatchCarrier": ["fail"]}
+    )
     order = new_order()
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, order, stack)
-        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
         await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
         result = await handle.result()
-    assert result.state == orders.COMPLETED
+    assert result.state == orders.OrderState.COMPLETED
     assert result.payment.status == "charged"
-    assert len(script.calls[orders.RECEIVE]) == 3
-    assert len(script.calls[orders.CHARGE]) == 3
+    assert len(script.calls[orders.Step.RECEIVE]) == 3
+    assert len(script.calls[orders.Step.CHARGE]) == 3
     assert not script.refunded
     await record_history(handle, "completed_with_retries")
 
@@ -73,14 +75,14 @@ async def test_review_window_expiry_rejects_without_charge(env, run_workers):
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
         result = await handle.result()
-    assert result.state == orders.REJECTED
+    assert result.state == orders.OrderState.REJECTED
     assert "review window expired" in result.reason
-    assert orders.CHARGE not in script.calls
+    assert orders.Step.CHARGE not in script.calls
     await record_history(handle, "review_expired")
 
 
 async def test_approval_before_review_is_refused(env, run_workers):
-    script = Script(**{orders.RECEIVE: ["hang"]})
+    script = Script(**{orders.Step.RECEIVE: ["hang"]})
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
         with pytest.raises(WorkflowUpdateFailedError) as refused:
@@ -93,12 +95,12 @@ async def test_cancel_during_shipping_cancels_shipment_and_refunds(env, run_work
     script = Script(PreparePackage=["hang"] * 3)
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
         await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
-        await wait_for_state(handle, orders.SHIPPING_STATE)
+        await wait_for_state(handle, orders.OrderState.SHIPPING)
         cancelled = await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("customer called"))
         result = await handle.result()
-    assert cancelled.state == result.state == orders.CANCELLED
+    assert cancelled.state == result.state == orders.OrderState.CANCELLED
     assert script.refunded and script.shipment == "cancelled"
     assert "DispatchCarrier" not in script.calls
     await record_history(handle, "cancel_during_shipping")
@@ -108,11 +110,11 @@ async def test_dispatch_failure_reaches_parent_and_is_retried(env, run_workers):
     script = Script(DispatchCarrier=["fail"] * 6)
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
         await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
         result = await handle.result()
         history = await handle.fetch_history()
-    assert result.state == orders.COMPLETED
+    assert result.state == orders.OrderState.COMPLETED
     told = [
         e.workflow_execution_signaled_event_attributes
         for e in history.events
@@ -127,10 +129,10 @@ async def test_dispatch_that_keeps_failing_fails_the_order_with_a_refund(env, ru
     script = Script(DispatchCarrier=["fail"] * 100)
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
         await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
         result = await handle.result()
-    assert result.state == orders.FAILED
+    assert result.state == orders.OrderState.FAILED
     assert "dispatch failed 5 time(s)" in result.reason
     assert script.refunded and script.shipment == "cancelled"
 
@@ -140,10 +142,10 @@ async def test_invalid_order_is_rejected_without_retrying(env, run_workers):
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
         result = await handle.result()
-    assert result.state == orders.REJECTED
+    assert result.state == orders.OrderState.REJECTED
     assert "No items to validate" in result.reason
-    assert len(script.calls[orders.VALIDATE]) == 1
-    assert orders.CHARGE not in script.calls and not script.refunded
+    assert len(script.calls[orders.Step.VALIDATE]) == 1
+    assert orders.Step.CHARGE not in script.calls and not script.refunded
 
 
 async def test_step_that_never_succeeds_fails_within_the_budget(env, run_workers):
@@ -152,7 +154,7 @@ async def test_step_that_never_succeeds_fails_within_the_budget(env, run_workers
         handle = await start(env, run_workers, script, new_order(), stack)
         result = await handle.result()
         status = await handle.query(OrderWorkflow.status_query)
-    assert result.state == orders.FAILED
+    assert result.state == orders.OrderState.FAILED
     assert result.reason.startswith("ReceiveOrder:")
     took = datetime.fromisoformat(status.ended_at) - datetime.fromisoformat(status.started_at)
     assert took.total_seconds() <= 15
@@ -162,10 +164,10 @@ async def test_review_rejection_ends_the_order_without_charge(env, run_workers):
     script = Script()
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
         await handle.execute_update(OrderWorkflow.reject_update, orders.ReviewDecision("bob", "fraud"))
         result = await handle.result()
-    assert result.state == orders.REJECTED and "fraud" in result.reason
+    assert result.state == orders.OrderState.REJECTED and "fraud" in result.reason
     assert not script.charged
     await record_history(handle, "review_rejected")
 
@@ -175,14 +177,14 @@ async def test_address_update_reaches_the_child(env, run_workers):
     moved = orders.Address("Ada", "2 Moved Ave", "Shelbyville", "54321", "US")
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
         await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
-        await wait_for_state(handle, orders.SHIPPING_STATE)
+        await wait_for_state(handle, orders.OrderState.SHIPPING)
         await handle.execute_update(OrderWorkflow.address_update, orders.AddressUpdate(moved))
         result = await handle.result()
-    assert result.state == orders.COMPLETED
+    assert result.state == orders.OrderState.COMPLETED
     assert script.calls["DispatchCarrier"][-1].address == moved
-    assert script.calls[orders.MARK_SHIPPED][-1].address == moved
+    assert script.calls[orders.Step.MARK_SHIPPED][-1].address == moved
     await record_history(handle, "address_updated_in_shipping")
 
 
@@ -192,26 +194,26 @@ async def test_cancel_while_the_charge_keeps_hanging_ends_the_order_at_once(env,
     script = Script(ChargePayment=["hang"] * 1000)
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
         await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
-        await wait_for_state(handle, orders.CHARGING)
+        await wait_for_state(handle, orders.OrderState.CHARGING)
         await asyncio.sleep(0.3)
         cancelled = await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("changed my mind"))
         result = await handle.result()
         status = await handle.query(OrderWorkflow.status_query)
         history = await handle.fetch_history()
     # The situation: the charge was attempted, and every attempt hung without charging.
-    assert script.calls[orders.CHARGE] and not script.charged
-    assert cancelled.state == result.state == orders.CANCELLED
+    assert script.calls[orders.Step.CHARGE] and not script.charged
+    assert cancelled.state == result.state == orders.OrderState.CANCELLED
     assert not script.refunded, "nothing was charged, so nothing is refunded (tests/unit/test_compensation.py charges)"
     charge_scheduled = next(
         e.event_time.ToDatetime(UTC)
         for e in history.events
-        if e.activity_task_scheduled_event_attributes.activity_type.name == orders.CHARGE
+        if e.activity_task_scheduled_event_attributes.activity_type.name == orders.Step.CHARGE
     )
     took = datetime.fromisoformat(status.ended_at) - charge_scheduled
     assert took.total_seconds() < 2.0, (
-        f"cancel took {took} to end the order (charge attempts: {len(script.calls[orders.CHARGE])})"
+        f"cancel took {took} to end the order (charge attempts: {len(script.calls[orders.Step.CHARGE])})"
     )
     await record_history(handle, "cancel_during_charge")
 
@@ -220,10 +222,10 @@ async def test_a_finished_order_has_no_step_running(env, run_workers):
     script = Script()
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
         await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("in review"))
         status = await handle.query(OrderWorkflow.status_query)
-    assert (status.state, status.step) == (orders.CANCELLED, "") and status.ended_at
+    assert (status.state, status.step) == (orders.OrderState.CANCELLED, "") and status.ended_at
     assert status.review_deadline and datetime.fromisoformat(status.review_deadline) < datetime.fromisoformat(
         status.deadline
     )
@@ -233,7 +235,7 @@ async def test_a_finished_order_has_no_step_running(env, run_workers):
 async def test_a_change_that_comes_with_the_first_task_reaches_the_memo_the_gateway_wrote(env, run_workers):
     """Started as the gateway starts an order (its memo and listed state written), the first task writes neither again,
     unless something changed in it: an address that came with the start is in the memo while ReceiveOrder runs."""
-    script = Script(**{orders.RECEIVE: ["hang"] * 1000})
+    script = Script(**{orders.Step.RECEIVE: ["hang"] * 1000})
     order = new_order()
     moved = orders.Address("Ada", "2 Moved Ave", "Shelbyville", "54321", "US")
     async with AsyncExitStack() as stack:
@@ -247,7 +249,7 @@ async def test_a_change_that_comes_with_the_first_task_reaches_the_memo_the_gate
             task_queue=tq,
             memo={orders.ORDER_MEMO_KEY: orders.order_memo(order, datetime.now(UTC))},
             search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(orders.ORDER_STATE_ATTRIBUTE, orders.IN_PROGRESS)]
+                [SearchAttributePair(orders.ORDER_STATE_ATTRIBUTE, orders.OrderState.IN_PROGRESS)]
             ),
             start_signal=orders.UPDATE_ADDRESS,
             start_signal_args=[orders.AddressUpdate(moved)],
@@ -275,11 +277,11 @@ async def test_an_order_rewrites_its_visibility_record_only_around_review_and_at
     script = Script()
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.AWAITING_REVIEW)
+        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
         await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
         result = await handle.result()
         history = await handle.fetch_history()
-    assert result.state == orders.COMPLETED
+    assert result.state == orders.OrderState.COMPLETED
     listed = [
         e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields["OrderState"].data
         for e in history.events
