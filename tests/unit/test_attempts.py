@@ -127,9 +127,9 @@ async def test_a_success_logged_by_the_steps_own_write_gets_no_second_row_and_a_
 
     assert await environment().run(attempt, False) == 7
     sql, params = carried[0]
-    # The attempt's seven parameters are numbered after the write's own three, and passed after them.
-    assert "attempt_logged AS" in sql and "($4, $5, $6, $7, $8, $9::int, 'ok', '', $10::int)" in sql
-    assert params[:4] == ["a", "b", "c", "o-1"] and len(params) == 10
+    # The attempt's eight parameters are numbered after the write's own three, and passed after them.
+    assert "attempt_logged AS" in sql and "($4, $5, $6, $7, $8, $9::int, $10, '', $11::int)" in sql
+    assert params[:4] == ["a", "b", "c", "o-1"] and params[9] == "ok" and len(params) == 11
     assert pool.rows == []
     with pytest.raises(ValueError):
         await environment(attempt=2).run(attempt, True)
