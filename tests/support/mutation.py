@@ -57,9 +57,16 @@ HARMLESS: list[tuple[str, str, str]] = [
 
 # Functions of these modules that the rule tests do not reach ("no tests" to mutmut), and why that is right.
 NOT_REACHED: list[tuple[str, str]] = [
-    (r"contract\.x_initial_status", "no rule: the first status the gateway writes (held by the integration suite)"),
+    (
+        r"contract\.x_(order_memo|status_from_memo)",
+        "no rule: the memo the gateway writes at start and a read's first status (held by the integration suite)",
+    ),
+    (
+        r"contract\.x_listed_state",
+        "the listed state an order passes through, held by tests/unit/test_order_workflow.py (the visibility test), "
+        "which the mutation lane leaves out for its time",
+    ),
     (r"contract\.xǁOrderInputǁsummary", "no rule: the order's one-line summary the Web UI shows"),
-    (r"step_runner\.xǁAlarmsǁwatches", "ShippingWorkflow's own question, held by the workflow tests"),
     (
         r"step_runner\.x_(compensate|compensation_options)",
         "compensation, held by tests/unit/test_compensation.py, which the mutation lane leaves out for its time",
