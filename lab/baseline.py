@@ -4,7 +4,7 @@ The same seven steps as an order: ReceiveOrder, ValidateOrder, a manual review t
 signal inside the same review window, ChargePayment, a ShippingWorkflow child on a task queue of its own
 (PreparePackage, DispatchCarrier) and MarkShipped. Each step calls the brief's stub (the real flaky_call()),
 with the project's own timeouts and retry policy (common.step_runner.attempt_options) and its own hang cut inside the
-activity (common.attempts.within_hang_cut). No database, gateway, tracing, payload encryption, status memo,
+activity (common.attempts.within_hang_cut). No database, gateway, tracing, payload encryption, memo,
 search attribute or compensation.
 
 Its second form (BareOrder.shows_status) adds only what the design asks of Temporal for people to see and steer an

@@ -1055,7 +1055,7 @@ def main() -> None:
     parser.add_argument(
         "--status",
         action="store_true",
-        help="also run the baseline with the design's status (OrderState, the status memo, approval by update)",
+        help="also run the baseline with the design's status (OrderState, the order's memo, approval by update)",
     )
     parser.add_argument(
         "--report",

@@ -26,7 +26,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from order_service.contract import ORDER_STATE_ATTRIBUTE
 from stack import local
 
-# About the size of an order's status memo.
+# A memo of about this size (larger than an order's OrderMemo: a price on the safe side).
 MEMO = "x" * 1500
 
 
