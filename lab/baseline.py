@@ -3,9 +3,9 @@
 The same seven steps as an order: ReceiveOrder, ValidateOrder, a manual review that waits for an approval
 signal inside the same review window, ChargePayment, a ShippingWorkflow child on a task queue of its own
 (PreparePackage, DispatchCarrier) and MarkShipped. Each step calls the brief's stub (the real flaky_call()),
-with the project's own timeouts and retry policy (common.step_runner.attempt_options) and its own hang cut inside the
-activity (common.attempts.within_hang_cut). No database, gateway, tracing, payload encryption, memo,
-search attribute or compensation.
+with the project's own timeouts and retry policy (common.step_runner.attempt_options), its own hang cut inside the
+activity (common.attempts.within_hang_cut) and its workflow-task timeouts. No database, gateway, tracing, payload
+encryption, memo, search attribute or compensation.
 
 Its second form (BareOrder.shows_status) adds only what the design asks of Temporal for people to see and steer an
 order: the OrderState search attribute and the order's memo (the project's OrderMemo) from the start, the attribute
@@ -30,7 +30,8 @@ from temporalio.worker import Worker
 with workflow.unsafe.imports_passed_through():
     from common import vendor_stubs
     from common.attempts import within_hang_cut
-    from common.step_runner import attempt_options
+    from common.step_runner import WORKFLOW_TASK_TIMEOUT, attempt_options
+    from common.temporal import STICKY_TIMEOUT
     from order_service.contract import (
         ORDER_MEMO_KEY,
         ORDER_STATE_ATTRIBUTE,
@@ -154,6 +155,7 @@ class BareOrderWorkflow:
                 BareShipment(order.order_id, left()),
                 id=f"bare-shipment-{order.order_id}",
                 task_queue=order.shipping_task_queue,
+                task_timeout=WORKFLOW_TASK_TIMEOUT,
             )
             await run_step("MarkShipped", left())
         except (ActivityError, ChildWorkflowError):
@@ -163,9 +165,17 @@ class BareOrderWorkflow:
 
 async def main(address: str, task_queue: str) -> None:
     client = await Client.connect(address)
-    order = Worker(client, task_queue=task_queue, workflows=[BareOrderWorkflow], activities=[bare_step])
-    shipping = Worker(
-        client, task_queue=f"{task_queue}-shipping", workflows=[BareShippingWorkflow], activities=[bare_step]
+    # The project's workflow-task timeouts (what a 15 s budget needs): a task's timers then fire, and cost, within
+    # the side's own run rather than the next side's (the SDK's 10 s would outlast it).
+    order, shipping = (
+        Worker(
+            client,
+            task_queue=queue,
+            workflows=[workflow_class],
+            activities=[bare_step],
+            sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+        )
+        for queue, workflow_class in ((task_queue, BareOrderWorkflow), (f"{task_queue}-shipping", BareShippingWorkflow))
     )
     await asyncio.gather(order.run(), shipping.run())
 

@@ -37,6 +37,12 @@ def test_bench_runs_orders_and_baselines_and_writes_its_report(tmp_path):
     assert written["machine"]["cpus"] and len(written["commit"]) >= 40
     page = prefix.with_suffix(".md").read_text()
     assert f"`{written['command']}`" in page and "## 2 at a time, 3 round(s)" in page
+    # Where each side's CPU goes, by part: the project's own parts (gateway, Postgres) are the baselines' zero.
+    by_part = page.split("CPU seconds an order by part")[1].split("\n\n")[1].splitlines()
+    assert by_part[0] == "| side | Temporal server | workers | gateway | Postgres | benchmark client | in all |"
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in by_part[2:]}
+    assert set(rows) == {"project", "baseline", "status_baseline"}
+    assert float(rows["project"][2]) > 0 and float(rows["baseline"][2]) == 0 == float(rows["baseline"][3])
     report = written["figures"]
     first, second, third = report["runs"]
     assert (first["first"], second["first"], third["first"]) == ("project", "baseline", "status_baseline")
