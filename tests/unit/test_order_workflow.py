@@ -37,6 +37,12 @@ async def wait_for_state(handle, state: str, timeout: float = 10.0) -> orders.Or
     return await asyncio.wait_for(poll(), timeout)
 
 
+async def approve(handle) -> None:
+    """Approves the order as a reviewer would: once it waits in review."""
+    await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
+    await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
+
+
 async def end_order(handle) -> None:
     """Ends an order a test is done with, as a cancel does, and waits for it to close. Left open, or terminated, with
     an attempt in flight, it would hold the time-skipping server's clock for the rest of the session: the server stops
@@ -59,8 +65,7 @@ async def test_happy_path_with_retries_completes(env, run_workers):
     order = new_order()
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, order, stack)
-        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
+        await approve(handle)
         result = await handle.result()
     assert result.state == orders.OrderState.COMPLETED
     assert result.payment.status == "charged"
@@ -95,8 +100,7 @@ async def test_cancel_during_shipping_cancels_shipment_and_refunds(env, run_work
     script = Script(PreparePackage=["hang"] * 3)
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
+        await approve(handle)
         await wait_for_state(handle, orders.OrderState.SHIPPING)
         cancelled = await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("customer called"))
         result = await handle.result()
@@ -110,8 +114,7 @@ async def test_dispatch_failure_reaches_parent_and_is_retried(env, run_workers):
     script = Script(DispatchCarrier=["fail"] * 6)
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
+        await approve(handle)
         result = await handle.result()
         history = await handle.fetch_history()
     assert result.state == orders.OrderState.COMPLETED
@@ -129,8 +132,7 @@ async def test_dispatch_that_keeps_failing_fails_the_order_with_a_refund(env, ru
     script = Script(DispatchCarrier=["fail"] * 100)
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
+        await approve(handle)
         result = await handle.result()
     assert result.state == orders.OrderState.FAILED
     assert "dispatch failed 5 time(s)" in result.reason
@@ -177,8 +179,7 @@ async def test_address_update_reaches_the_child(env, run_workers):
     moved = orders.Address("Ada", "2 Moved Ave", "Shelbyville", "54321", "US")
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
+        await approve(handle)
         await wait_for_state(handle, orders.OrderState.SHIPPING)
         await handle.execute_update(OrderWorkflow.address_update, orders.AddressUpdate(moved))
         result = await handle.result()
@@ -194,8 +195,7 @@ async def test_cancel_while_the_charge_keeps_hanging_ends_the_order_at_once(env,
     script = Script(ChargePayment=["hang"] * 1000)
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
+        await approve(handle)
         await wait_for_state(handle, orders.OrderState.CHARGING)
         await asyncio.sleep(0.3)
         cancelled = await handle.execute_update(OrderWorkflow.cancel_update, orders.CancelRequest("changed my mind"))
@@ -277,8 +277,7 @@ async def test_an_order_rewrites_its_visibility_record_only_around_review_and_at
     script = Script()
     async with AsyncExitStack() as stack:
         handle = await start(env, run_workers, script, new_order(), stack)
-        await wait_for_state(handle, orders.OrderState.AWAITING_REVIEW)
-        await handle.execute_update(OrderWorkflow.approve_update, orders.ReviewDecision("alice"))
+        await approve(handle)
         result = await handle.result()
         history = await handle.fetch_history()
     assert result.state == orders.OrderState.COMPLETED
